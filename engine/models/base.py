@@ -1,0 +1,257 @@
+"""The one model contract every autoencoder family implements, and its hyperparameter schema.
+
+Conventions (all families):
+- inputs `x` are float images in [0, 1], shape n×C×H×W; labels `y` are int64 class indices (or None);
+- `encode(x, y)` → `LatentCode`; `code.mean` is the representation explored and measured (posterior mean,
+  or the deterministic code), `code.z` the (reparameterised) sample the decoder sees in training;
+- `decode(z, y)` → logits (Bernoulli likelihood) or means (Gaussian likelihood), shape n×C×H×W;
+- `loss(x, y, step)` → `LossOutput`: the differentiable total and detached scalar terms (nats per image,
+  summed over pixels and averaged over the batch).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HyperParam:
+    """One hyperparameter of a family: the GUI form and the CLI's --set options are generated from these."""
+
+    name: str
+    kind: type  # int, float, bool or str
+    default: Any
+    low: float | None = None
+    high: float | None = None
+    help: str = ""
+    choices: tuple[str, ...] | None = None
+    live: bool = False  # may change mid-training through the session's control
+    low_inclusive: bool = True
+    high_inclusive: bool = True
+
+    def range_text(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "true or false"
+        lo = "-∞" if self.low is None else f"{self.low:g}"
+        hi = "∞" if self.high is None else f"{self.high:g}"
+        return f"{'[' if self.low_inclusive else '('}{lo}, {hi}{']' if self.high_inclusive else ')'}"
+
+    def coerce(self, value: Any) -> Any:
+        """Convert (strings from the CLI/TOML included) and range-check, or raise ConfigError."""
+        try:
+            if self.kind is bool:
+                if isinstance(value, str):
+                    low = value.strip().lower()
+                    if low not in ("1", "0", "true", "false", "yes", "no", "on", "off"):
+                        raise ValueError(value)
+                    value = low in ("1", "true", "yes", "on")
+                elif not isinstance(value, bool | int):
+                    raise ValueError(value)
+                return bool(value)
+            if self.kind is int:
+                if isinstance(value, bool):
+                    raise ValueError(value)
+                if isinstance(value, float) and not value.is_integer():
+                    raise ValueError(value)
+                value = int(value)
+            elif self.kind is float:
+                if isinstance(value, bool):
+                    raise ValueError(value)
+                value = float(value)
+                if not math.isfinite(value):
+                    raise ValueError(value)
+            else:
+                value = str(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{self.name} must be {self.kind.__name__} in {self.range_text()}, "
+                              f"got {value!r}") from None
+        if self.choices and value not in self.choices:
+            raise ConfigError(f"{self.name} must be {self.range_text()}, got {value!r}")
+        if self.kind in (int, float):
+            bad_low = self.low is not None and (value < self.low if self.low_inclusive else value <= self.low)
+            bad_high = self.high is not None and (
+                value > self.high if self.high_inclusive else value >= self.high)
+            if bad_low or bad_high:
+                raise ConfigError(f"{self.name} must be in {self.range_text()}, got {value!r}")
+        return value
+
+
+# Hyperparameters every family shares (architecture and likelihood).
+COMMON_HPARAMS: tuple[HyperParam, ...] = (
+    HyperParam("latent_dim", int, 10, 1, 512, "Dimension D of the latent code z."),
+    HyperParam("backbone", str, "auto", choices=("auto", "mlp", "conv"),
+               help="Encoder/decoder network; auto = conv for images ≥ 28×28, else MLP."),
+    HyperParam("hidden", int, 256, 8, 4096, "Width of the hidden layers (MLP units / conv base channels×8)."),
+    HyperParam("depth", int, 2, 1, 6, "Number of hidden layers (MLP) or downsampling blocks (conv, 0 = auto)."),
+    HyperParam("likelihood", str, "bernoulli", choices=("bernoulli", "gaussian"),
+               help="p(x|z): Bernoulli on logits (BCE) or Gaussian with fixed σ (‖x−x̂‖²/2σ² + const)."),
+    HyperParam("sigma", float, 1.0, 0.0, 10.0, "σ of the Gaussian likelihood (fixed variance).",
+               low_inclusive=False),
+)
+
+
+class LatentCode:
+    """What `encode` returns: the representation and, for variational models, the posterior."""
+
+    __slots__ = ("mean", "z", "logvar", "scale_tril", "extras")
+
+    def __init__(self, mean: torch.Tensor, z: torch.Tensor | None = None, logvar: torch.Tensor | None = None,
+                 scale_tril: torch.Tensor | None = None, extras: dict | None = None) -> None:
+        self.mean = mean
+        self.z = mean if z is None else z
+        self.logvar = logvar
+        self.scale_tril = scale_tril
+        self.extras = extras or {}
+
+
+@dataclass
+class LossOutput:
+    """The differentiable total plus detached scalar terms for logging (0-d tensors, nats per image)."""
+
+    total: torch.Tensor
+    terms: dict[str, torch.Tensor] = field(default_factory=dict)
+    kl_per_dim: torch.Tensor | None = None  # detached, shape D: mean over the batch of KL per latent
+
+
+class ModelBase(nn.Module):
+    """Base class of every family. Subclasses set `family`, `hparams_spec` and implement the abstract parts."""
+
+    family: ClassVar[str] = ""
+    title: ClassVar[str] = ""
+    formula: ClassVar[str] = ""  # one line: the objective, shown by `models` and as a tooltip
+    hparams_spec: ClassVar[tuple[HyperParam, ...]] = ()
+    is_variational: ClassVar[bool] = False
+    is_conditional: ClassVar[bool] = False
+    can_sample: ClassVar[bool] = False
+    latent_kind: ClassVar[str] = "continuous"  # or "discrete" (VQ-VAE)
+
+    def __init__(self, shape: tuple[int, int, int], num_classes: int = 0, **hparams: Any) -> None:
+        super().__init__()
+        self.data_shape = tuple(int(s) for s in shape)
+        self.num_classes = int(num_classes)
+        self.hparams = self.validate_hparams(hparams)
+        if self.is_conditional and self.num_classes < 2:
+            raise ConfigError(f"{self.family} needs labelled data (at least 2 classes); "
+                              "choose a dataset with labels such as digits or mnist")
+
+    # --- schema --------------------------------------------------------------------------------
+    @classmethod
+    def all_hparams(cls) -> tuple[HyperParam, ...]:
+        own = {h.name for h in cls.hparams_spec}
+        return tuple(h for h in COMMON_HPARAMS if h.name not in own) + tuple(cls.hparams_spec)
+
+    @classmethod
+    def validate_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in, every value coerced and range-checked; unknown names are an error."""
+        spec = {h.name: h for h in cls.all_hparams()}
+        unknown = sorted(set(given) - set(spec))
+        if unknown:
+            raise ConfigError(f"unknown hyperparameter(s) for {cls.family}: {', '.join(unknown)}; "
+                              f"known: {', '.join(spec)}")
+        values = {name: h.default for name, h in spec.items()}
+        for name, value in given.items():
+            values[name] = spec[name].coerce(value)
+        cls.check_hparams(values)
+        return values
+
+    @classmethod
+    def check_hparams(cls, values: dict[str, Any]) -> None:
+        """Cross-parameter checks (e.g. k ≤ latent_dim); raise ConfigError."""
+
+    def set_hparam(self, name: str, value: Any) -> None:
+        """Change a live hyperparameter between steps (β, C_max, …)."""
+        spec = {h.name: h for h in self.all_hparams()}
+        if name not in spec:
+            raise ConfigError(f"{self.family} has no hyperparameter {name!r}")
+        if not spec[name].live:
+            raise ConfigError(f"{name} cannot be changed during training for {self.family}")
+        self.hparams[name] = spec[name].coerce(value)
+
+    @property
+    def latent_dim(self) -> int:
+        return int(self.hparams["latent_dim"])
+
+    # --- the contract ------------------------------------------------------------------------------
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> LatentCode:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def loss(self, x: torch.Tensor, y: torch.Tensor | None = None, step: int = 0) -> LossOutput:
+        raise NotImplementedError
+
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """n images in [0, 1] drawn from the model's prior (generative families only)."""
+        raise ConfigError(f"{self.family} is not generative: it has no prior to sample from")
+
+    # --- shared helpers ---------------------------------------------------------------------------
+    def to_image(self, decoded: torch.Tensor) -> torch.Tensor:
+        """Decoder output → image in [0, 1] (sigmoid of logits, or clamped Gaussian mean)."""
+        if self.hparams["likelihood"] == "bernoulli":
+            return torch.sigmoid(decoded)
+        return decoded.clamp(0.0, 1.0)
+
+    def decode_images(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.to_image(self.decode(z, y))
+
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Deterministic reconstruction in [0, 1]: decode the representation (posterior mean)."""
+        return self.decode_images(self.encode(x, y).mean, y)
+
+    def main_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained by the session's optimiser (families with a second optimiser exclude theirs)."""
+        return list(self.parameters())
+
+    def auxiliary_optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers a family owns itself (FactorVAE's discriminator); saved with the checkpoint."""
+        return {}
+
+    def after_step(self, x: torch.Tensor, y: torch.Tensor | None, step: int) -> dict[str, float]:
+        """Called after each main optimiser step (discriminator updates, code-usage statistics…)."""
+        return {}
+
+    def live_values(self, step: int) -> dict[str, float]:
+        """The schedule-dependent values in force at `step` (β, C, …), echoed in the metrics."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"family": self.family, "hparams": dict(self.hparams), "shape": list(self.data_shape),
+                "num_classes": self.num_classes}
+
+
+_REGISTRY: dict[str, type[ModelBase]] = {}
+
+
+def register(cls: type[ModelBase]) -> type[ModelBase]:
+    """Class decorator: add a family to the registry under `cls.family`."""
+    if not cls.family:
+        raise ValueError(f"{cls.__name__} has no family name")
+    _REGISTRY[cls.family] = cls
+    return cls
+
+
+def families() -> dict[str, type[ModelBase]]:
+    """Registered families, in registration order."""
+    return dict(_REGISTRY)
+
+
+def model_class(family: str) -> type[ModelBase]:
+    try:
+        return _REGISTRY[family]
+    except KeyError:
+        raise ConfigError(f"unknown model family {family!r}; known: {', '.join(_REGISTRY)}") from None
+
+
+def create_model(family: str, shape: tuple[int, int, int], num_classes: int = 0, **hparams: Any) -> ModelBase:
+    """Build a family for data of `shape` (C, H, W); hyperparameters are validated with clear errors."""
+    return model_class(family)(shape, num_classes, **hparams)
