@@ -1,0 +1,131 @@
+"""engine.explore on tiny models trained for a few dozen steps on the 8×8 digits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from engine import explore
+from engine.data import load_dataset
+from engine.errors import ConfigError
+from engine.models import create_model
+
+
+def _train(family: str, steps: int = 40, **hp) -> torch.nn.Module:
+    torch.manual_seed(0)
+    ds = load_dataset("digits")
+    model = create_model(family, ds.shape, ds.num_classes, latent_dim=4, hidden=32, depth=1, **hp)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    x = ds.images.float() / 255.0
+    y = ds.labels
+    for step in range(steps):
+        sl = slice((step * 128) % 1600, (step * 128) % 1600 + 128)
+        out = model.loss(x[sl], y[sl] if model.is_conditional else None, step)
+        opt.zero_grad()
+        out.total.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+@pytest.fixture(scope="module")
+def vae():
+    return _train("vae")
+
+
+def test_sample_images_repeatable_and_in_range(vae):
+    a = explore.sample_images(vae, 6, seed=3)
+    b = explore.sample_images(vae, 6, seed=3)
+    c = explore.sample_images(vae, 6, seed=4)
+    assert a.shape == (6, 1, 8, 8)
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a.min()) >= 0.0 and float(a.max()) <= 1.0
+
+
+def test_latent_stats_orders_by_kl_and_bounds_by_prior(vae, digits):
+    stats = explore.latent_stats(vae, digits, torch.arange(300), n=200, radius=2.5)
+    assert stats.means.shape == (200, 4)
+    assert stats.kl_per_dim is not None and np.all(stats.kl_per_dim >= 0)
+    assert np.all(np.diff(stats.kl_per_dim[stats.order]) <= 0)
+    assert np.allclose(stats.low, -2.5) and np.allclose(stats.high, 2.5)
+    # KL per dim agrees with the closed form on the same items
+    x = digits.images_at(torch.arange(200)).float() / 255
+    with torch.no_grad():
+        code = vae.encode(x)
+    expected = 0.5 * (code.mean ** 2 + code.logvar.exp() - code.logvar - 1).mean(0)
+    assert np.allclose(stats.kl_per_dim, expected.numpy(), atol=1e-5)
+
+
+def test_traversal_grid_rows_are_dims_and_only_that_dim_moves(vae):
+    base = torch.zeros(4)
+    values = np.linspace(-3, 3, 5)
+    grid = explore.traversal_grid(vae, base, [2, 0], values, pad=1)
+    assert grid.dtype == np.uint8 and grid.shape == (2 * 9 + 1, 5 * 9 + 1)
+    imgs = explore.traversal_images(vae, base, [2, 0], values)
+    z = torch.zeros(1, 4)
+    z[0, 0] = 3.0
+    assert torch.allclose(imgs[9], explore.decode_codes(vae, z)[0], atol=1e-6)
+    frames = explore.traversal_frames(vae, base, [2, 0], values)
+    assert len(frames) == 5 + 3 and frames[0].shape == (9 + 1, 2 * 9 + 1)
+    assert np.array_equal(frames[1], frames[-1])
+
+
+def test_interpolation_endpoints_are_reconstructions(vae, digits):
+    xa, xb = digits.images_at(torch.tensor([0, 1, 5])), digits.images_at(torch.tensor([7, 8, 9]))
+    for mode in ("lerp", "slerp"):
+        path = explore.interpolate(vae, xa, xb, 6, mode=mode).view(3, 6, 1, 8, 8)
+        rec_a = explore.reconstructions(vae, xa)
+        rec_b = explore.reconstructions(vae, xb)
+        assert torch.allclose(path[:, 0], rec_a, atol=1e-5)
+        assert torch.allclose(path[:, -1], rec_b, atol=1e-5)
+        assert not torch.allclose(path[:, 2], rec_a, atol=1e-3)
+    fade = explore.crossfade(xa[0], xb[0], 3)
+    assert torch.allclose(fade[1], (xa[0].float() + xb[0].float()) / 510)
+
+
+def test_slerp_keeps_norm_between_equal_norm_codes():
+    a, b = torch.tensor([[2.0, 0.0]]), torch.tensor([[0.0, 2.0]])
+    path = explore.lerp_path(a, b, 5, "slerp")[0]
+    assert torch.allclose(path.norm(dim=1), torch.full((5,), 2.0), atol=1e-5)
+    assert torch.allclose(explore.lerp_path(a, a, 3, "slerp")[0], a.expand(3, 2))
+
+
+def test_embeddings_map_back_and_manifold_grid(vae, digits):
+    means = explore.encode_means(vae, digits.images_at(torch.arange(100)), batch=32)
+    assert means.shape == (100, 4)
+    for method in ("pca", "dims"):
+        emb = explore.embed(means, method)
+        assert emb.coords.shape == (100, 2)
+        back = emb.to_code(emb.coords[:3])
+        assert np.allclose(emb.coords[:3], (back - emb.origin) @ emb.axes.T, atol=1e-4)
+    grid = explore.manifold_grid(vae, explore.embed(means, "pca"), explore.plane_values(-1, 1, 4),
+                                 explore.plane_values(-1, 1, 3))
+    assert grid.shape == (3 * 8, 4 * 8)
+
+
+def test_anomaly_scores_match_the_likelihood(vae, digits):
+    imgs = digits.images_at(torch.arange(50))
+    err = explore.reconstruction_errors(vae, imgs, batch=16)
+    x = imgs.float() / 255
+    with torch.no_grad():
+        logits = vae.decode(vae.encode(x).mean)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum((1, 2, 3))
+    assert np.allclose(err, ref.numpy(), rtol=1e-5)
+    worst = explore.worst_indices(err, 5)
+    assert list(worst) == list(np.argsort(-err)[:5])
+
+
+def test_bad_inputs_raise_clear_errors(vae):
+    with pytest.raises(ConfigError, match="latent_dim"):
+        explore.traversal_grid(vae, torch.zeros(3), [0], [0.0, 1.0])
+    with pytest.raises(ConfigError, match="dims"):
+        explore.traversal_grid(vae, torch.zeros(4), [7], [0.0, 1.0])
+    with pytest.raises(ConfigError, match="not conditional"):
+        explore.conditional_grid(vae, 3)
+    with pytest.raises(ConfigError, match="data shape"):
+        explore.encode_means(vae, torch.zeros(2, 1, 5, 5, dtype=torch.uint8))
