@@ -107,6 +107,7 @@ class Dataset:
             self.labels = self.labels.to(device)
         if self.factors is not None:
             self.factors = self.factors.to(device)
+        self.__dict__.pop("_grid_cache", None)
         return self
 
     @property
@@ -125,6 +126,58 @@ class Dataset:
         if n > 1 and test_fraction > 0:
             n_test = max(1, min(n - 1, n_test))
         return perm[n_test:], perm[:n_test]
+
+    # --- the factor-source protocol (what the disentanglement metrics call) ----------------------
+    def _grid_lookup(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Item index of every factor combination, when the factors form a complete grid (cached)."""
+        cached = self.__dict__.get("_grid_cache")
+        if cached is not None:
+            return cached
+        if self.factor_spec is None:
+            raise DatasetError(f"{self.name}: this dataset has no ground-truth factors")
+        sizes = self.factor_spec.sizes
+        grid_size = int(np.prod(sizes, dtype=np.int64))
+        if self.factors is None or len(self) != grid_size:
+            raise DatasetError(f"{self.name}: its factors do not form a complete grid ({len(self)} items for "
+                               f"{grid_size} factor combinations), so images for arbitrary factor values "
+                               "cannot be produced")
+        radix = torch.tensor([int(np.prod(sizes[k + 1:], dtype=np.int64)) for k in range(len(sizes))],
+                             dtype=torch.int64, device=self.factors.device)
+        grid = (self.factors.to(torch.int64) * radix).sum(dim=1)
+        counts = torch.bincount(grid, minlength=grid_size)
+        if counts.numel() != grid_size or not bool((counts == 1).all()):
+            raise DatasetError(f"{self.name}: its factor rows are not a complete grid (some combinations "
+                               "repeat or are missing), so images for arbitrary factor values cannot be produced")
+        lookup = torch.empty(grid_size, dtype=torch.int64, device=grid.device)
+        lookup[grid] = torch.arange(grid_size, device=grid.device)
+        self._grid_cache = (lookup, radix)
+        return self._grid_cache
+
+    def _check_factor_rows(self, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        assert self.factor_spec is not None
+        f = torch.as_tensor(np.asarray(factors) if isinstance(factors, list | tuple) else factors)
+        k = self.factor_spec.num_factors
+        if f.dim() != 2 or f.shape[1] != k or f.dtype.is_floating_point or f.dtype == torch.bool:
+            raise DatasetError(f"{self.name}: factors must be an n×{k} integer array, "
+                               f"got {f.dtype} {tuple(f.shape)}")
+        f = f.to(torch.int64)
+        sizes = torch.tensor(self.factor_spec.sizes)
+        if f.numel() and bool(((f < 0) | (f >= sizes.to(f.device))).any()):
+            raise DatasetError(f"{self.name}: factor values must lie in 0…size−1 for sizes {self.factor_spec.sizes}")
+        return f
+
+    def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n factor rows (n×K int64 class indices) drawn uniformly from the factor grid."""
+        self._grid_lookup()
+        assert self.factor_spec is not None
+        return np.stack([rng.integers(0, s, size=int(n)) for s in self.factor_spec.sizes],
+                        axis=1).astype(np.int64)
+
+    def render_factors(self, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """uint8 n×C×H×W images for factor rows (n×K class indices), looked up in the complete grid."""
+        lookup, radix = self._grid_lookup()
+        f = self._check_factor_rows(factors).to(radix.device)
+        return self.images_at(lookup[(f * radix).sum(dim=1)])
 
     def summary(self) -> dict:
         """A JSON-able description (what the GUI's data dock and `datasets` show)."""

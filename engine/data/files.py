@@ -1,0 +1,266 @@
+"""Your own data: a folder of images (labels from sub-folder names) or `.npy`/`.npz` arrays."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .base import Dataset, DatasetError, images_from_array
+from .npyio import check_size, npy_header, npz_headers, read_npy, read_npz_member
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+ACCEPTED_FORMATS = {"PNG", "JPEG", "BMP", "GIF", "TIFF", "WEBP", "MPO"}
+IMAGE_KEYS = ("images", "imgs", "x", "x_train", "X", "data", "arr_0")
+LABEL_KEYS = ("labels", "y", "y_train", "targets", "Y", "arr_1")
+MAX_SOURCE_PIXELS = 40_000_000
+MAX_IMAGES = 2_000_000
+MAX_TOTAL_BYTES = 4 << 30
+MAX_CLASSES = 10_000
+GRAY_MODES = {"1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F", "P;gray"}
+
+
+def _parse_size(size: str | int | None) -> int | None:
+    if size is None or str(size).strip().lower() in ("", "auto", "native"):
+        return None
+    try:
+        value = int(size)
+    except ValueError:
+        raise DatasetError(f"size must be a whole number of pixels, got {size!r}") from None
+    if not 4 <= value <= 256:
+        raise DatasetError(f"size must lie in 4…256 pixels, got {value}")
+    return value
+
+
+def _parse_channels(channels: str | int | None) -> int | None:
+    if channels is None or str(channels).lower() in ("", "auto"):
+        return None
+    if str(channels) not in ("1", "3"):
+        raise DatasetError(f"channels must be 1, 3 or auto, got {channels!r}")
+    return int(channels)
+
+
+# --- folders of images ----------------------------------------------------------------------------
+
+def _visible(entries: list[Path]) -> list[Path]:
+    return sorted(p for p in entries if not p.name.startswith("."))
+
+
+def _collect(root: Path) -> tuple[list[Path], list[int], tuple[str, ...] | None]:
+    """Image files and labels: sub-folders are classes; files directly in root are unlabelled."""
+    entries = _visible(list(root.iterdir()))
+    subdirs = [p for p in entries if p.is_dir()]
+    files = [p for p in entries if p.is_file()]
+    if subdirs and files:
+        raise DatasetError(f"{root}: mixes image files ({files[0].name}, …) with class sub-folders "
+                           f"({subdirs[0].name}, …); put every image inside a class folder, or none")
+    if not subdirs:
+        if not files:
+            raise DatasetError(f"{root}: the folder is empty (expected PNG/JPEG images or class sub-folders)")
+        return files, [], None
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, sub in enumerate(subdirs):
+        inside = _visible(list(sub.iterdir()))
+        nested = [p for p in inside if p.is_dir()]
+        if nested:
+            raise DatasetError(f"{nested[0]}: class folders must hold images, not further folders")
+        if not inside:
+            raise DatasetError(f"{sub}: the class folder is empty")
+        paths += inside
+        labels += [label] * len(inside)
+    if len(subdirs) > MAX_CLASSES:
+        raise DatasetError(f"{root}: {len(subdirs)} class folders is more than the {MAX_CLASSES} allowed")
+    return paths, labels, tuple(p.name for p in subdirs)
+
+
+def _probe(path: Path) -> tuple[tuple[int, int], bool]:
+    """(width, height) and whether the image is grayscale, from its header only."""
+    from PIL import Image, UnidentifiedImageError
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DatasetError(f"{path}: not an image file (expected PNG or JPEG, found {path.suffix or 'no suffix'})")
+    try:
+        with Image.open(path) as im:
+            fmt, size, mode = im.format, im.size, im.mode
+            gray = mode in GRAY_MODES or (mode == "P" and _palette_is_gray(im))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DatasetError(f"{path}: not a readable image ({exc})") from exc
+    if fmt not in ACCEPTED_FORMATS:
+        raise DatasetError(f"{path}: unsupported image format {fmt}")
+    if size[0] < 1 or size[1] < 1 or size[0] * size[1] > MAX_SOURCE_PIXELS:
+        raise DatasetError(f"{path}: image size {size[0]}×{size[1]} is absurd (limit "
+                           f"{MAX_SOURCE_PIXELS:,} pixels)")
+    return size, gray
+
+
+def _palette_is_gray(im) -> bool:
+    palette = im.getpalette() or []
+    rgb = np.asarray(palette[: 3 * 256], dtype=np.int64).reshape(-1, 3)
+    return bool((rgb == rgb[:, :1]).all())
+
+
+def _decode(path: Path, size: int, channels: int) -> np.ndarray:
+    """Pixels as H×W×C uint8: centre-cropped to a square, then resized (area filter) to size×size."""
+    from PIL import Image, ImageOps
+
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im = im.convert("L" if channels == 1 else "RGB")
+            if im.size != (size, size):
+                im = ImageOps.fit(im, (size, size), method=Image.Resampling.BOX if min(im.size) >= size
+                                  else Image.Resampling.BICUBIC)
+            arr = np.asarray(im, dtype=np.uint8)
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise DatasetError(f"{path}: the image data is corrupt ({exc})") from exc
+    return arr.reshape(size, size, channels)
+
+
+def load_image_folder(root: Path, size: str | int | None = None, channels: str | int | None = None) -> Dataset:
+    """Every image under `root` (checked by header first), resized to size×size; sub-folders become labels.
+
+    Without `size`, images keep their size when they all share one square size in 4…256, else 64.
+    Without `channels`, the set is grayscale when every image is, else RGB.
+    """
+    wanted = _parse_size(size)
+    wanted_channels = _parse_channels(channels)
+    paths, labels, class_names = _collect(root)
+    if len(paths) > MAX_IMAGES:
+        raise DatasetError(f"{root}: {len(paths):,} images is more than the {MAX_IMAGES:,} allowed")
+    probes = [_probe(p) for p in paths]
+    if wanted is None:
+        sizes = {s for s, _ in probes}
+        only = next(iter(sizes))
+        wanted = only[0] if len(sizes) == 1 and only[0] == only[1] and 4 <= only[0] <= 256 else 64
+    if wanted_channels is None:
+        wanted_channels = 1 if all(gray for _, gray in probes) else 3
+    total = len(paths) * wanted * wanted * wanted_channels
+    if total > MAX_TOTAL_BYTES:
+        raise DatasetError(f"{root}: {len(paths):,} images at {wanted}×{wanted}×{wanted_channels} need "
+                           f"{total / 2**30:.1f} GiB, over the {MAX_TOTAL_BYTES / 2**30:.0f} GiB limit")
+    images = np.empty((len(paths), wanted, wanted, wanted_channels), dtype=np.uint8)
+    for i, p in enumerate(paths):
+        images[i] = _decode(p, wanted, wanted_channels)
+    kind = "RGB" if wanted_channels == 3 else "grayscale"
+    classes = f", {len(class_names)} classes from sub-folders" if class_names else ", unlabelled"
+    return Dataset(
+        name=root.name or str(root),
+        description=f"{len(paths):,} images from {root}, {wanted}×{wanted} {kind}{classes}",
+        images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
+        labels=torch.tensor(labels, dtype=torch.int64) if class_names else None,
+        class_names=class_names,
+        extra={"path": str(root)},
+    )
+
+
+# --- arrays ---------------------------------------------------------------------------------------
+
+def _check_labels(labels: np.ndarray, n: int, source: str) -> torch.Tensor:
+    if labels.ndim != 1:
+        raise DatasetError(f"{source}: labels must be one-dimensional, got shape {labels.shape}")
+    if labels.shape[0] != n:
+        raise DatasetError(f"{source}: {n} images but {labels.shape[0]} labels")
+    if labels.dtype.kind == "f":
+        if not np.isfinite(labels).all() or not (labels == np.round(labels)).all():
+            raise DatasetError(f"{source}: labels must be whole numbers (found NaN, Inf or fractions)")
+    elif labels.dtype.kind not in "iub":
+        raise DatasetError(f"{source}: labels must be integers, got {labels.dtype}")
+    out = labels.astype(np.int64)
+    if out.size and (out.min() < 0 or out.max() >= MAX_CLASSES):
+        raise DatasetError(f"{source}: labels must lie in 0…{MAX_CLASSES - 1}, found {out.min()}…{out.max()}")
+    return torch.from_numpy(out)
+
+
+def _image_header_check(shape: tuple[int, ...], source: str) -> None:
+    if len(shape) not in (3, 4):
+        raise DatasetError(f"{source}: images must have 3 or 4 dimensions (N×H×W, N×H×W×C or N×C×H×W), "
+                           f"got shape {shape}")
+    if shape[0] == 0:
+        raise DatasetError(f"{source}: the array holds no images")
+    if shape[0] > MAX_IMAGES or any(s > 4096 for s in shape[1:]):
+        raise DatasetError(f"{source}: shape {shape} is absurd for an image array")
+
+
+def _from_arrays(images: np.ndarray, labels: np.ndarray | None, source: str, labels_source: str,
+                 size: int | None, name: str, path: Path) -> Dataset:
+    tensor = images_from_array(images, source)
+    label_tensor = None if labels is None else _check_labels(labels, tensor.shape[0], labels_source)
+    if size is not None and tensor.shape[-1] != size or size is not None and tensor.shape[-2] != size:
+        tensor = torch.nn.functional.interpolate(tensor.float(), size=(size, size), mode="area"
+                                                 if tensor.shape[-1] >= size else "bilinear")
+        tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
+    n_classes = "" if label_tensor is None else f", {int(label_tensor.max()) + 1} classes"
+    return Dataset(
+        name=name,
+        description=f"{tensor.shape[0]:,} images from {path}, {tensor.shape[-2]}×{tensor.shape[-1]}"
+                    f"×{tensor.shape[1]}{n_classes}",
+        images=tensor,
+        labels=label_tensor,
+        class_names=None if label_tensor is None else tuple(str(i) for i in range(int(label_tensor.max()) + 1)),
+        extra={"path": str(path)},
+    )
+
+
+def load_array_file(path: Path, size: str | int | None = None, images_key: str | None = None,
+                    labels_key: str | None = None, labels: str | None = None) -> Dataset:
+    """`.npy` (images; `labels=other.npy` optional) or `.npz` (keys images/x/x_train… and labels/y…)."""
+    wanted = _parse_size(size)
+    if path.suffix == ".npy":
+        header = npy_header(path)
+        _image_header_check(header.shape, str(path))
+        check_size(header, str(path))
+        label_arr = None
+        labels_source = ""
+        if labels:
+            labels_path = Path(labels).expanduser()
+            lh = npy_header(labels_path)
+            if len(lh.shape) != 1 or lh.shape[0] != header.shape[0]:
+                raise DatasetError(f"{labels_path}: expected {header.shape[0]} labels, got shape {lh.shape}")
+            label_arr, labels_source = read_npy(labels_path), str(labels_path)
+        return _from_arrays(read_npy(path), label_arr, str(path), labels_source, wanted, path.stem, path)
+    headers = npz_headers(path)
+    if {"imgs", "latents_classes"} <= headers.keys():
+        from .dsprites import load_official_npz
+
+        return load_official_npz(path)
+    x_key = images_key or next((k for k in IMAGE_KEYS if k in headers), None)
+    if x_key is None or x_key not in headers:
+        raise DatasetError(f"{path}: no image array found (looked for {', '.join(IMAGE_KEYS)}; "
+                           f"the archive holds {', '.join(sorted(headers))})")
+    y_key = labels_key or next((k for k in LABEL_KEYS if k in headers and k != x_key), None)
+    if labels_key and labels_key not in headers:
+        raise DatasetError(f"{path}: no array named {labels_key!r} (found {', '.join(sorted(headers))})")
+    hx = headers[x_key]
+    _image_header_check(hx.shape, f"{path} [{x_key}]")
+    if y_key is not None:
+        hy = headers[y_key]
+        if len(hy.shape) != 1 or hy.shape[0] != hx.shape[0]:
+            raise DatasetError(f"{path}: {hx.shape[0]} images in {x_key!r} but {y_key!r} has shape {hy.shape}")
+    images = read_npz_member(path, x_key, headers)
+    label_arr = None if y_key is None else read_npz_member(path, y_key, headers)
+    return _from_arrays(images, label_arr, f"{path} [{x_key}]", f"{path} [{y_key}]", wanted, path.stem, path)
+
+
+def load_path(path: str | Path, **options: str) -> Dataset:
+    """A folder of images or an `.npy`/`.npz` file; DatasetError names the file and the problem."""
+    p = Path(path).expanduser()
+    if not p.exists():
+        raise DatasetError(f"{p}: no such file or folder")
+    if p.is_dir():
+        allowed = {"size", "channels"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise DatasetError(f"{p}: unknown option(s) {', '.join(sorted(unknown))} for an image folder "
+                               f"(allowed: {', '.join(sorted(allowed))})")
+        return load_image_folder(p, **options)
+    if p.suffix in (".npy", ".npz"):
+        allowed = {"size", "images_key", "labels_key", "labels"}
+        unknown = set(options) - allowed
+        if unknown:
+            raise DatasetError(f"{p}: unknown option(s) {', '.join(sorted(unknown))} for an array file "
+                               f"(allowed: {', '.join(sorted(allowed))})")
+        return load_array_file(p, **options)
+    raise DatasetError(f"{p}: unsupported file type {p.suffix or '(none)'}: give a folder of images, "
+                       "a .npy or a .npz file")
