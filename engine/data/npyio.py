@@ -30,7 +30,7 @@ class ArrayHeader:
         return math.prod(self.shape) * self.dtype.itemsize
 
 
-def _read_header(stream, source: str) -> ArrayHeader:
+def _read_header(stream, source: str, allow_object: bool = False) -> ArrayHeader:
     try:
         version = np.lib.format.read_magic(stream)
         if version == (1, 0):
@@ -43,7 +43,7 @@ def _read_header(stream, source: str) -> ArrayHeader:
         raise
     except _READ_ERRORS as exc:
         raise DatasetError(f"{source}: not a valid .npy array header ({exc})") from exc
-    if dtype.hasobject:
+    if dtype.hasobject and not allow_object:
         raise DatasetError(f"{source}: holds Python objects (pickled data), which are never loaded")
     if any(int(s) < 0 for s in shape):
         raise DatasetError(f"{source}: negative dimension in shape {shape}")
@@ -51,7 +51,10 @@ def _read_header(stream, source: str) -> ArrayHeader:
 
 
 def npz_headers(path: Path) -> dict[str, ArrayHeader]:
-    """Headers of every array in an `.npz` archive, without reading any array data."""
+    """Headers of every array in an `.npz` archive, without reading any array data.
+
+    Object (pickled) members are listed, so an archive such as the official dSprites file with its pickled
+    metadata stays usable, but `read_npz_member` refuses to read them."""
     out: dict[str, ArrayHeader] = {}
     try:
         with zipfile.ZipFile(path) as archive:
@@ -60,7 +63,7 @@ def npz_headers(path: Path) -> dict[str, ArrayHeader]:
                     continue
                 key = info.filename[: -len(".npy")]
                 with archive.open(info) as member:
-                    out[key] = _read_header(member, f"{path} [{key}]")
+                    out[key] = _read_header(member, f"{path} [{key}]", allow_object=True)
     except DatasetError:
         raise
     except FileNotFoundError as exc:
@@ -106,6 +109,8 @@ def read_npz_member(path: Path, key: str, headers: dict[str, ArrayHeader],
                     max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
     """Load one member of an `.npz` whose headers were validated (size limit enforced, no pickles)."""
     source = f"{path} [{key}]"
+    if headers[key].dtype.hasobject:
+        raise DatasetError(f"{source}: holds Python objects (pickled data), which are never loaded")
     check_size(headers[key], source, max_bytes)
     try:
         with np.load(path, allow_pickle=False) as archive:
