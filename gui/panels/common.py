@@ -1,0 +1,277 @@
+"""What every exploration panel shares: the panel base (empty state, live refresh, inference runner, shutdown),
+a grid view with row/column labels and clicks, thumbnails, and export helpers."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.imaging import save_png
+from gui.inference import InferenceRunner
+from gui.model_source import ModelSource
+
+LIVE_REFRESH_MS = 700
+
+
+def upscale(grid: np.ndarray, min_side: int = 512) -> np.ndarray:
+    """Nearest-neighbour integer upscaling so exported figures of 8×8 or 28×28 images are not postage stamps."""
+    factor = max(1, -(-min_side // max(1, min(grid.shape[:2]))))
+    factor = min(factor, 16)
+    if factor == 1:
+        return grid
+    return np.ascontiguousarray(grid.repeat(factor, axis=0).repeat(factor, axis=1))
+
+
+def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(list(header))
+        writer.writerows(rows)
+    return path
+
+
+def cell_of(pixel_x: float, pixel_y: float, cell_h: int, cell_w: int, pad: int) -> tuple[int, int]:
+    """(row, col) of the grid cell under an image pixel (tile's layout: pad, then cells of size+pad)."""
+    return int((pixel_y - pad) // (cell_h + pad)), int((pixel_x - pad) // (cell_w + pad))
+
+
+class GridView(pg.PlotWidget):
+    """A uint8 grid on one ImageItem (row-major, levels fixed at 0–255), optional row/column tick labels,
+    and `clicked(x, y)` in image pixel coordinates."""
+
+    clicked = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None, axes: bool = True) -> None:
+        super().__init__(parent=parent, background="#1e1e1e")
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image_item)
+        item = self.getPlotItem()
+        item.invertY(True)
+        item.setAspectLocked(True)
+        item.setMouseEnabled(False, False)
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        for side in ("left", "bottom"):
+            item.showAxis(side, axes)
+        self._shape: tuple[int, ...] | None = None
+        self.image: np.ndarray | None = None
+        self.updates = 0
+        self.scene().sigMouseClicked.connect(self._on_scene_click)
+
+    def set_grid(self, grid: np.ndarray | None, row_ticks: Sequence[tuple[float, str]] | None = None,
+                 col_ticks: Sequence[tuple[float, str]] | None = None) -> None:
+        if grid is None:
+            self.image_item.clear()
+            self.image, self._shape = None, None
+            return
+        grid = np.ascontiguousarray(grid)
+        self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
+        item = self.getPlotItem()
+        item.getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
+        item.getAxis("bottom").setTicks([list(col_ticks)] if col_ticks else None)
+        if self._shape != grid.shape:
+            item.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.01)
+            self._shape = grid.shape
+        self.image = grid
+        self.updates += 1
+
+    def _on_scene_click(self, event) -> None:
+        if self.image is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.getPlotItem().vb.mapSceneToView(event.scenePos())
+        self.click_pixel(point.x(), point.y())
+
+    def click_pixel(self, x: float, y: float) -> None:
+        """Emit `clicked` if (x, y) lies on the image (also the entry point tests use)."""
+        if self.image is not None and 0 <= x < self.image.shape[1] and 0 <= y < self.image.shape[0]:
+            self.clicked.emit(float(x), float(y))
+
+    def scene_point(self, x: float, y: float) -> QPointF:
+        return self.getPlotItem().vb.mapViewToScene(QPointF(x, y))
+
+
+def grid_ticks(count: int, cell: int, pad: int, labels: Sequence[str]) -> list[tuple[float, str]]:
+    """Tick positions at the centre of each grid row/column."""
+    return [(pad + i * (cell + pad) + cell / 2.0, labels[i]) for i in range(min(count, len(labels)))]
+
+
+def button(text: str, slot: Callable[[], None], tooltip: str = "") -> QPushButton:
+    b = QPushButton(text)
+    b.clicked.connect(slot)
+    if tooltip:
+        b.setToolTip(tooltip)
+    return b
+
+
+class PanelBase(QWidget):
+    """A panel: an empty state until a model exists, a content page, a status line, and one inference runner.
+
+    Subclasses build their widgets into `self.content` and implement `rebuild()` (a new model/dataset) and
+    `refresh()` (newer live weights). Jobs get the model via `self.model()` on the worker thread.
+    """
+
+    empty_text = "No model yet. Train one (press Start) or open a checkpoint to explore it here."
+
+    def __init__(self, source: ModelSource, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.runner = InferenceRunner(type(self).__name__, self)
+        self._model_cache: tuple[int, Any] | None = None
+        self._shut = False
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        self.stack = QStackedWidget()
+        self.empty_label = QLabel(self.empty_text)
+        self.empty_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.empty_label.setWordWrap(True)
+        self.empty_label.setObjectName("panelEmptyState")
+        self.content = QWidget()
+        self.stack.addWidget(self.empty_label)
+        self.stack.addWidget(self.content)
+        outer.addWidget(self.stack, 1)
+        self.status = QLabel("")
+        self.status.setObjectName("panelStatus")
+        self.status.setWordWrap(True)
+        outer.addWidget(self.status)
+        self.runner.failed.connect(self.show_error)
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.setInterval(LIVE_REFRESH_MS)
+        self._live_timer.timeout.connect(self._live_refresh)
+        source.changed.connect(self._on_source_changed)
+        source.weights_updated.connect(self._on_weights_updated)
+
+    # --- model access (worker thread) ----------------------------------------------------------------
+    def model(self) -> Any:
+        """The snapshot for the current step, reused across jobs until the weights change (worker thread only)."""
+        step = self.source.step
+        if self._model_cache is None or self._model_cache[0] != step or not self.source.has_model:
+            self._model_cache = (step, self.source.snapshot() if self.source.has_model else None)
+        return self._model_cache[1]
+
+    def submit(self, channel: str, job: Callable[[Any], Any], on_result: Callable[[Any], None]) -> None:
+        """Run job(model) off the GUI thread; `on_result` runs on the GUI thread (newest request per channel)."""
+        if self._shut:
+            return
+
+        def run() -> Any:
+            model = self.model()
+            if model is None:
+                raise RuntimeError("no model")
+            return job(model)
+
+        self.runner.submit(channel, run, on_result, self.show_error)
+
+    # --- source signals ----------------------------------------------------------------------------
+    def _on_source_changed(self) -> None:
+        self._model_cache = None
+        self.runner.submit("_reset", self._reset_cache)
+        if not self.source.has_model or self.source.dataset is None:
+            self.stack.setCurrentWidget(self.empty_label)
+            self.status.setText("")
+            return
+        self.stack.setCurrentWidget(self.content)
+        self.status.setText("")
+        self.rebuild()
+
+    def _reset_cache(self) -> None:
+        self._model_cache = None
+
+    def _on_weights_updated(self, step: int) -> None:
+        if self.source.has_model and not self._live_timer.isActive():
+            self._live_timer.start()
+
+    def _live_refresh(self) -> None:
+        if self.isVisible() and not self._shut:
+            self.refresh()
+
+    # --- to implement ------------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        raise NotImplementedError
+
+    def refresh(self) -> None:
+        self.rebuild()
+
+    # --- helpers -----------------------------------------------------------------------------------
+    def show_error(self, text: str) -> None:
+        if text.endswith("no model"):
+            return
+        self.status.setText(f"⚠ {text}")
+
+    def test_indices(self) -> torch.Tensor:
+        idx = self.source.test_indices
+        if idx is None:
+            return torch.arange(len(self.source.dataset))
+        return torch.as_tensor(idx, dtype=torch.long).reshape(-1)
+
+    def ask_path(self, title: str, suffix: str, filter_text: str) -> str | None:
+        name = f"{type(self).__name__.removesuffix('Panel').lower()}.{suffix}"
+        path, _ = QFileDialog.getSaveFileName(self, title, name, filter_text)
+        if not path:
+            return None
+        return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+
+    def exported(self, path: str | Path) -> None:
+        self.status.setText(f"Saved {path}")
+
+    def export_failed(self, exc: Exception) -> None:
+        QMessageBox.warning(self, "Export failed", str(exc))
+
+    def save_grid_png(self, grid: np.ndarray | None, path: str | Path) -> Path:
+        if grid is None:
+            raise ValueError("nothing to export yet")
+        out = save_png(upscale(grid), path)
+        self.exported(out)
+        return out
+
+    def shutdown(self) -> None:
+        """Stop the inference worker (the main window calls this; closing the panel does too)."""
+        if self._shut:
+            return
+        self._shut = True
+        self._live_timer.stop()
+        try:
+            self.source.changed.disconnect(self._on_source_changed)
+            self.source.weights_updated.disconnect(self._on_weights_updated)
+        except (RuntimeError, TypeError):
+            pass
+        self.runner.shutdown()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.shutdown()
+        super().closeEvent(event)
+
+
+def thumbnails_row(images_uint8: np.ndarray, pad: int = 1) -> np.ndarray:
+    """One row of thumbnails as a uint8 grid (what the pickers show)."""
+    from engine.imaging import tile
+
+    return tile(images_uint8, len(images_uint8), pad=pad)
+
+
+def hbox(*widgets: QWidget, stretch_last: bool = False) -> QHBoxLayout:
+    layout = QHBoxLayout()
+    for w in widgets:
+        layout.addWidget(w)
+    if stretch_last:
+        layout.addStretch(1)
+    return layout
