@@ -1,8 +1,20 @@
-"""Encoder/decoder networks that fit any image shape the data layer produces (8×8 … 64×64, 1 or 3 channels)."""
+"""Encoder/decoder networks that fit any image shape the data layer produces (8×8 … 64×64, 1 or 3 channels).
+
+Every family builds its networks through `build_encoder` / `build_decoder`, so the backbone choice (MLP or
+conv, depth, width) is one set of hyperparameters shared by the whole zoo. No batch-coupled layers
+(BatchNorm): rows stay independent, which the contractive penalty and the IWAE weights rely on.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch
 from torch import nn
+
+from ..errors import ConfigError
+
+CONV_MIN_SIZE = 28  # auto backbone: conv for images at least this large (both sides), MLP below
 
 
 def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
@@ -16,7 +28,7 @@ def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
 
 
 class MLPEncoder(nn.Module):
-    """x (n×C×H×W) → features (n×hidden) through `depth` ReLU layers."""
+    """x (n×C×H×W) [+ extra n×E] → features (n×hidden) through `depth` ReLU layers."""
 
     def __init__(self, shape: tuple[int, int, int], hidden: int, depth: int, extra_in: int = 0) -> None:
         super().__init__()
@@ -24,11 +36,9 @@ class MLPEncoder(nn.Module):
         self.out_features = hidden
         self.net = mlp([c * h * w + extra_in] + [hidden] * depth, final_activation=True)
 
-    def forward(self, x, extra=None):
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
         flat = x.flatten(1)
         if extra is not None:
-            import torch
-
             flat = torch.cat([flat, extra], 1)
         return self.net(flat)
 
@@ -38,9 +48,118 @@ class MLPDecoder(nn.Module):
 
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, hidden: int, depth: int) -> None:
         super().__init__()
-        self.shape = shape
+        self.shape = tuple(shape)
         c, h, w = shape
         self.net = mlp([latent_dim] + [hidden] * depth + [c * h * w])
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z).view(z.shape[0], *self.shape)
+
+
+def auto_conv_blocks(height: int, width: int) -> int:
+    """Stride-2 blocks until the feature map is at most 4 pixels on its shorter side (64→4: 4 blocks)."""
+    blocks = 0
+    while min(height, width) > 4 and min(height, width) // 2 >= 2:
+        height, width, blocks = height // 2, width // 2, blocks + 1
+    return max(blocks, 1)
+
+
+def conv_channels(base: int, blocks: int) -> list[int]:
+    """Modest channel plan base, base, 2·base, 2·base, … (32-32-64-64 for the default width)."""
+    return [base if i < 2 else 2 * base for i in range(blocks)]
+
+
+def conv_feature_sizes(height: int, width: int, blocks: int) -> list[tuple[int, int]]:
+    """Spatial size before each block and after the last one (Conv2d k4 s2 p1 maps s → ⌊s/2⌋)."""
+    sizes = [(height, width)]
+    for _ in range(blocks):
+        height, width = height // 2, width // 2
+        sizes.append((height, width))
+    return sizes
+
+
+class ConvEncoder(nn.Module):
+    """x → `blocks` × (Conv2d 4×4 stride 2, ReLU) → flatten [+ extra] → `depth` ReLU layers of `hidden` units."""
+
+    def __init__(self, shape: tuple[int, int, int], hidden: int, depth: int, blocks: int, base: int,
+                 extra_in: int = 0) -> None:
+        super().__init__()
+        c, h, w = shape
+        sizes = conv_feature_sizes(h, w, blocks)
+        if min(sizes[-1]) < 1:
+            raise ConfigError(f"conv_blocks must be in [0, {auto_conv_blocks(h, w) + 1}] for {h}×{w} images "
+                              f"(0 = auto), got {blocks}")
+        layers: list[nn.Module] = []
+        in_ch = c
+        for out_ch in conv_channels(base, blocks):
+            layers += [nn.Conv2d(in_ch, out_ch, 4, 2, 1), nn.ReLU()]
+            in_ch = out_ch
+        self.conv = nn.Sequential(*layers)
+        self.out_features = hidden
+        fh, fw = sizes[-1]
+        self.fc = mlp([in_ch * fh * fw + extra_in] + [hidden] * depth, final_activation=True)
+
+    def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
+        flat = self.conv(x).flatten(1)
+        if extra is not None:
+            flat = torch.cat([flat, extra], 1)
+        return self.fc(flat)
+
+
+class ConvDecoder(nn.Module):
+    """z → `depth` ReLU layers → feature map → `blocks` × ConvTranspose2d 4×4 stride 2 → n×C×H×W logits/means.
+
+    Output padding per block restores odd sizes exactly (28 → 14 → 7 → 3 is undone as 3 → 7 → 14 → 28).
+    """
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int, hidden: int, depth: int, blocks: int,
+                 base: int) -> None:
+        super().__init__()
+        c, h, w = shape
+        sizes = conv_feature_sizes(h, w, blocks)
+        channels = conv_channels(base, blocks)
+        self.start_channels = channels[-1]
+        self.start_size = sizes[-1]
+        fh, fw = sizes[-1]
+        self.fc = mlp([latent_dim] + [hidden] * depth + [channels[-1] * fh * fw], final_activation=True)
+        layers: list[nn.Module] = []
+        out_channels = [c] + channels[:-1]  # block i maps channels[i] → out_channels[i]
+        for i in reversed(range(blocks)):
+            (th, tw), (sh, sw) = sizes[i], sizes[i + 1]
+            pad = (th - 2 * sh, tw - 2 * sw)
+            layers.append(nn.ConvTranspose2d(channels[i], out_channels[i], 4, 2, 1, output_padding=pad))
+            if i > 0:
+                layers.append(nn.ReLU())
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        fh, fw = self.start_size
+        return self.deconv(self.fc(z).view(z.shape[0], self.start_channels, fh, fw))
+
+
+def resolve_backbone(shape: tuple[int, int, int], choice: str) -> str:
+    """'auto' → 'conv' for images ≥ 28×28, else 'mlp'; explicit choices pass through."""
+    if choice != "auto":
+        return choice
+    return "conv" if min(shape[1], shape[2]) >= CONV_MIN_SIZE else "mlp"
+
+
+def _conv_plan(shape: tuple[int, int, int], hp: dict[str, Any]) -> tuple[int, int]:
+    blocks = int(hp.get("conv_blocks", 0)) or auto_conv_blocks(shape[1], shape[2])
+    return blocks, max(8, int(hp["hidden"]) // 8)
+
+
+def build_encoder(shape: tuple[int, int, int], hp: dict[str, Any], extra_in: int = 0) -> nn.Module:
+    """The family's feature extractor: module(x, extra=None) → n×out_features (out_features = hidden)."""
+    if resolve_backbone(shape, hp["backbone"]) == "conv":
+        blocks, base = _conv_plan(shape, hp)
+        return ConvEncoder(shape, hp["hidden"], hp["depth"], blocks, base, extra_in)
+    return MLPEncoder(shape, hp["hidden"], hp["depth"], extra_in)
+
+
+def build_decoder(shape: tuple[int, int, int], hp: dict[str, Any], in_dim: int) -> nn.Module:
+    """The family's decoder: module(z) → n×C×H×W logits (Bernoulli) or means (Gaussian)."""
+    if resolve_backbone(shape, hp["backbone"]) == "conv":
+        blocks, base = _conv_plan(shape, hp)
+        return ConvDecoder(shape, in_dim, hp["hidden"], hp["depth"], blocks, base)
+    return MLPDecoder(shape, in_dim, hp["hidden"], hp["depth"])

@@ -91,7 +91,8 @@ COMMON_HPARAMS: tuple[HyperParam, ...] = (
     HyperParam("backbone", str, "auto", choices=("auto", "mlp", "conv"),
                help="Encoder/decoder network; auto = conv for images ≥ 28×28, else MLP."),
     HyperParam("hidden", int, 256, 8, 4096, "Width of the hidden layers (MLP units / conv base channels×8)."),
-    HyperParam("depth", int, 2, 1, 6, "Number of hidden layers (MLP) or downsampling blocks (conv, 0 = auto)."),
+    HyperParam("depth", int, 2, 1, 6, "Number of fully connected hidden layers (MLP; after the conv stack for conv)."),
+    HyperParam("conv_blocks", int, 0, 0, 6, "Conv backbone: stride-2 blocks (4×4 kernels), 0 = auto (down to ≤ 4×4)."),
     HyperParam("likelihood", str, "bernoulli", choices=("bernoulli", "gaussian"),
                help="p(x|z): Bernoulli on logits (BCE) or Gaussian with fixed σ (‖x−x̂‖²/2σ² + const)."),
     HyperParam("sigma", float, 1.0, 0.0, 10.0, "σ of the Gaussian likelihood (fixed variance).",
@@ -133,6 +134,7 @@ class ModelBase(nn.Module):
     is_conditional: ClassVar[bool] = False
     can_sample: ClassVar[bool] = False
     latent_kind: ClassVar[str] = "continuous"  # or "discrete" (VQ-VAE)
+    has_importance_weights: ClassVar[bool] = False  # log_importance_weights is defined (IWAE-k NLL)
 
     def __init__(self, shape: tuple[int, int, int], num_classes: int = 0, **hparams: Any) -> None:
         super().__init__()
@@ -223,6 +225,15 @@ class ModelBase(nn.Module):
     def live_values(self, step: int) -> dict[str, float]:
         """The schedule-dependent values in force at `step` (β, C, …), echoed in the metrics."""
         return {}
+
+    def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:
+        """n×k log p(x, z_i) − log q(z_i|x), z_i ~ q(z|x): logmeanexp over k is the IWAE-k bound on log p(x)."""
+        raise ConfigError(f"{self.family} has no tractable importance weights (not a variational family)")
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the model's parameters (cpu or cuda)."""
+        return next(self.parameters()).device
 
     def describe(self) -> dict[str, Any]:
         return {"family": self.family, "hparams": dict(self.hparams), "shape": list(self.data_shape),

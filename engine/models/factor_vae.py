@@ -1,0 +1,76 @@
+"""FactorVAE (Kim & Mnih 2018): ELBO + γ·TC, TC estimated by the density-ratio trick with a discriminator
+that tells codes z ~ q(z) from dimension-wise permuted codes ~ Π_d q(z_d); the discriminator has its own
+Adam optimiser (lr 1e-4, betas 0.5/0.9) stepped in `after_step` on the batch's codes and their permutation."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import objectives as obj
+from .base import HyperParam, register
+from .vae import VAE
+
+
+def discriminator(latent_dim: int, hidden: int, layers: int) -> nn.Sequential:
+    """MLP z → 2 logits (joint, permuted) with LeakyReLU(0.2)."""
+    modules: list[nn.Module] = []
+    width = latent_dim
+    for _ in range(layers):
+        modules += [nn.Linear(width, hidden), nn.LeakyReLU(0.2)]
+        width = hidden
+    modules.append(nn.Linear(width, 2))
+    return nn.Sequential(*modules)
+
+
+@register
+class FactorVAE(VAE):
+    family = "factor-vae"
+    title = "FactorVAE"
+    formula = "L = −E_q[log p(x|z)] + KL(q(z|x) ‖ N(0, I)) + γ·E_q[log D(z)/(1 − D(z))]  (discriminator D)"
+    hparams_spec = (
+        HyperParam("gamma", float, 35.0, 0.0, 1000.0, "γ in + γ·TC, TC ≈ E[log D(z)/(1 − D(z))].", live=True),
+        HyperParam("disc_hidden", int, 256, 8, 4096, "Units per hidden layer of the discriminator D(z)."),
+        HyperParam("disc_layers", int, 3, 1, 8, "Hidden layers of the discriminator D(z)."),
+        HyperParam("disc_lr", float, 1e-4, 0.0, 1.0, "Learning rate of D's own Adam optimiser (β₁ 0.5, β₂ 0.9).",
+                   low_inclusive=False),
+    )
+
+    def __init__(self, shape, num_classes=0, **hparams):
+        super().__init__(shape, num_classes, **hparams)
+        hp = self.hparams
+        self.discriminator = discriminator(self.latent_dim, hp["disc_hidden"], hp["disc_layers"])
+        self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=hp["disc_lr"], betas=(0.5, 0.9))
+
+    def main_parameters(self):
+        return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
+
+    def auxiliary_optimizers(self):
+        return {"discriminator": self.disc_optimizer}
+
+    def regularizer(self, kl, mu, logvar, z, step):
+        tc = obj.density_ratio_tc(self.discriminator(z)).mean()
+        return kl + self.hparams["gamma"] * tc, {"tc": tc}
+
+    def discriminator_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(cross-entropy, accuracy) of D on codes (class 0) and their dimension-wise permutation (class 1)."""
+        z_perm = obj.permute_dims(z)
+        logits = self.discriminator(torch.cat([z, z_perm]))
+        target = torch.cat([torch.zeros(len(z), dtype=torch.long, device=z.device),
+                            torch.ones(len(z), dtype=torch.long, device=z.device)])
+        return F.cross_entropy(logits, target), (logits.argmax(1) == target).float().mean()
+
+    def after_step(self, x, y, step):
+        with torch.no_grad():
+            mu, logvar = self.posterior(x, y)
+            z = obj.reparameterize(mu, logvar)
+        with torch.enable_grad():
+            loss, accuracy = self.discriminator_loss(z)
+            self.disc_optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.disc_optimizer.step()
+        return {"disc_loss": float(loss.detach()), "disc_accuracy": float(accuracy)}
+
+    def live_values(self, step):
+        return {"gamma": self.hparams["gamma"]}
