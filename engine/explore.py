@@ -259,11 +259,13 @@ def lerp_path(za: torch.Tensor, zb: torch.Tensor, steps: int, mode: str = "lerp"
     return torch.where(safe, spherical, linear)
 
 
-def interpolate(model: ModelBase, xa, xb, steps: int, mode: str = "lerp", ya=None, yb=None) -> torch.Tensor:
+def interpolate(model: ModelBase, xa, xb, steps: int, mode: str = "lerp", ya=None, yb=None,
+                blend_labels: bool = False) -> torch.Tensor:
     """Decoded latent path between the codes of xa and xb: (pairs·steps)×C×H×W, row-major (one row per pair).
 
-    xa, xb: images (uint8 or float), one C×H×W each or n×C×H×W pairs. For a conditional model the label is held
-    at ya (yb None) or blended linearly between one-hot ya and yb when the model's decoder accepts soft labels.
+    xa, xb: images (uint8 or float), one C×H×W each or n×C×H×W pairs. A conditional model encodes A with ya and
+    B with yb (ya when None) and decodes the path with ya held, or with blend_labels the one-hot labels blended
+    linearly from ya to yb (only for decoders that accept soft labels).
     """
     _require_continuous(model, "latent interpolation")
     a, b = _as_float_images(model, xa), _as_float_images(model, xb)
@@ -282,10 +284,10 @@ def interpolate(model: ModelBase, xa, xb, steps: int, mode: str = "lerp", ya=Non
         z = path.reshape(n * steps, -1)
         if la is None:
             y = None
-        elif torch.equal(la, lb):
-            y = la.repeat_interleave(steps)
-        else:
+        elif blend_labels and not torch.equal(la, lb):
             y = _blend_labels(model, la, lb, steps)
+        else:
+            y = la.repeat_interleave(steps)
         return model.decode_images(z, y).float()
 
 
@@ -466,16 +468,19 @@ def worst_indices(errors: np.ndarray, k: int) -> np.ndarray:
     return part[np.argsort(-e[part], kind="stable")]
 
 
+def is_denoising(model: ModelBase) -> bool:
+    return "corruption" in model.hparams and "noise_level" in model.hparams
+
+
 def denoise_triplets(model: ModelBase, images_uint8, labels=None, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """(noisy, denoised, clean) for a denoising family: its own corruption M(x̃|x), then reconstruction of x̃."""
-    corrupt = getattr(model, "corrupt", None)
-    if corrupt is None:
+    """(noisy, denoised, clean) for a denoising family: x̃ ~ M(x̃|x) with its own corruption, then f(g(x̃))."""
+    if not is_denoising(model):
         raise ConfigError(f"{model.family} is not a denoising autoencoder")
     x = _as_float_images(model, images_uint8)
     y = _labels(model, labels, x.shape[0]) if model.is_conditional else None
     with torch.inference_mode(), torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        noisy = corrupt(x).float()
+        noisy = obj.corrupt(x, model.hparams["corruption"], float(model.hparams["noise_level"])).float()
         return noisy, model.reconstruct(noisy, y).float(), x
 
 
@@ -486,31 +491,30 @@ def codebook_neighbours(codebook: torch.Tensor, entry: int, k: int) -> torch.Ten
     return torch.argsort(d, stable=True)[: int(min(k, codebook.shape[0]))]
 
 
-def codebook_traversal(model: ModelBase, image, position: tuple[int, int], k: int = 10, y=None) -> torch.Tensor:
-    """VQ-VAE: decode `image` with its code at spatial `position` swapped for each of the k nearest codebook
-    entries (the current one first): k×C×H×W."""
+def codebook_traversal(model: ModelBase, image, position: int, k: int = 10, y=None) -> torch.Tensor:
+    """VQ-VAE: decode `image` with its code index at `position` swapped for each of the k codebook entries
+    nearest to the current one (the current one first): k×C×H×W."""
     if model.latent_kind != "discrete":
         raise ConfigError(f"{model.family} has no codebook")
     x = _as_float_images(model, image)[:1]
     with torch.inference_mode():
-        code = model.encode(x, _labels(model, y, 1) if model.is_conditional else None)
-        idx = code.extras.get("indices")
+        yy = _labels(model, y, 1) if model.is_conditional else None
+        idx = model.encode(x, yy).extras.get("indices")
         if idx is None:
             raise ConfigError(f"{model.family} did not return codebook indices")
-        i, j = int(position[0]), int(position[1])
-        if not (0 <= i < idx.shape[1] and 0 <= j < idx.shape[2]):
-            raise ConfigError(f"position {position} is outside the {idx.shape[1]}×{idx.shape[2]} code grid")
-        book = _codebook(model)
-        neighbours = codebook_neighbours(book, int(idx[0, i, j]), k)
-        grid = idx[:1].expand(neighbours.numel(), -1, -1).clone()
-        grid[:, i, j] = neighbours.to(grid.device)
-        return model.to_image(model.decode_indices(grid)).float()
+        idx = idx.reshape(1, -1)
+        p = int(position)
+        if not 0 <= p < idx.shape[1]:
+            raise ConfigError(f"position {p} is outside the code's 0…{idx.shape[1] - 1} positions")
+        neighbours = codebook_neighbours(_codebook(model), int(idx[0, p]), k)
+        grid = idx.expand(neighbours.numel(), -1).clone()
+        grid[:, p] = neighbours.to(grid.device)
+        yk = None if yy is None else yy.expand(neighbours.numel())
+        return model.to_image(model.decode_indices(grid, yk)).float()
 
 
 def _codebook(model: ModelBase) -> torch.Tensor:
     book = getattr(model, "codebook", None)
-    if callable(book) and not isinstance(book, torch.nn.Module):
-        book = book()
     if isinstance(book, torch.nn.Embedding):
         book = book.weight
     if not isinstance(book, torch.Tensor):
@@ -518,12 +522,12 @@ def _codebook(model: ModelBase) -> torch.Tensor:
     return book.detach().float()
 
 
-def code_grid_shape(model: ModelBase) -> tuple[int, int]:
-    """Spatial size (h, w) of a VQ-VAE's index grid, from encoding one blank image."""
+def code_positions(model: ModelBase) -> int:
+    """Number of code positions of a VQ-VAE (each holds one codebook index)."""
     with torch.inference_mode():
         x = torch.zeros(1, *model.data_shape, device=_device(model))
-        idx = model.encode(x).extras.get("indices")
+        yy = _labels(model, 0, 1) if model.is_conditional else None
+        idx = model.encode(x, yy).extras.get("indices")
     if idx is None:
         raise ConfigError(f"{model.family} did not return codebook indices")
-    return int(idx.shape[1]), int(idx.shape[2])
-
+    return int(idx[0].numel())

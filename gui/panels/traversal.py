@@ -122,15 +122,15 @@ class TraversalPanel(PanelBase):
         vq_layout = QVBoxLayout(vq)
         self.vq_text = QLabel(
             "This model's code is discrete: each spatial position holds one of K codebook vectors, so there is no "
-            "continuous axis to slide along. Instead, pick a position: the row shows the image decoded with the "
-            "code there swapped for its nearest codebook entries (the current one first).")
+            "continuous axis to slide along. Instead, pick a code position: the row shows the chosen image decoded "
+            "with the index there swapped for the nearest codebook entries (the current one first).")
         self.vq_text.setWordWrap(True)
         vq_layout.addWidget(self.vq_text)
         vq_controls = QHBoxLayout()
-        self.pos_i, self.pos_j, self.k_spin = QSpinBox(), QSpinBox(), QSpinBox()
+        self.position_spin, self.k_spin = QSpinBox(), QSpinBox()
         self.k_spin.setRange(2, 32)
         self.k_spin.setValue(10)
-        for label, w in (("Row", self.pos_i), ("Column", self.pos_j), ("Entries", self.k_spin)):
+        for label, w in (("Position", self.position_spin), ("Entries", self.k_spin)):
             vq_controls.addWidget(QLabel(label))
             vq_controls.addWidget(w)
             w.valueChanged.connect(self.request_grid)
@@ -153,7 +153,7 @@ class TraversalPanel(PanelBase):
             thumbs = indices[:THUMBS]
             images = to_uint8(dataset.images_at(thumbs))
             if model.latent_kind == "discrete":
-                return model, None, thumbs, images, explore.code_grid_shape(model)
+                return model, None, thumbs, images, explore.code_positions(model)
             stats = explore.latent_stats(model, dataset, indices, n=1000, radius=radius)
             return model, stats, thumbs, images, None
 
@@ -164,7 +164,7 @@ class TraversalPanel(PanelBase):
         self.rebuild()
 
     def _rebuilt(self, result) -> None:
-        model, stats, thumbs, images, code_shape = result
+        model, stats, thumbs, images, positions = result
         self.discrete = stats is None
         conditional = bool(model.is_conditional)
         if conditional != self.is_conditional or self.class_combo.count() != max(0, model.num_classes):
@@ -181,8 +181,7 @@ class TraversalPanel(PanelBase):
         self._thumb_cell = images.shape[2:]
         if self.discrete:
             self.pages.setCurrentIndex(1)
-            self.pos_i.setRange(0, code_shape[0] - 1)
-            self.pos_j.setRange(0, code_shape[1] - 1)
+            self.position_spin.setRange(0, positions - 1)
             self.base_combo.setEnabled(False)
             self.request_grid()
             return
@@ -379,7 +378,7 @@ class TraversalPanel(PanelBase):
 
     def _request_codebook(self) -> None:
         dataset, index = self.source.dataset, int(self.base_index)
-        position, k, label = (self.pos_i.value(), self.pos_j.value()), self.k_spin.value(), self.label_value()
+        position, k, label = self.position_spin.value(), self.k_spin.value(), self.label_value()
 
         def job(model):
             image = dataset.images_at(torch.tensor([index]))

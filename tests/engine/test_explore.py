@@ -129,3 +129,47 @@ def test_bad_inputs_raise_clear_errors(vae):
         explore.conditional_grid(vae, 3)
     with pytest.raises(ConfigError, match="data shape"):
         explore.encode_means(vae, torch.zeros(2, 1, 5, 5, dtype=torch.uint8))
+
+
+def test_deterministic_ae_bounds_are_data_percentiles(digits):
+    ae = _train("ae", steps=20)
+    stats = explore.latent_stats(ae, digits, torch.arange(400), n=400)
+    assert stats.kl_per_dim is None
+    assert np.allclose(stats.low, np.percentile(stats.means, 1, axis=0), atol=1e-5)
+    assert np.allclose(stats.high, np.percentile(stats.means, 99, axis=0), atol=1e-5)
+    assert np.all(np.diff(stats.variance[stats.order]) <= 0)
+
+
+def test_conditional_grid_keeps_z_per_column_and_changes_with_class(digits):
+    cvae = _train("cvae", steps=30)
+    imgs = explore.conditional_images(cvae, 3, seed=1).view(10, 3, 1, 8, 8)
+    z = explore.prior_codes(cvae, 3, seed=1)
+    for c in (0, 7):
+        assert torch.allclose(imgs[c], explore.decode_codes(cvae, z, c), atol=1e-6)
+    assert not torch.allclose(imgs[0], imgs[7], atol=1e-3)
+    x, y = digits.images_at(torch.tensor([3])), digits.labels_at(torch.tensor([3]))
+    rows = explore.analogies(cvae, x, y)
+    assert rows.shape == (10, 1, 8, 8)
+    assert torch.allclose(rows[int(y)], explore.reconstructions(cvae, x, y)[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="hard class labels"):
+        explore.interpolate(cvae, x, digits.images_at(torch.tensor([4])), 3, ya=y, yb=(y + 1) % 10,
+                            blend_labels=True)
+
+
+def test_vq_codebook_traversal_changes_only_the_chosen_position(digits):
+    vq = _train("vq-vae", steps=20, positions=4, codebook_size=16)
+    assert explore.code_positions(vq) == 4
+    x = digits.images_at(torch.tensor([0]))
+    imgs = explore.codebook_traversal(vq, x, position=2, k=5)
+    assert imgs.shape == (5, 1, 8, 8)
+    assert torch.allclose(imgs[0], explore.reconstructions(vq, x)[0], atol=1e-6)
+    with pytest.raises(ConfigError, match="discrete"):
+        explore.latent_stats(vq, digits, torch.arange(10))
+
+
+def test_denoise_triplets_use_the_models_corruption(digits):
+    dae = _train("dae", steps=20)
+    noisy, denoised, clean = explore.denoise_triplets(dae, digits.images_at(torch.arange(6)))
+    assert noisy.shape == denoised.shape == clean.shape == (6, 1, 8, 8)
+    assert not torch.equal(noisy, clean)
+    assert torch.allclose(denoised, explore.reconstructions(dae, noisy), atol=1e-6)
