@@ -1,0 +1,97 @@
+"""DCI (Eastwood & Williams 2018): disentanglement, completeness and informativeness from an importance
+matrix R (D codes × K factors) of per-factor gradient-boosted trees."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.ensemble import GradientBoostingClassifier
+
+from .core import Run
+
+_EPS = 1e-11
+
+
+def _normalised_entropy(p: np.ndarray, base: int, axis: int) -> np.ndarray:
+    """Entropy with logarithm base `base` of the distributions p / Σp along `axis` (scipy's convention);
+    zero when base is 1 (a single code or factor has nothing to spread over)."""
+    if base < 2:
+        return np.zeros(np.delete(p.shape, axis))
+    p = p + _EPS
+    p = p / p.sum(axis=axis, keepdims=True)
+    return -(p * np.log(p)).sum(axis=axis) / np.log(base)
+
+
+def disentanglement_per_code(importance: np.ndarray) -> np.ndarray:
+    """D_i = 1 − H_K(P_i·), P_ij = R_ij / Σ_k R_ik (entropy in base K = number of factors)."""
+    return 1.0 - _normalised_entropy(importance, base=importance.shape[1], axis=1)
+
+
+def completeness_per_factor(importance: np.ndarray) -> np.ndarray:
+    """C_j = 1 − H_D(P̃_·j), P̃_ij = R_ij / Σ_i R_ij (entropy in base D = number of codes)."""
+    return 1.0 - _normalised_entropy(importance, base=importance.shape[0], axis=0)
+
+
+def _check_importance(importance: np.ndarray) -> np.ndarray:
+    importance = np.abs(np.asarray(importance, dtype=np.float64))
+    if importance.ndim != 2 or importance.size == 0:
+        raise ValueError(f"importance must be a non-empty D×K matrix, got shape {importance.shape}")
+    return importance
+
+
+def disentanglement(importance: np.ndarray) -> float:
+    """D = Σ_i ρ_i D_i with code weights ρ_i = Σ_k R_ik / Σ R (uniform when R is all zero)."""
+    importance = _check_importance(importance)
+    per_code = disentanglement_per_code(importance)
+    weights = importance if importance.sum() > 0 else np.ones_like(importance)
+    code_weight = weights.sum(axis=1) / weights.sum()
+    return float((per_code * code_weight).sum())
+
+
+def completeness(importance: np.ndarray) -> float:
+    """C = Σ_j ρ_j C_j with factor weights ρ_j = Σ_i R_ij / Σ R (uniform when R is all zero)."""
+    importance = _check_importance(importance)
+    per_factor = completeness_per_factor(importance)
+    weights = importance if importance.sum() > 0 else np.ones_like(importance)
+    factor_weight = weights.sum(axis=0) / weights.sum()
+    return float((per_factor * factor_weight).sum())
+
+
+def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
+                   test_factors: np.ndarray, random_state: int, run: Run | None = None,
+                   stage: str = "dci") -> tuple[np.ndarray, float, float]:
+    """(importance D×K, mean train accuracy, mean test accuracy) from one GradientBoostingClassifier
+    (scikit-learn defaults: 100 stages of depth-3 trees) per factor."""
+    num_factors = train_factors.shape[1]
+    importance = np.zeros((train_codes.shape[1], num_factors))
+    train_acc, test_acc = [], []
+    for k in range(num_factors):
+        if len(np.unique(train_factors[:, k])) < 2:
+            raise ValueError(f"factor {k} takes a single value in the DCI training sample; "
+                             "use more training points")
+        model = GradientBoostingClassifier(random_state=random_state)
+
+        def monitor(stage_index: int, fitted: GradientBoostingClassifier, _locals: dict, k: int = k) -> bool:
+            if run is not None:
+                done = (k + (stage_index + 1) / fitted.n_estimators) / num_factors
+                run.report(stage, done, f"DCI: gradient-boosted trees for factor {k + 1}/{num_factors}")
+            return False
+
+        model.fit(train_codes, train_factors[:, k], monitor=monitor)
+        importance[:, k] = np.abs(model.feature_importances_)
+        train_acc.append(np.mean(model.predict(train_codes) == train_factors[:, k]))
+        test_acc.append(np.mean(model.predict(test_codes) == test_factors[:, k]))
+    return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
+
+
+def dci_scores(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
+               test_factors: np.ndarray, random_state: int, run: Run | None = None,
+               stage: str = "dci") -> dict[str, float]:
+    """disentanglement, completeness, informativeness (= mean held-out accuracy) and the importance matrix."""
+    importance, _, test_accuracy = gbt_importance(train_codes, train_factors, test_codes, test_factors,
+                                                  random_state, run, stage)
+    return {
+        "dci_disentanglement": disentanglement(importance),
+        "dci_completeness": completeness(importance),
+        "dci_informativeness": test_accuracy,
+        "dci_importance": importance.tolist(),
+    }
