@@ -90,3 +90,42 @@ def test_traversal_grid_sorted_by_kl_and_slider_moves_one_dim(qtbot, make_panel,
     with Image.open(gif) as im:
         assert im.format == "GIF" and im.n_frames > 10
     assert csv.read_text().splitlines()[0].startswith("dim,kl_nats")
+
+
+def test_interpolation_endpoints_decode_to_reconstructions(qtbot, make_panel, vae, digits, tmp_path):
+    from gui.panels.interpolation import InterpolationPanel
+
+    panel = make_panel(InterpolationPanel, vae, digits)
+    panel.set_pairs([(2, 5), (7, 11)])
+    qtbot.waitUntil(lambda: panel.path_images is not None and panel.path_images.shape[0] == 2, timeout=10000)
+    test = panel.test_indices()
+    for row, (a, b) in enumerate([(2, 5), (7, 11)]):
+        rec = to_uint8(explore.reconstructions(vae, digits.images_at(test[torch.tensor([a, b])])))
+        assert np.array_equal(panel.path_images[row, 0], rec[0])
+        assert np.array_equal(panel.path_images[row, -1], rec[1])
+        assert not np.array_equal(panel.path_images[row, 4], rec[0])
+    with Image.open(panel.export_gif(tmp_path / "i.gif")) as im:
+        assert im.format == "GIF" and im.n_frames == 2 * 10 - 2
+
+
+def test_conditional_grid_changes_with_class_and_keeps_style(qtbot, make_panel, digits, vae, tmp_path):
+    from gui.panels.conditional import ConditionalPanel
+
+    cvae = _train("cvae", steps=30)
+    panel = make_panel(ConditionalPanel, cvae, digits)
+    qtbot.waitUntil(lambda: panel.grid is not None and panel.analogy is not None, timeout=10000)
+    n = panel.samples_spin.value()
+    cells = panel.grid[1:, 1:].reshape(10, 9, n, 9)[:, :8, :, :8]  # class, h, sample, w
+    z = explore.prior_codes(cvae, n, seed=panel.seed)
+    for c in (0, 3):
+        assert np.array_equal(cells[c].transpose(1, 0, 2), to_uint8(explore.decode_codes(cvae, z, c))[:, 0])
+    assert not np.array_equal(cells[0], cells[3])
+    first = panel.grid.copy()
+    panel.resample()
+    qtbot.waitUntil(lambda: not np.array_equal(panel.grid, first), timeout=5000)
+    with Image.open(panel.export_png(tmp_path / "c.png")) as im:
+        assert im.format == "PNG"
+
+    other = make_panel(ConditionalPanel, vae, digits)
+    qtbot.waitUntil(lambda: "not conditional" in other.explain.text(), timeout=5000)
+    assert other.grid is None

@@ -1,0 +1,176 @@
+"""Interpolation: decoded latent paths between pairs of images (lerp or slerp) above the pixel cross-fade."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+
+from engine import explore
+from engine.imaging import save_gif, tile, to_uint8
+from gui.panels.common import GridView, PanelBase, button, grid_ticks, upscale
+
+
+class InterpolationPanel(PanelBase):
+    """Rows come in twos per pair: the decoded latent path A→B, then the pixel-space cross-fade."""
+
+    def __init__(self, source, parent=None) -> None:
+        super().__init__(source, parent)
+        self.grid: np.ndarray | None = None
+        self.path_images: np.ndarray | None = None  # uint8 pairs×steps×C×H×W
+        self.pairs: list[tuple[int, int]] = []
+        self._rng = np.random.default_rng(0)
+        root = QVBoxLayout(self.content)
+        root.setContentsMargins(0, 0, 0, 0)
+        controls = QHBoxLayout()
+        self.a_spin, self.b_spin, self.pairs_spin, self.steps_spin = QSpinBox(), QSpinBox(), QSpinBox(), QSpinBox()
+        self.a_spin.setToolTip("A: position in the test set")
+        self.b_spin.setToolTip("B: position in the test set")
+        self.pairs_spin.setRange(1, 8)
+        self.pairs_spin.setValue(3)
+        self.steps_spin.setRange(2, 20)
+        self.steps_spin.setValue(10)
+        self.mode_combo = QComboBox()
+        self.mode_combo.addItems(["lerp", "slerp"])
+        self.mode_combo.setToolTip("lerp: (1−t)a + tb;  slerp: sin((1−t)Ω)/sinΩ·a + sin(tΩ)/sinΩ·b, cosΩ = â·b̂ "
+                                   "(stays at the typical radius of a Gaussian prior)")
+        for label, w in (("A", self.a_spin), ("B", self.b_spin), ("Pairs", self.pairs_spin),
+                         ("Steps", self.steps_spin), ("Path", self.mode_combo)):
+            controls.addWidget(QLabel(label))
+            controls.addWidget(w)
+        self.a_spin.valueChanged.connect(self._first_pair_changed)
+        self.b_spin.valueChanged.connect(self._first_pair_changed)
+        self.pairs_spin.valueChanged.connect(self._pairs_count_changed)
+        self.steps_spin.valueChanged.connect(self.request)
+        self.mode_combo.currentIndexChanged.connect(self.request)
+        controls.addStretch(1)
+        controls.addWidget(button("Random pairs", self.random_pairs))
+        controls.addWidget(button("Export PNG…", self._export_png_dialog))
+        controls.addWidget(button("Export GIF…", self._export_gif_dialog, "The decoded paths, frame by frame"))
+        root.addLayout(controls)
+        self.note = QLabel("")
+        self.note.setWordWrap(True)
+        root.addWidget(self.note)
+        self.view = GridView()
+        root.addWidget(self.view, 1)
+
+    def rebuild(self) -> None:
+        n = len(self.test_indices())
+        for spin in (self.a_spin, self.b_spin):
+            spin.blockSignals(True)
+            spin.setRange(0, max(0, n - 1))
+            spin.blockSignals(False)
+        if not self.pairs:
+            self.a_spin.blockSignals(True)
+            self.b_spin.blockSignals(True)
+            self.a_spin.setValue(0)
+            self.b_spin.setValue(min(1, n - 1))
+            self.a_spin.blockSignals(False)
+            self.b_spin.blockSignals(False)
+            self.pairs = [(0, min(1, n - 1))]
+            self._pairs_count_changed()
+        else:
+            self.pairs = [(min(a, n - 1), min(b, n - 1)) for a, b in self.pairs]
+            self.request()
+
+    def refresh(self) -> None:
+        self.request()
+
+    def _first_pair_changed(self, *_args) -> None:
+        if self.pairs:
+            self.pairs[0] = (self.a_spin.value(), self.b_spin.value())
+        self.request()
+
+    def _pairs_count_changed(self, *_args) -> None:
+        n = len(self.test_indices())
+        want = self.pairs_spin.value()
+        while len(self.pairs) < want:
+            self.pairs.append(tuple(int(v) for v in self._rng.choice(n, 2, replace=False)))
+        del self.pairs[want:]
+        self.request()
+
+    def set_pairs(self, pairs: list[tuple[int, int]]) -> None:
+        """Positions in the test set; the first pair also shows in the A/B boxes."""
+        self.pairs = [(int(a), int(b)) for a, b in pairs]
+        for spin, v in ((self.a_spin, self.pairs[0][0]), (self.b_spin, self.pairs[0][1]),
+                        (self.pairs_spin, len(self.pairs))):
+            spin.blockSignals(True)
+            spin.setValue(v)
+            spin.blockSignals(False)
+        self.request()
+
+    def random_pairs(self) -> None:
+        n = len(self.test_indices())
+        self.set_pairs([tuple(self._rng.choice(n, 2, replace=False)) for _ in range(self.pairs_spin.value())])
+
+    def request(self, *_args) -> None:
+        if not self.pairs or self.source.dataset is None:
+            return
+        dataset, test = self.source.dataset, self.test_indices()
+        ia = test[torch.tensor([a for a, _ in self.pairs])]
+        ib = test[torch.tensor([b for _, b in self.pairs])]
+        steps, mode = self.steps_spin.value(), self.mode_combo.currentText()
+
+        def job(model):
+            xa, xb = dataset.images_at(ia), dataset.images_at(ib)
+            if model.latent_kind != "continuous":
+                raise ValueError(f"{model.family} has a discrete code: there is no continuous path between two "
+                                 "codes (see the Traversal tab for its codebook)")
+            ya = dataset.labels_at(ia) if model.is_conditional else None
+            yb = dataset.labels_at(ib) if model.is_conditional else None
+            path = to_uint8(explore.interpolate(model, xa, xb, steps, mode, ya, yb))
+            fade = to_uint8(explore.crossfade(xa, xb, steps))
+            shape = path.shape[1:]
+            rows = np.stack([path.reshape(-1, steps, *shape), fade.reshape(-1, steps, *shape)], 1)
+            return path.reshape(-1, steps, *shape), rows.reshape(-1, *shape), model.is_conditional
+
+        self.submit("path", job, self._show)
+
+    def _show(self, result) -> None:
+        path, rows, conditional = result
+        steps = path.shape[1]
+        _, h, w = path.shape[2:]
+        self.path_images = path
+        self.grid = tile(rows, steps)
+        labels = []
+        for a, b in self.pairs:
+            labels += [f"#{a} → #{b} latent", "pixel cross-fade"]
+        t = [f"t={v:.2f}" for v in np.linspace(0, 1, steps)]
+        self.view.set_grid(self.grid, grid_ticks(len(labels), h, 1, labels), grid_ticks(steps, w, 1, t))
+        self.note.setText("Conditional model: A is encoded with its label, B with its own, and the path is decoded "
+                          "with A's label held." if conditional else "")
+
+    # --- exports -------------------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> Path:
+        return self.save_grid_png(self.grid, path)
+
+    def export_gif(self, path: str | Path, frame_ms: int = 150) -> Path:
+        if self.path_images is None:
+            raise ValueError("nothing to export yet")
+        pairs, steps = self.path_images.shape[:2]
+        frames = [upscale(tile(self.path_images[:, s], pairs), 256) for s in range(steps)]
+        frames = frames + frames[-2:0:-1]
+        out = save_gif(frames, path, frame_ms=frame_ms)
+        self.exported(out)
+        return out
+
+    def export_figure(self, path: str | Path) -> Path:
+        return self.export_gif(path) if Path(path).suffix.lower() == ".gif" else self.export_png(path)
+
+    def _export_png_dialog(self) -> None:
+        path = self.ask_path("Export interpolation", "png", "PNG image (*.png)")
+        if path:
+            try:
+                self.export_png(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
+
+    def _export_gif_dialog(self) -> None:
+        path = self.ask_path("Export interpolation GIF", "gif", "Animated GIF (*.gif)")
+        if path:
+            try:
+                self.export_gif(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
