@@ -17,13 +17,22 @@ from ..errors import ConfigError
 CONV_MIN_SIZE = 28  # auto backbone: conv for images at least this large (both sides), MLP below
 
 
+def he_init(layer: nn.Module) -> nn.Module:
+    """He (Kaiming) initialisation for a layer followed by ReLU: keeps activation scale through depth, so codes
+    start input-dependent (PyTorch's default shrinks them, and sigmoid codes then saturate early)."""
+    nn.init.kaiming_uniform_(layer.weight, nonlinearity="relu")
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
 def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
     """Linear layers with ReLU between them (and after the last one if final_activation)."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
-        layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2 or final_activation:
-            layers.append(nn.ReLU())
+            layers += [he_init(nn.Linear(a, b)), nn.ReLU()]
+        else:
+            layers.append(nn.Linear(a, b))
     return nn.Sequential(*layers)
 
 
@@ -92,7 +101,7 @@ class ConvEncoder(nn.Module):
         layers: list[nn.Module] = []
         in_ch = c
         for out_ch in conv_channels(base, blocks):
-            layers += [nn.Conv2d(in_ch, out_ch, 4, 2, 1), nn.ReLU()]
+            layers += [he_init(nn.Conv2d(in_ch, out_ch, 4, 2, 1)), nn.ReLU()]
             in_ch = out_ch
         self.conv = nn.Sequential(*layers)
         self.out_features = hidden
@@ -127,9 +136,8 @@ class ConvDecoder(nn.Module):
         for i in reversed(range(blocks)):
             (th, tw), (sh, sw) = sizes[i], sizes[i + 1]
             pad = (th - 2 * sh, tw - 2 * sw)
-            layers.append(nn.ConvTranspose2d(channels[i], out_channels[i], 4, 2, 1, output_padding=pad))
-            if i > 0:
-                layers.append(nn.ReLU())
+            deconv = nn.ConvTranspose2d(channels[i], out_channels[i], 4, 2, 1, output_padding=pad)
+            layers += [he_init(deconv), nn.ReLU()] if i > 0 else [deconv]
         self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
