@@ -1,0 +1,64 @@
+"""`run_app()`: the desktop app — QApplication, torch threads capped and warmed up, the main window."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+
+
+def gui_torch_threads(cpu_count: int | None = None) -> int:
+    """Torch intra-op threads for the app: every core but one, which is left to the GUI thread."""
+    cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
+    return max(1, cores - 1)
+
+
+def prepare_torch_environment() -> None:
+    """Before torch is imported: idle OpenMP workers must sleep, not spin against the GUI thread."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
+def configure_torch() -> float:
+    """Cap torch's threads and run a tiny forward/backward so the first real step does not stall the window.
+
+    Returns the warm-up time in seconds (the first torch use in a process costs ~200 ms)."""
+    prepare_torch_environment()
+    import torch
+
+    if "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(gui_torch_threads())
+    start = time.perf_counter()
+    layer = torch.nn.Linear(64, 64)
+    x = torch.randn(32, 64)
+    loss = torch.nn.functional.binary_cross_entropy_with_logits(layer(torch.relu(layer(x))), torch.sigmoid(x))
+    loss.backward()
+    torch.optim.Adam(layer.parameters(), lr=1e-3).step()
+    with torch.inference_mode():
+        layer(x)
+    return time.perf_counter() - start
+
+
+def run_app(argv: list[str] | None = None) -> int:
+    """Open the window on the embedded default (dSprites + β-VAE) and run the event loop."""
+    prepare_torch_environment()
+    from PySide6.QtCore import QCoreApplication
+    from PySide6.QtWidgets import QApplication
+
+    from gui.main_window import APPLICATION, ORGANIZATION
+
+    QCoreApplication.setOrganizationName(ORGANIZATION)
+    QCoreApplication.setApplicationName(APPLICATION)
+    app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    configure_torch()
+    style = RESOURCES / "style.qss"
+    if style.is_file():
+        app.setStyleSheet(style.read_text(encoding="utf-8"))
+
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    window.show()
+    return app.exec()

@@ -1,0 +1,1085 @@
+"""The main window: Data / Model / Training docks on the left, one tab per panel, menus, status bar.
+
+It owns the run: it builds a `TrainingSession` from the docks, hands it to a `TrainingWorker`, routes the worker's
+signals (all emitted on the GUI thread) to the Training tab, and keeps the `ModelSource` the exploration panels
+read up to date (live weights while training, a fixed model after a run or when a checkpoint is loaded).
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QCheckBox,
+    QComboBox,
+    QDockWidget,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import TrainConfig
+from engine.data import available_datasets, load_dataset
+from engine.errors import CheckpointError, ConfigError, DatasetError
+from engine.events import EpochSummary, Failed, Finished, Paused, Preview, Resumed, StepMetrics
+from engine.imaging import tile
+from engine.models import families, model_class
+from gui.forms import HParamForm
+from gui.model_source import ModelSource
+from gui.panels.training import TrainingPanel
+from gui.widgets import ImageGrid
+from gui.worker import TrainingWorker
+
+ORGANIZATION = "LatentExplorer"
+APPLICATION = "Latent Explorer"
+DEFAULT_PRESET = "dsprites-beta-vae"
+DEFAULT_DATASET = "dsprites?subset=20000"
+SETTINGS_ENV = "LATENT_EXPLORER_SETTINGS"  # path of an .ini file to use instead of the user's settings
+RUNS_ENV = "LATENT_EXPLORER_RUNS"  # folder for run folders instead of the user's data folder
+MAX_RECENT = 8
+SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
+THUMBNAILS = 16
+
+# (module, class, tab title, objectName) of the exploration panels; a missing module shows a placeholder.
+PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
+    ("gui.panels.traversal", "TraversalPanel", "Traversal", "traversalPanel"),
+    ("gui.panels.interpolation", "InterpolationPanel", "Interpolation", "interpolationPanel"),
+    ("gui.panels.conditional", "ConditionalPanel", "Conditional", "conditionalPanel"),
+    ("gui.panels.latent_map", "LatentMapPanel", "Latent map", "latentMapPanel"),
+    ("gui.panels.gallery", "GalleryPanel", "Galleries", "galleryPanel"),
+    ("gui.panels.evaluation", "EvaluationPanel", "Evaluation", "evaluationPanel"),
+)
+
+
+def app_settings() -> QSettings:
+    """The user's settings, or the .ini file named by $LATENT_EXPLORER_SETTINGS (tests isolate themselves so)."""
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+def runs_root() -> Path:
+    """Where new run folders go: $LATENT_EXPLORER_RUNS, else the user's data folder."""
+    env = os.environ.get(RUNS_ENV)
+    if env:
+        return Path(env)
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
+    return Path(base or Path.home()) / "latent-explorer" / "runs"
+
+
+def _presets_module() -> Any:
+    try:
+        return importlib.import_module("engine.presets")
+    except ModuleNotFoundError:
+        return None
+
+
+def _training_module() -> Any:
+    return importlib.import_module("engine.training")
+
+
+def _checkpoint_module() -> Any:
+    return importlib.import_module("engine.checkpoint")
+
+
+class MessageBanner(QFrame):
+    """A non-modal message strip above the tabs: warnings and errors, plainly; the window keeps working."""
+
+    COLOURS = {"info": "#2d4f6c", "warning": "#6b5a1e", "error": "#6e2a2a"}
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("messageBanner")
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(8, 4, 4, 4)
+        self.label = QLabel()
+        self.label.setWordWrap(True)
+        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.close_button = QPushButton("✕")
+        self.close_button.setFlat(True)
+        self.close_button.setFixedWidth(28)
+        self.close_button.setToolTip("Dismiss")
+        self.close_button.clicked.connect(self.hide)
+        layout.addWidget(self.label, 1)
+        layout.addWidget(self.close_button)
+        self.level = "info"
+        self.hide()
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        self.level = level
+        self.label.setText(text)
+        self.setStyleSheet(f"#messageBanner {{ background: {self.COLOURS.get(level, '#444')}; border-radius: 4px; }}"
+                           " QLabel { color: white; }")
+        self.show()
+
+
+class MainWindow(QMainWindow):
+    """The whole app in its default state: ready to train the default preset with one click."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.setWindowTitle(APPLICATION)
+        self.setAcceptDrops(True)
+        self.resize(1400, 900)
+        self.settings = settings if settings is not None else app_settings()
+        self.source = ModelSource(self)
+        self.session: Any = None
+        self.worker: TrainingWorker | None = None
+        self.dataset: Any = None  # the loaded Dataset shown in the data dock and used by Start
+        self.dataset_spec = ""
+        self.preset_config: TrainConfig | None = None
+        self.checkpoint_path: str | None = None  # a loaded checkpoint: Start continues it
+        self._checkpoint_position = (0, 0)  # (step, epoch) of the loaded checkpoint
+        self.messages: list[tuple[str, str]] = []  # (level, text) of everything shown, newest last
+        self.paused_event: Paused | None = None
+        self.finished_event: Finished | None = None
+        self.failed_event: Failed | None = None
+        self.run_dir: str | None = None
+        self._last_source_notify = 0.0
+        self._configuring = False
+        self._steps_seen = 0
+
+        self._build_central()
+        self._build_docks()
+        self._build_menus()
+        self._build_status_bar()
+        self._restore_settings()
+        self._apply_initial_preset()
+        self._configure_idle_live_controls()
+        self.hparam_form.family_changed.connect(self._configure_idle_live_controls)
+        self._update_actions()
+
+    # ================================================================================================
+    # construction
+    # ================================================================================================
+    def _build_central(self) -> None:
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.setSpacing(4)
+        self.banner = MessageBanner()
+        layout.addWidget(self.banner)
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("panelTabs")
+        self.tabs.setDocumentMode(True)
+        self.training_panel = TrainingPanel()
+        self.tabs.addTab(self.training_panel, "Training")
+        self.panels: dict[str, QWidget] = {"trainingPanel": self.training_panel}
+        for module_name, class_name, title, object_name in PANEL_TABS:
+            widget = self._make_panel(module_name, class_name, title)
+            widget.setObjectName(object_name)
+            self.tabs.addTab(widget, title)
+            self.panels[object_name] = widget
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+        self.training_panel.start_requested.connect(self.start_training)
+        self.training_panel.pause_toggled.connect(self.toggle_pause)
+        self.training_panel.stop_requested.connect(self.stop_training)
+        self.training_panel.live_value_changed.connect(self.set_live_value)
+
+    def _make_panel(self, module_name: str, class_name: str, title: str) -> QWidget:
+        """The exploration panel if its module is installed, else a plain placeholder saying why."""
+        try:
+            module = importlib.import_module(module_name)
+            return getattr(module, class_name)(self.source)
+        except ModuleNotFoundError as exc:
+            if exc.name != module_name:
+                return self._placeholder(title, f"could not load this panel: {exc}")
+            return self._placeholder(title, "This panel is not part of this build yet.")
+        except Exception as exc:  # a broken panel must not take the window down
+            traceback.print_exc()
+            return self._placeholder(title, f"could not load this panel: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _placeholder(title: str, text: str) -> QWidget:
+        widget = QWidget()
+        layout = QVBoxLayout(widget)
+        label = QLabel(f"<h3>{title}</h3><p>{text}</p>")
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setWordWrap(True)
+        layout.addWidget(label)
+        return widget
+
+    def _build_docks(self) -> None:
+        self.data_dock = self._dock("Data", "dataDock", self._build_data_dock())
+        self.model_dock = self._dock("Model", "modelDock", self._build_model_dock())
+        self.training_dock = self._dock("Training", "trainingDock", self._build_training_dock())
+        self.tabifyDockWidget(self.model_dock, self.training_dock)
+        self.model_dock.raise_()
+        self.resizeDocks([self.data_dock], [340], Qt.Orientation.Horizontal)
+
+    def _dock(self, title: str, name: str, body: QWidget) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(body)
+        dock.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
+        return dock
+
+    def _build_data_dock(self) -> QWidget:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        self.dataset_combo = QComboBox()
+        self.dataset_combo.setObjectName("datasetCombo")
+        self.dataset_combo.setEditable(True)
+        self.dataset_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+        self.dataset_combo.setToolTip("A dataset name with options (e.g. dsprites?subset=20000, digits?size=16) "
+                                      "or a path to a file or folder of images")
+        for entry in available_datasets():
+            name = entry["name"]
+            status = entry.get("status", "")
+            self.dataset_combo.addItem(name if status != "missing" else f"{name} (missing)", name)
+            index = self.dataset_combo.count() - 1
+            tip = entry.get("description", "")
+            if entry.get("hint"):
+                tip += "\n" + entry["hint"]
+            self.dataset_combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
+        self.dataset_combo.activated.connect(self._dataset_chosen)
+        self.dataset_combo.lineEdit().editingFinished.connect(self._dataset_edited)
+        layout.addWidget(self.dataset_combo)
+        buttons = QHBoxLayout()
+        open_file = QPushButton("Open file…")
+        open_file.setObjectName("openDatasetFileButton")
+        open_file.setToolTip(".npy / .npz arrays, IDX files or an image")
+        open_file.clicked.connect(self._open_dataset_file_dialog)
+        open_folder = QPushButton("Open folder…")
+        open_folder.setObjectName("openDatasetFolderButton")
+        open_folder.setToolTip("A folder of images (subfolders become labels)")
+        open_folder.clicked.connect(self._open_dataset_folder_dialog)
+        buttons.addWidget(open_file)
+        buttons.addWidget(open_folder)
+        layout.addLayout(buttons)
+        self.thumbnails = ImageGrid()
+        self.thumbnails.setObjectName("datasetThumbnails")
+        self.thumbnails.setMinimumHeight(90)
+        self.thumbnails.setMaximumHeight(120)
+        layout.addWidget(self.thumbnails)
+        self.dataset_summary = QLabel("no dataset loaded")
+        self.dataset_summary.setObjectName("datasetSummary")
+        self.dataset_summary.setWordWrap(True)
+        self.dataset_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.dataset_summary)
+        layout.addStretch(1)
+        return body
+
+    def _build_model_dock(self) -> QWidget:
+        body = QWidget()
+        layout = QVBoxLayout(body)
+        form = QFormLayout()
+        self.preset_combo = QComboBox()
+        self.preset_combo.setObjectName("presetCombo")
+        self.preset_combo.addItem("(custom)", "")
+        presets = _presets_module()
+        if presets is not None:
+            for entry in presets.list_presets():
+                name = entry if isinstance(entry, str) else entry.get("name", str(entry))
+                self.preset_combo.addItem(name, name)
+                if not isinstance(entry, str) and entry.get("description"):
+                    self.preset_combo.setItemData(self.preset_combo.count() - 1, entry["description"],
+                                                  Qt.ItemDataRole.ToolTipRole)
+        self.preset_combo.activated.connect(self._preset_chosen)
+        form.addRow("Preset", self.preset_combo)
+        self.family_combo = QComboBox()
+        self.family_combo.setObjectName("familyCombo")
+        for name, cls in families().items():
+            self.family_combo.addItem(f"{name} — {cls.title}" if cls.title else name, name)
+            self.family_combo.setItemData(self.family_combo.count() - 1, cls.formula, Qt.ItemDataRole.ToolTipRole)
+        self.family_combo.activated.connect(self._family_chosen)
+        form.addRow("Family", self.family_combo)
+        layout.addLayout(form)
+        self.hparam_form = HParamForm(self.family_combo.currentData())
+        self.hparam_form.setObjectName("hparamForm")
+        layout.addWidget(self.hparam_form)
+        layout.addStretch(1)
+        return body
+
+    def _build_training_dock(self) -> QWidget:
+        body = QWidget()
+        form = QFormLayout(body)
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setObjectName("epochsSpin")
+        self.epochs_spin.setRange(1, 100_000)
+        self.epochs_spin.setValue(10)
+        self.max_steps_spin = QSpinBox()
+        self.max_steps_spin.setObjectName("maxStepsSpin")
+        self.max_steps_spin.setRange(0, 1_000_000_000)
+        self.max_steps_spin.setSpecialValueText("— (use epochs)")
+        self.max_steps_spin.setToolTip("Stop after this many optimiser steps; overrides epochs when set")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setObjectName("batchSizeSpin")
+        self.batch_spin.setRange(1, 65_536)
+        self.batch_spin.setValue(128)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setObjectName("lrSpin")
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(1e-6, 1.0)
+        self.lr_spin.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
+        self.lr_spin.setValue(1e-3)
+        self.device_combo = QComboBox()
+        self.device_combo.setObjectName("deviceCombo")
+        devices = ["auto", "cpu"]
+        if torch.cuda.is_available():
+            devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            devices.append("mps")
+        self.device_combo.addItems(devices)
+        self.threads_spin = QSpinBox()
+        self.threads_spin.setObjectName("threadsSpin")
+        self.threads_spin.setRange(0, 256)
+        self.threads_spin.setSpecialValueText("app default")
+        self.threads_spin.setToolTip("torch intra-op threads; the app default leaves one core to the window")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("seedSpin")
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.save_runs_check = QCheckBox("Write a run folder")
+        self.save_runs_check.setObjectName("saveRunsCheck")
+        self.save_runs_check.setChecked(True)
+        self.save_runs_check.setToolTip("config.toml, metrics.jsonl, previews and the final checkpoint")
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Max steps", self.max_steps_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Threads", self.threads_spin)
+        form.addRow("Seed", self.seed_spin)
+        form.addRow(self.save_runs_check)
+        return body
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        self.new_run_action = self._action(file_menu, "&New run", QKeySequence.StandardKey.New, self.new_run)
+        self.open_action = self._action(file_menu, "&Open checkpoint…", QKeySequence.StandardKey.Open,
+                                        self._open_checkpoint_dialog)
+        self.save_action = self._action(file_menu, "&Save checkpoint", QKeySequence.StandardKey.Save,
+                                        self._save_checkpoint_dialog)
+        self.export_action = self._action(file_menu, "&Export figure…", QKeySequence("Ctrl+E"),
+                                          self._export_figure_dialog)
+        self.recent_menu = QMenu("&Recent runs", self)
+        self.recent_menu.setObjectName("recentMenu")
+        file_menu.addMenu(self.recent_menu)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
+        train_menu = menu.addMenu("&Training")
+        self.start_action = self._action(train_menu, "&Start", QKeySequence("Ctrl+R"), self.start_training)
+        self.pause_action = self._action(train_menu, "&Pause / resume", QKeySequence(Qt.Key.Key_Space),
+                                         self.toggle_pause)
+        self.stop_action = self._action(train_menu, "S&top", QKeySequence("Ctrl+."), self.stop_training)
+        view_menu = menu.addMenu("&View")
+        for dock in (self.data_dock, self.model_dock, self.training_dock):
+            view_menu.addAction(dock.toggleViewAction())
+        help_menu = menu.addMenu("&Help")
+        self._action(help_menu, "&About", None, self._about)
+        self._rebuild_recent_menu()
+
+    def _action(self, menu: QMenu, text: str, shortcut: Any, slot: Any) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(shortcut)
+            action.setShortcutContext(Qt.ShortcutContext.WindowShortcut)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        self.addAction(action)
+        return action
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.device_label = QLabel(f"device: {self._default_device_name()}")
+        self.step_label = QLabel("step: –")
+        self.speed_label = QLabel("samples/s: –")
+        self.run_label = QLabel("run folder: –")
+        for label, name in ((self.device_label, "deviceLabel"), (self.step_label, "stepLabel"),
+                            (self.speed_label, "speedLabel"), (self.run_label, "runFolderLabel")):
+            label.setObjectName(name)
+            bar.addPermanentWidget(label)
+
+    @staticmethod
+    def _default_device_name() -> str:
+        if torch.cuda.is_available():
+            return "cuda"
+        return f"cpu ({torch.get_num_threads()} threads)"
+
+    # ================================================================================================
+    # settings and defaults
+    # ================================================================================================
+    def _restore_settings(self) -> None:
+        geometry = self.settings.value("window/geometry")
+        state = self.settings.value("window/state")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state)
+
+    def _save_settings(self) -> None:
+        self.settings.setValue("window/geometry", self.saveGeometry())
+        self.settings.setValue("window/state", self.saveState())
+        self.settings.sync()
+
+    def _folder(self, key: str) -> str:
+        return str(self.settings.value(f"folders/{key}", str(Path.home())))
+
+    def _remember_folder(self, key: str, path: str | Path) -> None:
+        path = Path(path)
+        self.settings.setValue(f"folders/{key}", str(path if path.is_dir() else path.parent))
+
+    def recent_runs(self) -> list[str]:
+        value = self.settings.value("recent/checkpoints", [])
+        if isinstance(value, str):
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _add_recent(self, path: str) -> None:
+        path = str(Path(path).resolve())
+        recent = [p for p in self.recent_runs() if p != path]
+        self.settings.setValue("recent/checkpoints", [path, *recent][:MAX_RECENT])
+        self._rebuild_recent_menu()
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_runs()
+        if not recent:
+            action = self.recent_menu.addAction("(none yet)")
+            action.setEnabled(False)
+            return
+        for path in recent:
+            action = self.recent_menu.addAction(Path(path).name + f"  —  {Path(path).parent}")
+            action.setData(path)
+            action.triggered.connect(lambda _checked=False, p=path: self.open_checkpoint(p))
+
+    def _apply_initial_preset(self) -> None:
+        presets = _presets_module()
+        index = self.preset_combo.findData(DEFAULT_PRESET)
+        if presets is not None and index >= 0:
+            self.preset_combo.setCurrentIndex(index)
+            self.apply_preset(DEFAULT_PRESET, load_data=False)
+        else:
+            family = "beta-vae" if "beta-vae" in families() else self.family_combo.currentData()
+            self._select_family(family)
+            self.dataset_combo.setEditText(DEFAULT_DATASET)
+        QTimer.singleShot(0, self._load_initial_dataset)
+
+    def _load_initial_dataset(self) -> None:
+        if self.dataset is None and not self.is_training:
+            self.open_dataset(self.dataset_combo.currentText())
+
+    # ================================================================================================
+    # data, model and training docks
+    # ================================================================================================
+    def _configure_idle_live_controls(self) -> None:
+        """Before a run the live sliders edit the docks' values (and show what can change mid-run)."""
+        if self.is_training or self.hparam_form.family is None or self._configuring:
+            return
+        self._configuring = True
+        try:
+            self.training_panel.configure_live_controls(model_class(self.hparam_form.family),
+                                                        self.hparam_form.raw_values(), float(self.lr_spin.value()))
+        finally:
+            self._configuring = False
+
+    def _dataset_chosen(self, index: int) -> None:
+        spec = self.dataset_combo.itemData(index) or self.dataset_combo.itemText(index)
+        self.dataset_combo.setEditText(spec)
+        self.open_dataset(spec)
+
+    def _dataset_edited(self) -> None:
+        spec = self.dataset_combo.currentText().strip()
+        if spec and spec != self.dataset_spec:
+            self.open_dataset(spec)
+
+    def _open_dataset_file_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open dataset file", self._folder("data"),
+                                              "Datasets (*.npy *.npz *.gz *-ubyte *.png *.jpg);;All files (*)")
+        if path:
+            self._remember_folder("data", path)
+            self.open_dataset(path)
+
+    def _open_dataset_folder_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._folder("data"))
+        if path:
+            self._remember_folder("data", path)
+            self.open_dataset(path)
+
+    def open_dataset(self, spec: str) -> bool:
+        """Load a dataset (name with options, or a path) for the next run; errors are shown, never raised."""
+        spec = str(spec).strip()
+        if not spec:
+            return False
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            dataset = load_dataset(spec)
+        except (DatasetError, ConfigError, OSError, ValueError) as exc:
+            self.show_message(f"Could not load dataset {spec!r}: {exc}", "error")
+            return False
+        except Exception as exc:  # a loader bug must not kill the window
+            traceback.print_exc()
+            self.show_message(f"Could not load dataset {spec!r}: {type(exc).__name__}: {exc}", "error")
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        self.dataset, self.dataset_spec = dataset, spec
+        self.dataset_combo.setEditText(spec)
+        self._show_dataset(dataset)
+        if not self.is_training and self.checkpoint_path is None:
+            self.source.clear()
+        self._update_actions()
+        return True
+
+    def _show_dataset(self, dataset: Any) -> None:
+        summary = dataset.summary()
+        n = len(dataset)
+        count = min(THUMBNAILS, n)
+        if count:
+            idx = torch.linspace(0, n - 1, count).round().long()
+            images = dataset.images_at(idx)
+            self.thumbnails.set_image(tile(images.cpu(), ncols=8, pad=1))
+        lines = [f"<b>{summary.get('name', '')}</b>" + (" (sample)" if summary.get("is_sample") else ""),
+                 summary.get("description", ""),
+                 f"{summary.get('size', n):,} images, shape {'×'.join(str(s) for s in summary.get('shape', []))}"]
+        if summary.get("num_classes"):
+            names = summary.get("class_names") or []
+            lines.append(f"labels: {summary['num_classes']} classes" + (f" ({', '.join(names[:10])})" if names else ""))
+        if summary.get("factors"):
+            lines.append("factors: " + ", ".join(f"{k} ({v})" for k, v in summary["factors"].items()))
+        self.dataset_summary.setText("<br>".join(x for x in lines if x))
+
+    def _preset_chosen(self, index: int) -> None:
+        name = self.preset_combo.itemData(index)
+        if name:
+            self.apply_preset(name)
+
+    def apply_preset(self, name: str, load_data: bool = True) -> bool:
+        """Fill every dock from a preset (dataset, family, hyperparameters, training settings)."""
+        presets = _presets_module()
+        if presets is None:
+            self.show_message("No presets are available in this build.", "warning")
+            return False
+        try:
+            config = presets.load_preset(name)
+        except Exception as exc:
+            self.show_message(f"Could not load preset {name!r}: {exc}", "error")
+            return False
+        self.preset_config = config
+        self.fill_from_config(config)
+        index = self.preset_combo.findData(name)
+        if index >= 0:
+            self.preset_combo.setCurrentIndex(index)
+        if load_data:
+            self.open_dataset(config.dataset)
+        else:
+            self.dataset_combo.setEditText(config.dataset)
+        return True
+
+    def fill_from_config(self, config: TrainConfig) -> None:
+        self._select_family(config.family)
+        unknown = self.hparam_form.set_values(config.hparams)
+        if unknown:
+            self.show_message(f"Ignored hyperparameters {', '.join(unknown)} unknown to {config.family}", "warning")
+        self.epochs_spin.setValue(config.epochs)
+        self.max_steps_spin.setValue(config.max_steps or 0)
+        self.batch_spin.setValue(config.batch_size)
+        self.lr_spin.setValue(config.lr)
+        device_index = self.device_combo.findText(config.device)
+        self.device_combo.setCurrentIndex(max(device_index, 0))
+        self.threads_spin.setValue(config.threads)
+        self.seed_spin.setValue(config.seed)
+        self.dataset_combo.setEditText(config.dataset)
+
+    def _family_chosen(self, index: int) -> None:
+        self._select_family(self.family_combo.itemData(index))
+        self.preset_combo.setCurrentIndex(0)
+
+    def _select_family(self, family: str) -> None:
+        index = self.family_combo.findData(family)
+        if index < 0:
+            self.show_message(f"Unknown model family {family!r}", "error")
+            return
+        self.family_combo.setCurrentIndex(index)
+        if self.hparam_form.family != family:
+            self.hparam_form.set_family(family)
+
+    def build_config(self) -> TrainConfig:
+        """The run the docks describe (raises ConfigError with a clear cause)."""
+        spec = self.dataset_combo.currentText().strip() or self.dataset_spec
+        base = self.preset_config
+        fallback = list(base.fallback) if base is not None and base.dataset == spec else []
+        extra: dict[str, Any] = {}
+        if base is not None:
+            extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
+                     "weight_decay": base.weight_decay, "description": base.description}
+        out_dir = None
+        if self.save_runs_check.isChecked():
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            out_dir = str(runs_root() / f"{stamp}-{self.hparam_form.family}")
+        return TrainConfig(
+            dataset=spec, family=self.hparam_form.family or "", hparams=self.hparam_form.changed_from_defaults(),
+            epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
+            batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
+            device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
+            fallback=fallback, **extra)
+
+    # ================================================================================================
+    # running
+    # ================================================================================================
+    @property
+    def is_training(self) -> bool:
+        return self.worker is not None and self.worker.is_running
+
+    def start_training(self) -> bool:
+        """Start a new run from the docks, or continue the loaded checkpoint. Errors are shown, not raised."""
+        if self.is_training:
+            return False
+        try:
+            training = _training_module()
+            if self.checkpoint_path is not None:
+                session = training.TrainingSession.from_checkpoint(self.checkpoint_path, pause_on_error=True,
+                                                                   **self._continue_overrides())
+            else:
+                config = self.build_config()
+                dataset = self.dataset if self.dataset is not None and self.dataset_spec == config.dataset else None
+                session = training.TrainingSession(config, dataset=dataset, pause_on_error=True)
+        except (ConfigError, DatasetError, CheckpointError, OSError, ValueError, RuntimeError) as exc:
+            self.show_message(f"Cannot start training: {exc}", "error")
+            return False
+        except Exception as exc:
+            traceback.print_exc()
+            self.show_message(f"Cannot start training: {type(exc).__name__}: {exc}", "error")
+            return False
+        self.begin_session(session, continuing=self.checkpoint_path is not None)
+        return True
+
+    def _continue_overrides(self) -> dict[str, Any]:
+        """Continuing trains the dock's epochs (or max steps) *more* than the checkpoint already has."""
+        step, epoch = self._checkpoint_position
+        more_steps = self.max_steps_spin.value()
+        if more_steps:
+            return {"max_steps": step + more_steps, "threads": self.threads_spin.value(),
+                    "device": self.device_combo.currentText()}
+        return {"epochs": min(epoch + self.epochs_spin.value(), 100_000), "max_steps": None,
+                "threads": self.threads_spin.value(), "device": self.device_combo.currentText()}
+
+    def begin_session(self, session: Any, continuing: bool = False) -> None:
+        """Run an already built session: wire a worker, reset the dashboard, publish live weights to panels."""
+        config = session.config
+        session.pause_on_error = True
+        self.session = session
+        self.paused_event = self.finished_event = self.failed_event = None
+        self._steps_seen = 0
+        self.training_panel.reset(getattr(session, "total_steps", config.max_steps))
+        if continuing and getattr(session, "history", None):
+            self.training_panel.load_history(session.history)
+        try:
+            model_cls = model_class(config.family)
+        except ConfigError:
+            model_cls = None
+        hparams = dict(getattr(session.model, "hparams", config.hparams))
+        self.training_panel.configure_live_controls(model_cls, hparams, config.lr)
+        self.run_dir = config.out_dir
+        self.run_label.setText(f"run folder: {config.out_dir or '– (not saved)'}")
+        self.run_label.setToolTip(config.out_dir or "")
+        self.device_label.setText(f"device: {session.device}")
+        if session.dataset is not None:
+            if session.dataset is not self.dataset:
+                self.dataset, self.dataset_spec = session.dataset, config.dataset
+                self._show_dataset(session.dataset)
+        self.source.set_live(session.snapshot_model, session.dataset, session.test_indices,
+                             {"family": config.family, "dataset": config.dataset, "run_dir": config.out_dir,
+                              "step": getattr(session, "step", 0)})
+        worker = TrainingWorker(session, parent=self)
+        worker.metrics.connect(self._on_metrics)
+        worker.epoch_ended.connect(self._on_epoch)
+        worker.preview.connect(self._on_preview)
+        worker.checkpoint_written.connect(self._on_checkpoint_written)
+        worker.paused.connect(self._on_paused)
+        worker.resumed.connect(self._on_resumed)
+        worker.warning.connect(self._on_warning)
+        worker.failed.connect(self._on_failed)
+        worker.finished.connect(self._on_finished)
+        worker.stopped.connect(self._on_worker_stopped)
+        self.worker = worker
+        worker.start()
+        self.training_panel.set_state("running")
+        self.tabs.setCurrentWidget(self.training_panel)
+        self._update_actions()
+
+    def toggle_pause(self) -> None:
+        if not self.is_training:
+            return
+        assert self.worker is not None
+        if self.worker.control.paused:
+            self.worker.resume()
+            self.paused_event = None
+            self.training_panel.set_state("running")
+        else:
+            self.worker.pause()
+            self.training_panel.set_state("paused")
+        self._update_actions()
+
+    def stop_training(self) -> None:
+        """Ask the session to stop at the next step; the dashboard keeps what it showed."""
+        if not self.is_training:
+            return
+        assert self.worker is not None
+        self.worker.control.stop()
+        self.training_panel.set_state("stopping")
+        self._update_actions()
+
+    def set_live_value(self, name: str, value: float) -> None:
+        """A live control moved: send it to the running session, or write it into the docks when idle."""
+        if self.is_training:
+            assert self.worker is not None
+            self.worker.set_value(name, value)
+            self.statusBar().showMessage(f"{name} → {value:.4g} from the next step", 4000)
+            return
+        if name == "lr":
+            self.lr_spin.setValue(value)
+        elif name in self.hparam_form.editors:
+            self.hparam_form.set_values({name: value})
+
+    # --- worker signals (all emitted on the GUI thread) ----------------------------------------------
+    def _on_metrics(self, batch: list[StepMetrics]) -> None:
+        self.training_panel.on_metrics(batch)
+        last = batch[-1]
+        self._steps_seen = last.step
+        self.step_label.setText(f"step: {last.step:,}  epoch: {last.epoch}")
+        self.speed_label.setText(f"samples/s: {last.samples_per_s:,.0f}")
+        now = time.monotonic()
+        if now - self._last_source_notify >= SOURCE_NOTIFY_INTERVAL_S:
+            self._last_source_notify = now
+            self.source.notify_step(last.step)
+
+    def _on_epoch(self, summary: EpochSummary) -> None:
+        self.training_panel.on_epoch(summary)
+
+    def _on_preview(self, preview: Preview) -> None:
+        self.training_panel.on_preview(preview)
+
+    def _on_checkpoint_written(self, event: Any) -> None:
+        self._add_recent(event.path)
+        self.statusBar().showMessage(f"checkpoint written: {event.path}", 6000)
+
+    def _on_paused(self, event: Paused) -> None:
+        self.paused_event = event
+        self.training_panel.set_state("paused")
+        if event.reason and event.reason != "paused by user":
+            self.show_message(f"Training paused at step {event.step}: {event.reason}", "warning")
+        self._update_actions()
+
+    def _on_resumed(self, event: Resumed) -> None:
+        self.paused_event = None
+        if self.training_panel.state == "paused":
+            self.training_panel.set_state("running")
+        self._update_actions()
+
+    def _on_warning(self, message: str) -> None:
+        self.show_message(message, "warning")
+
+    def _on_failed(self, event: Failed) -> None:
+        self.failed_event = event
+        if event.recoverable:
+            self.show_message(f"Step {event.step}: {event.cause} — training is paused; change a setting "
+                              "(e.g. lower the learning rate) and resume, or stop.", "error")
+            self.training_panel.set_state("paused")
+        else:
+            self.show_message(f"Training failed at step {event.step}: {event.cause}", "error")
+
+    def _on_finished(self, event: Finished) -> None:
+        self.finished_event = event
+        self.training_panel.set_finished_text(f"{event.reason} at step {event.step:,} (epoch {event.epoch})")
+
+    def _on_worker_stopped(self) -> None:
+        """The thread has ended: the run's weights become the fixed model the panels explore."""
+        session, worker = self.session, self.worker
+        self.worker = None
+        if worker is not None:
+            worker.deleteLater()
+        self.training_panel.set_state("idle")
+        if session is not None:
+            try:
+                model = session.snapshot_model()
+            except Exception as exc:
+                model = None
+                self.show_message(f"Could not take the final weights: {exc}", "error")
+            if model is not None:
+                self.source.set_static(model, session.dataset, session.test_indices,
+                                       {"family": session.config.family, "dataset": session.config.dataset,
+                                        "run_dir": session.config.out_dir, "step": getattr(session, "step", 0)})
+        self._update_actions()
+
+    # ================================================================================================
+    # checkpoints
+    # ================================================================================================
+    def _open_checkpoint_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open checkpoint", self._folder("checkpoints"),
+                                              "Checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self._remember_folder("checkpoints", path)
+            self.open_checkpoint(path)
+
+    def open_checkpoint(self, path: str | Path) -> bool:
+        """Load a checkpoint: its model goes to the panels, its curves to the Training tab; Start continues it."""
+        if self.is_training:
+            self.show_message("Stop the current run before opening a checkpoint.", "warning")
+            return False
+        path = str(path)
+        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            loaded = _checkpoint_module().load_checkpoint(path)
+        except (CheckpointError, ConfigError, OSError, ValueError) as exc:
+            self.show_message(f"Could not open checkpoint: {exc}", "error")
+            return False
+        except Exception as exc:
+            traceback.print_exc()
+            self.show_message(f"Could not open checkpoint {path}: {type(exc).__name__}: {exc}", "error")
+            return False
+        finally:
+            QApplication.restoreOverrideCursor()
+        config: TrainConfig = loaded.config
+        self.preset_combo.setCurrentIndex(0)
+        self.preset_config = None
+        self.fill_from_config(config)
+        self.session = None
+        self.checkpoint_path = path
+        self._checkpoint_position = (int(loaded.step), int(loaded.epoch))
+        dataset = self.dataset if self.dataset is not None and self.dataset_spec == config.dataset else None
+        if dataset is None:
+            for spec in [config.dataset, *config.fallback]:
+                try:
+                    dataset = load_dataset(spec)
+                except Exception as exc:
+                    self.show_message(f"The checkpoint's dataset {spec!r} is not available: {exc}", "warning")
+                    continue
+                self.dataset, self.dataset_spec = dataset, spec
+                self._show_dataset(dataset)
+                break
+        test_indices = None
+        if dataset is not None:
+            _, test_indices = dataset.split(config.test_fraction, config.seed)
+        self.training_panel.reset(config.max_steps)
+        drawn = self.training_panel.load_history(loaded.history)
+        self.training_panel.configure_live_controls(type(loaded.model), loaded.model.hparams, config.lr)
+        self.training_panel.set_finished_text(f"checkpoint at step {loaded.step:,} (epoch {loaded.epoch}) — "
+                                              "Start continues it")
+        self.training_panel.start_button.setText("Continue")
+        self.training_panel.start_button.setToolTip("Train the dock's epochs (or max steps) more from this checkpoint")
+        self._show_checkpoint_previews(loaded.model, dataset, test_indices)
+        self.source.set_static(loaded.model, dataset, test_indices,
+                               {"family": config.family, "dataset": config.dataset, "checkpoint": path,
+                                "step": loaded.step, "meta": dict(loaded.meta or {})})
+        self.step_label.setText(f"step: {loaded.step:,}  epoch: {loaded.epoch}")
+        self.run_label.setText(f"checkpoint: {Path(path).name}")
+        self.run_label.setToolTip(path)
+        self._add_recent(path)
+        self.statusBar().showMessage(f"opened {path} ({drawn} recorded steps)", 6000)
+        self._update_actions()
+        return True
+
+    def _show_checkpoint_previews(self, model: Any, dataset: Any, test_indices: Any) -> None:
+        """Reconstructions of test images and prior samples, like the live preview, from the loaded weights."""
+        from engine import explore
+
+        try:
+            with torch.inference_mode():
+                if dataset is not None and len(dataset):
+                    has_test = test_indices is not None and len(test_indices) > 0
+                    pool = test_indices if has_test else torch.arange(len(dataset))
+                    idx = pool[:32]
+                    images = dataset.images_at(idx).cpu()
+                    labels = dataset.labels_at(idx)
+                    recon = explore.reconstructions(model, images, labels)
+                    inputs = images.float() / 255.0
+                    rows = []
+                    for r in range(0, idx.numel(), 8):
+                        rows += [inputs[r:r + 8], recon[r:r + 8].float().cpu()]
+                    self.training_panel.recon_grid.set_image(tile(torch.cat(rows), ncols=8, pad=1))
+                if getattr(model, "can_sample", False) and not getattr(model, "is_conditional", False):
+                    samples = explore.sample_images(model, 32, seed=0)
+                    self.training_panel.samples_grid.set_image(tile(samples.cpu(), ncols=8, pad=1))
+        except Exception as exc:
+            self.show_message(f"Could not draw previews of the checkpoint: {exc}", "warning")
+
+    def _save_checkpoint_dialog(self) -> None:
+        if self.session is None:
+            self.show_message("There is no run to save yet: start training or open a checkpoint.", "info")
+            return
+        if self.is_training:
+            self.request_checkpoint()
+            return
+        default = str(Path(self.run_dir or self._folder("checkpoints")) / f"step{self.session.step}.safetensors")
+        path, _ = QFileDialog.getSaveFileName(self, "Save checkpoint", default, "Checkpoints (*.safetensors)")
+        if path:
+            self._remember_folder("checkpoints", path)
+            self.save_checkpoint_to(path)
+
+    def request_checkpoint(self) -> None:
+        """While training: the session writes a checkpoint into its run folder at the next step."""
+        if self.worker is not None:
+            self.worker.request_checkpoint()
+            self.statusBar().showMessage("a checkpoint will be written at the next step", 4000)
+
+    def save_checkpoint_to(self, path: str | Path) -> bool:
+        """Save the (stopped) session's weights; errors are shown, not raised."""
+        if self.session is None or self.is_training:
+            return False
+        path = Path(path)
+        if path.suffix != ".safetensors":
+            path = path.with_suffix(".safetensors")
+        try:
+            written = self.session.save_checkpoint(path)
+        except Exception as exc:
+            self.show_message(f"Could not save the checkpoint to {path}: {exc}", "error")
+            return False
+        self._add_recent(str(written or path))
+        self.statusBar().showMessage(f"saved {written or path}", 6000)
+        return True
+
+    def new_run(self) -> None:
+        """Forget a loaded checkpoint and the last run; the docks keep their settings."""
+        if self.is_training:
+            self.show_message("Stop the current run first.", "warning")
+            return
+        self.checkpoint_path = None
+        self.session = None
+        self.training_panel.reset(None)
+        self.training_panel.progress.setFormat("ready")
+        self.training_panel.start_button.setText("Start")
+        self.source.clear()
+        self.run_label.setText("run folder: –")
+        self.step_label.setText("step: –")
+        self.banner.hide()
+        self._update_actions()
+
+    # ================================================================================================
+    # export, messages, drag and drop, closing
+    # ================================================================================================
+    def _export_figure_dialog(self) -> None:
+        panel = self.tabs.currentWidget()
+        exporter = getattr(panel, "export_figure", None)
+        if exporter is None:
+            self.show_message("This tab has nothing to export.", "info")
+            return
+        path, _ = QFileDialog.getSaveFileName(self, "Export figure", self._folder("export"),
+                                              "PNG image (*.png);;GIF animation (*.gif);;CSV (*.csv);;JSON (*.json)")
+        if path:
+            self._remember_folder("export", path)
+            self.export_current(path)
+
+    def export_current(self, path: str | Path) -> bool:
+        panel = self.tabs.currentWidget()
+        exporter = getattr(panel, "export_figure", None)
+        if exporter is None:
+            return False
+        try:
+            written = exporter(path)
+        except Exception as exc:
+            self.show_message(f"Could not export to {path}: {exc}", "error")
+            return False
+        self.statusBar().showMessage(f"exported {written or path}", 6000)
+        return True
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        """Non-modal: a banner above the tabs and the status bar; the window keeps working."""
+        self.messages.append((level, text))
+        self.banner.show_message(text, level)
+        self.statusBar().showMessage(text.splitlines()[0][:200], 8000)
+
+    def _about(self) -> None:
+        box = QMessageBox(QMessageBox.Icon.Information, APPLICATION,
+                          "Train autoencoders and VAEs on your own machine and watch the latent space form.",
+                          QMessageBox.StandardButton.Ok, self)
+        box.setModal(False)
+        box.show()
+
+    def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802 (Qt override)
+        if event.mimeData().hasUrls() and any(u.isLocalFile() for u in event.mimeData().urls()):
+            event.acceptProposedAction()
+        else:
+            event.ignore()
+
+    def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802 (Qt override)
+        paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
+        event.acceptProposedAction()
+        for path in paths:
+            self.open_path(path)
+
+    def open_path(self, path: str | Path) -> bool:
+        """A dropped or given path: a .safetensors file is a checkpoint, anything else a dataset."""
+        path = Path(path)
+        if path.suffix.lower() == ".safetensors":
+            return self.open_checkpoint(path)
+        self._remember_folder("data", path)
+        return self.open_dataset(str(path))
+
+    def ask_save_on_close(self) -> QMessageBox.StandardButton:
+        """Closing mid-training: Save, Discard or Cancel (tests replace this method)."""
+        return QMessageBox.question(
+            self, "Training is running",
+            "Training is still running. Save a checkpoint of the current weights before closing?",
+            QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Save)
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.is_training:
+            answer = self.ask_save_on_close()
+            if answer == QMessageBox.StandardButton.Cancel:
+                event.ignore()
+                return
+            self.shutdown_training(save=answer == QMessageBox.StandardButton.Save)
+        self._save_settings()
+        super().closeEvent(event)
+
+    def shutdown_training(self, save: bool = False, timeout: float = 2.0) -> bool:
+        """Stop the run and join its thread within `timeout`; optionally save the weights. True if joined."""
+        worker = self.worker
+        if worker is None:
+            return True
+        joined = worker.stop(timeout)
+        if not joined:
+            self.show_message("The training thread did not stop in time; it will end at its next step.", "warning")
+        if joined and save and self.session is not None:
+            folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
+            folder.mkdir(parents=True, exist_ok=True)
+            self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
+        return joined
+
+    def _update_actions(self) -> None:
+        training = self.is_training
+        can_start = not training and self.hparam_form.family is not None
+        if not training:
+            self.training_panel.set_state("idle", can_start=can_start)
+        self.start_action.setEnabled(can_start)
+        self.pause_action.setEnabled(training)
+        self.stop_action.setEnabled(training)
+        self.open_action.setEnabled(not training)
+        self.new_run_action.setEnabled(not training)
+        self.save_action.setEnabled(self.session is not None)
+        for dock in (self.data_dock, self.model_dock, self.training_dock):
+            dock.widget().setEnabled(not training)

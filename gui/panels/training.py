@@ -1,0 +1,292 @@
+"""The Training tab: start/pause/stop, progress, live curves, KL per dimension, reconstructions and samples."""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.events import EpochSummary, Preview, StepMetrics
+from engine.models.base import HyperParam, ModelBase
+from gui.widgets import ImageGrid, KLBarChart, LabeledSlider, LossCurves
+
+
+def _format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _slider_range(param: HyperParam) -> tuple[float, float, bool]:
+    """(low, high, log) for a live hyperparameter's slider: log when the range spans ≥ 2 decades above zero."""
+    default = float(param.default)
+    low = float(param.low) if param.low is not None else 0.0
+    high = float(param.high) if param.high is not None else max(10.0, 10.0 * abs(default))
+    if param.low is not None and not param.low_inclusive and low <= 0:
+        low = min(1e-4, default / 100 if default > 0 else 1e-4)
+    high = min(high, max(20.0, 5.0 * abs(default)))  # resolution where people actually move β, C_max, λ
+    log = low > 0 and high / low >= 100
+    return low, high, log
+
+
+class TrainingPanel(QWidget):
+    """Shows one run. The main window wires the buttons to the worker and the worker's signals to `on_*`."""
+
+    start_requested = Signal()
+    pause_toggled = Signal()
+    stop_requested = Signal()
+    live_value_changed = Signal(str, float)  # name, value (β, C_max, lr, …)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("trainingPanel")
+        self.state = "idle"
+        self.last_metrics: StepMetrics | None = None
+        self.last_preview_step: int | None = None
+        self.previews_shown = 0
+        self._run_total_steps: int | None = None
+        root = QVBoxLayout(self)
+        root.setContentsMargins(6, 6, 6, 6)
+
+        controls = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setObjectName("startButton")
+        self.start_button.setToolTip("Start training with the settings in the docks (Ctrl+R)")
+        self.pause_button = QPushButton("Pause")
+        self.pause_button.setObjectName("pauseButton")
+        self.pause_button.setToolTip("Pause / resume between steps (Space)")
+        self.stop_button = QPushButton("Stop")
+        self.stop_button.setObjectName("stopButton")
+        self.stop_button.setToolTip("Stop the run; the weights so far stay explorable and can be saved")
+        for button in (self.start_button, self.pause_button, self.stop_button):
+            button.setMinimumWidth(80)
+            controls.addWidget(button)
+        self.progress = QProgressBar()
+        self.progress.setObjectName("trainingProgress")
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("ready")
+        controls.addWidget(self.progress, 1)
+        root.addLayout(controls)
+        self.start_button.clicked.connect(self.start_requested)
+        self.pause_button.clicked.connect(self.pause_toggled)
+        self.stop_button.clicked.connect(self.stop_requested)
+
+        self.live_box = QGroupBox("Change while training")
+        self.live_box.setObjectName("liveControls")
+        self.live_layout = QHBoxLayout(self.live_box)
+        self.live_layout.setContentsMargins(6, 2, 6, 2)
+        self.live_sliders: dict[str, LabeledSlider] = {}
+        self.in_force_label = QLabel("")
+        self.in_force_label.setObjectName("inForceLabel")
+        root.addWidget(self.live_box)
+
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        self.curves = LossCurves()
+        splitter.addWidget(self.curves)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        self.recon_grid = ImageGrid("Inputs (odd rows) and reconstructions (even rows)")
+        self.recon_grid.setObjectName("reconstructionGrid")
+        self.samples_grid = ImageGrid("Samples from the prior")
+        self.samples_grid.setObjectName("samplesGrid")
+        self.kl_bars = KLBarChart()
+        self.kl_bars.setObjectName("klBars")
+        right_layout.addWidget(self.recon_grid, 3)
+        right_layout.addWidget(self.samples_grid, 2)
+        right_layout.addWidget(self.kl_bars, 2)
+        splitter.addWidget(right)
+        splitter.setStretchFactor(0, 3)
+        splitter.setStretchFactor(1, 2)
+        root.addWidget(splitter, 1)
+        self.set_state("idle")
+
+    # --- state --------------------------------------------------------------------------------------
+    def set_state(self, state: str, can_start: bool = True) -> None:
+        """idle | running | paused | stopping: enables the buttons that make sense."""
+        self.state = state
+        self.start_button.setEnabled(state == "idle" and can_start)
+        self.pause_button.setEnabled(state in ("running", "paused"))
+        self.pause_button.setText("Resume" if state == "paused" else "Pause")
+        self.stop_button.setEnabled(state in ("running", "paused"))
+        self.live_box.setEnabled(state in ("running", "paused", "idle"))
+
+    def reset(self, total_steps: int | None = None) -> None:
+        """Clear curves and images for a new run."""
+        self.curves.clear()
+        self.recon_grid.set_image(None)
+        self.samples_grid.set_image(None)
+        self.kl_bars.set_values([])
+        self.last_metrics = None
+        self.last_preview_step = None
+        self.previews_shown = 0
+        self._run_total_steps = total_steps
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+
+    def configure_live_controls(self, model_cls: type[ModelBase] | None, hparams: Mapping[str, Any],
+                                lr: float) -> None:
+        """One slider per live hyperparameter of the family, plus the learning rate."""
+        for slider in self.live_sliders.values():
+            self.live_layout.removeWidget(slider)
+            slider.deleteLater()
+        self.live_sliders = {}
+        self.live_layout.removeWidget(self.in_force_label)
+        params = [p for p in (model_cls.all_hparams() if model_cls else ()) if p.live and p.kind in (int, float)]
+        for param in params:
+            low, high, log = _slider_range(param)
+            value = float(hparams.get(param.name, param.default))
+            tooltip = f"{param.help}<br>applies at the next step" + (
+                f"<br><i>{model_cls.formula}</i>" if model_cls and model_cls.formula else "")
+            self._add_slider(param.name, low, max(high, value), value, log, tooltip)
+        self._add_slider("lr", 1e-5, 1e-1, float(lr), True, "Adam learning rate; applies at the next step",
+                         decimals=6)
+        self.live_layout.addWidget(self.in_force_label)
+
+    def _add_slider(self, name: str, low: float, high: float, value: float, log: bool, tooltip: str,
+                    decimals: int = 3) -> None:
+        slider = LabeledSlider(name, low, high, min(max(value, low), high), log=log, decimals=decimals,
+                               tooltip=tooltip)
+        slider.setObjectName(f"live_{name}")
+        slider.value_committed.connect(lambda v, n=name: self.live_value_changed.emit(n, v))
+        self.live_layout.addWidget(slider, 1)
+        self.live_sliders[name] = slider
+
+    # --- events from the worker (GUI thread) ----------------------------------------------------------
+    def on_metrics(self, batch: Sequence[StepMetrics]) -> None:
+        if not batch:
+            return
+        steps = np.fromiter((m.step for m in batch), dtype=np.float64, count=len(batch))
+        self.curves.add_train(steps, _columns(m.terms for m in batch))
+        self.curves.add_live(steps, _columns(m.live for m in batch))
+        last = batch[-1]
+        self.last_metrics = last
+        self.progress.setValue(int(round(1000 * min(max(last.progress, 0.0), 1.0))))
+        self.progress.setFormat(f"step {last.step:,}  ·  epoch {last.epoch}  ·  {last.samples_per_s:,.0f} samples/s"
+                                f"  ·  ETA {_format_duration(last.eta_s)}  ·  {100 * last.progress:.0f}%")
+        if last.live:
+            self.in_force_label.setText("in force: " + ", ".join(f"{k}={v:.4g}" for k, v in last.live.items()))
+
+    def on_epoch(self, summary: EpochSummary) -> None:
+        if summary.test:
+            self.curves.add_test([summary.step], {k: [v] for k, v in summary.test.items()})
+        if summary.kl_per_dim:
+            self.kl_bars.set_values(summary.kl_per_dim)
+
+    def on_preview(self, preview: Preview) -> None:
+        self.recon_grid.set_image(preview.reconstructions)
+        if preview.samples is not None:
+            self.samples_grid.set_image(preview.samples)
+        if preview.kl_per_dim:
+            self.kl_bars.set_values(preview.kl_per_dim)
+        self.last_preview_step = preview.step
+        self.previews_shown += 1
+
+    def set_finished_text(self, text: str) -> None:
+        self.progress.setFormat(text)
+
+    def load_history(self, history: Any) -> int:
+        """Draw the curves recorded in a checkpoint or run folder; returns the number of train points drawn."""
+        train, test, live = _history_records(history)
+        if train:
+            steps = [r[0] for r in train]
+            self.curves.add_train(steps, _columns(r[1] for r in train))
+        if live:
+            self.curves.add_live([r[0] for r in live], _columns(r[1] for r in live))
+        if test:
+            self.curves.add_test([r[0] for r in test], _columns(r[1] for r in test))
+        kl = [r.get("kl_per_dim") for r in (history if isinstance(history, list) else [])
+              if isinstance(r, Mapping) and r.get("kl_per_dim")]
+        if kl:
+            self.kl_bars.set_values(kl[-1])
+        self.curves.redraw()
+        return len(train)
+
+    # --- export ----------------------------------------------------------------------------------------
+    def export_figure(self, path: str | Path) -> Path:
+        """.csv: every recorded train/test point; anything else: a PNG of the tab as shown."""
+        path = Path(path)
+        if path.suffix.lower() == ".csv":
+            with path.open("w", newline="", encoding="utf-8") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["split", "term", "step", "value"])
+                for split, names, getter in (("train", self.curves.train_terms(), self.curves.train_series),
+                                             ("test", self.curves.test_terms(), self.curves.test_series),
+                                             ("in_force", self.curves.live_names(), self.curves.live_series)):
+                    for name in names:
+                        xs, ys = getter(name)
+                        writer.writerows((split, name, int(x), repr(float(y))) for x, y in zip(xs, ys, strict=True))
+            return path
+        if path.suffix.lower() != ".png":
+            path = path.with_suffix(".png")
+        if not self.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+        return path
+
+
+def _columns(rows: Iterable[Mapping[str, float]]) -> dict[str, np.ndarray]:
+    """Rows of {name: value} → {name: column}, NaN where a row lacks a name."""
+    rows = list(rows)
+    names: dict[str, None] = {}
+    for row in rows:
+        names.update(dict.fromkeys(row))
+    return {name: np.fromiter((float(row.get(name, math.nan)) for row in rows), dtype=np.float64, count=len(rows))
+            for name in names}
+
+
+def _history_records(history: Any) -> tuple[list, list, list]:
+    """Normalise a recorded history into (train, test, live) lists of (step, {name: value}).
+
+    Accepts a list of records (``{"step", "terms", "live"}`` step records, ``{"step", "test": {...}}`` epoch
+    records, or flat ``{"step": …, "total": …}`` rows) or a dict with "train"/"test" lists of such records.
+    """
+    train: list = []
+    test: list = []
+    live: list = []
+    if history is None:
+        return train, test, live
+    if isinstance(history, Mapping):
+        for key, target in (("train", train), ("steps", train), ("test", test), ("epochs", test)):
+            value = history.get(key)
+            if isinstance(value, list):
+                sub_train, sub_test, sub_live = _history_records(value)
+                target.extend(sub_test if target is test and sub_test else sub_train)
+                live.extend(sub_live)
+        return train, test, live
+    for record in history:
+        if not isinstance(record, Mapping) or "step" not in record:
+            continue
+        step = float(record["step"])
+        numbers = {k: float(v) for k, v in record.items()
+                   if isinstance(v, int | float) and not isinstance(v, bool) and k not in ("step", "epoch")}
+        if isinstance(record.get("test"), Mapping):
+            test.append((step, {k: float(v) for k, v in record["test"].items()}))
+            if isinstance(record.get("train"), Mapping) and not isinstance(record.get("terms"), Mapping):
+                continue
+        if isinstance(record.get("terms"), Mapping):
+            train.append((step, {k: float(v) for k, v in record["terms"].items()}))
+        elif "test" not in record and numbers:
+            train.append((step, {k: v for k, v in numbers.items() if k not in ("samples_per_s", "progress",
+                                                                              "eta_s", "time", "wall_s")}))
+        if isinstance(record.get("live"), Mapping):
+            live.append((step, {k: float(v) for k, v in record["live"].items()}))
+    return train, test, live

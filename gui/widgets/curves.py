@@ -1,0 +1,208 @@
+"""Live loss curves (every term, train and test) above a step plot of the values in force (β, C, lr).
+
+Points are appended into growable numpy buffers; the plots are redrawn by a timer at most `redraw_hz` times a
+second with pyqtgraph's peak downsampling, so a fast run never costs the event loop more than a few ms.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
+
+PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
+           "#bab0ac")
+LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
+
+
+class _Series:
+    """An append-only (x, y) buffer that doubles its capacity when full."""
+
+    def __init__(self) -> None:
+        self._x = np.empty(256, dtype=np.float64)
+        self._y = np.empty(256, dtype=np.float64)
+        self.n = 0
+
+    def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        need = self.n + xs.size
+        if need > self._x.size:
+            size = max(need, 2 * self._x.size)
+            self._x = np.resize(self._x, size)
+            self._y = np.resize(self._y, size)
+        self._x[self.n:need] = xs
+        self._y[self.n:need] = ys
+        self.n = need
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self.n]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self.n]
+
+
+class LossCurves(QWidget):
+    """Train curves per term (solid), test curves per term (dashed, with dots), live values as a step line."""
+
+    def __init__(self, redraw_hz: float = 10.0, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        options = QHBoxLayout()
+        self.log_check = QCheckBox("Log scale")
+        self.log_check.setObjectName("logScaleCheck")
+        self.log_check.toggled.connect(self.set_log_scale)
+        options.addWidget(self.log_check)
+        options.addStretch(1)
+        layout.addLayout(options)
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setBackground("#1e1e1e")
+        layout.addWidget(self.graphics, 1)
+        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
+        self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.loss_plot.setClipToView(True)
+        self.loss_plot.setDownsampling(auto=True, mode="peak")
+        self.live_plot = self.graphics.addPlot(row=1, col=0)
+        self.live_plot.setTitle("Values in force", size="9pt")
+        self.live_plot.setLabel("bottom", "step")
+        self.live_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.live_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.live_plot.setXLink(self.loss_plot)
+        self.graphics.ci.layout.setRowStretchFactor(0, 3)
+        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        self._train: dict[str, _Series] = {}
+        self._test: dict[str, _Series] = {}
+        self._live: dict[str, _Series] = {}
+        self._items: dict[tuple[str, str], pg.PlotDataItem] = {}
+        self._colours: dict[str, str] = {}
+        self._palette = itertools.cycle(PALETTE)
+        self._live_palette = itertools.cycle(LIVE_PALETTE)
+        self._dirty = False
+        self.redraws = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(int(1000 / redraw_hz))
+        self._timer.timeout.connect(self.redraw)
+        self._timer.start()
+
+    # --- data in ----------------------------------------------------------------------------------
+    def add_train(self, steps: Iterable[float], terms: Mapping[str, Iterable[float]]) -> None:
+        """Append train points: `terms[name]` aligned with `steps` (NaN where a term is missing)."""
+        self._extend(self._train, steps, terms)
+
+    def add_test(self, steps: Iterable[float], terms: Mapping[str, Iterable[float]]) -> None:
+        self._extend(self._test, steps, terms)
+
+    def add_live(self, steps: Iterable[float], values: Mapping[str, Iterable[float]]) -> None:
+        self._extend(self._live, steps, values)
+
+    def _extend(self, store: dict[str, _Series], steps: Iterable[float],
+                terms: Mapping[str, Iterable[float]]) -> None:
+        xs = np.asarray(list(steps) if not isinstance(steps, np.ndarray) else steps, dtype=np.float64)
+        if xs.size == 0:
+            return
+        for name, values in terms.items():
+            ys = np.asarray(list(values) if not isinstance(values, np.ndarray) else values, dtype=np.float64)
+            if ys.shape != xs.shape:
+                raise ValueError(f"curve {name!r}: {ys.size} values for {xs.size} steps")
+            store.setdefault(name, _Series()).extend(xs, ys)
+        self._dirty = True
+
+    def clear(self) -> None:
+        self.loss_plot.clear()
+        self.live_plot.clear()
+        for plot in (self.loss_plot, self.live_plot):
+            if plot.legend is not None:
+                plot.legend.clear()
+        self._train.clear()
+        self._test.clear()
+        self._live.clear()
+        self._items.clear()
+        self._dirty = True
+
+    # --- queries (tests, export) -------------------------------------------------------------------
+    def train_terms(self) -> list[str]:
+        return list(self._train)
+
+    def test_terms(self) -> list[str]:
+        return list(self._test)
+
+    def live_names(self) -> list[str]:
+        return list(self._live)
+
+    def train_series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        s = self._train[name]
+        return s.x.copy(), s.y.copy()
+
+    def test_series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        s = self._test[name]
+        return s.x.copy(), s.y.copy()
+
+    def live_series(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        s = self._live[name]
+        return s.x.copy(), s.y.copy()
+
+    def point_count(self) -> int:
+        return sum(s.n for s in self._train.values())
+
+    # --- drawing ---------------------------------------------------------------------------------
+    def set_log_scale(self, on: bool) -> None:
+        self.loss_plot.setLogMode(y=bool(on))
+        if self.log_check.isChecked() != bool(on):
+            self.log_check.setChecked(bool(on))
+
+    def _colour(self, name: str) -> str:
+        if name not in self._colours:
+            self._colours[name] = next(self._palette)
+        return self._colours[name]
+
+    def _item(self, kind: str, name: str) -> pg.PlotDataItem:
+        key = (kind, name)
+        item = self._items.get(key)
+        if item is None:
+            if kind == "train":
+                item = self.loss_plot.plot(name=name, pen=pg.mkPen(self._colour(name), width=1.5))
+            elif kind == "test":
+                colour = self._colour(name)
+                item = self.loss_plot.plot(name=f"{name} (test)",
+                                           pen=pg.mkPen(colour, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                                           symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+            else:
+                item = self.live_plot.plot(name=name, pen=pg.mkPen(next(self._live_palette), width=1.5))
+            item.setClipToView(True)
+            if kind == "train":
+                item.setDownsampling(auto=True, method="peak")
+            self._items[key] = item
+        return item
+
+    def redraw(self) -> None:
+        """Push buffered points to the plot items (called by the timer; cheap when nothing changed)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for name, series in self._train.items():
+                self._item("train", name).setData(series.x, series.y, connect="finite")
+            for name, series in self._test.items():
+                self._item("test", name).setData(series.x, series.y, connect="finite")
+            for name, series in self._live.items():
+                self._live_step(self._item("live", name), series)
+        self.redraws += 1
+
+    @staticmethod
+    def _live_step(item: pg.PlotDataItem, series: _Series) -> None:
+        """Values in force change rarely: draw only the change points, each held until the next one."""
+        x, y = series.x, series.y
+        if x.size == 0:
+            return
+        keep = np.ones(x.size, dtype=bool)
+        keep[1:] = y[1:] != y[:-1]
+        keep[-1] = True
+        xs, ys = x[keep], y[keep]
+        item.setData(np.append(xs, x[-1] + 1.0), ys, stepMode="center")

@@ -1,0 +1,50 @@
+"""GUI fixtures: isolated settings and run folders, the real main window, and no thread may outlive a test."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from PySide6.QtCore import QThread, QThreadPool
+
+
+@pytest.fixture(autouse=True)
+def isolated_settings(tmp_path, monkeypatch):
+    """QSettings and run folders go to the test's temporary directory, never the user's."""
+    monkeypatch.setenv("LATENT_EXPLORER_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("LATENT_EXPLORER_RUNS", str(tmp_path / "runs"))
+    return tmp_path
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_qt_threads(qapp):
+    """Fail a test that leaves a Qt pool thread, a QThread child of the app, or a training thread running."""
+    yield
+    pool = QThreadPool.globalInstance()
+    pool.waitForDone(2000)
+    assert pool.activeThreadCount() == 0, f"test left {pool.activeThreadCount()} QThreadPool job(s) running"
+    running = [t for t in qapp.findChildren(QThread) if t.isRunning()]
+    assert not running, f"test left QThread(s) running: {[t.objectName() for t in running]}"
+    deadline = time.monotonic() + 2.0
+    while time.monotonic() < deadline:
+        training = [t for t in threading.enumerate() if t.name == "latent-explorer-training" and t.is_alive()]
+        if not training:
+            break
+        time.sleep(0.02)
+    assert not training, "test left a training thread running"
+
+
+@pytest.fixture
+def main_window(qtbot):
+    """The real MainWindow in its default state, shown offscreen; it must not be training when the test ends."""
+    from gui.main_window import MainWindow
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitUntil(lambda: window.dataset is not None or window.messages, timeout=10_000)
+    yield window
+    still_training = window.is_training
+    window.shutdown_training(save=False)
+    assert not still_training, "the test ended with training still running"
