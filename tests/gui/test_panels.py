@@ -129,3 +129,39 @@ def test_conditional_grid_changes_with_class_and_keeps_style(qtbot, make_panel, 
     other = make_panel(ConditionalPanel, vae, digits)
     qtbot.waitUntil(lambda: "not conditional" in other.explain.text(), timeout=5000)
     assert other.grid is None
+
+
+def test_latent_map_click_decodes_the_plane_point(qtbot, make_panel, vae, digits, tmp_path):
+    from gui.panels.latent_map import LatentMapPanel
+
+    panel = make_panel(LatentMapPanel, vae, digits)
+    qtbot.waitUntil(lambda: panel.embedding is not None and panel.manifold is not None, timeout=10000)
+    emb = panel.embedding
+    assert emb.method == "pca" and emb.coords.shape == (len(panel.indices), 2)
+    x, y = (float(v) for v in emb.coords[:20].mean(0) + 0.3)
+    panel.click_plane(x, y)
+    qtbot.waitUntil(lambda: panel.probe_code is not None, timeout=5000)
+    expected = to_uint8(explore.decode_codes(vae, emb.to_code([[x, y]])))[0, 0]
+    assert np.array_equal(panel.probe, expected)
+    panel.show_point(3)
+    qtbot.waitUntil(lambda: panel.probe.shape == (10, 19), timeout=5000)
+    assert panel.export_csv(tmp_path / "m.csv").read_text().count("\n") == len(panel.indices) + 1
+    with Image.open(panel.export_png(tmp_path / "m.png")) as im:
+        assert im.format == "PNG"
+
+
+def test_gallery_anomalies_rank_the_worst_reconstructions(qtbot, make_panel, vae, digits, tmp_path):
+    from gui.panels.gallery import GalleryPanel
+
+    panel = make_panel(GalleryPanel, vae, digits)
+    qtbot.waitUntil(lambda: panel.grid is not None, timeout=10000)
+    assert panel.grid.shape[0] == 6 * 9 + 1  # 36 images: 3 rows of inputs, 3 of reconstructions
+    panel.set_view("Anomalies")
+    qtbot.waitUntil(lambda: panel.errors is not None, timeout=10000)
+    items = panel.test_indices()[: len(panel.errors)]
+    expected = explore.reconstruction_errors(vae, digits.images_at(items))
+    assert np.allclose(panel.errors, expected)
+    assert panel.errors[panel.worst[0]] == expected.max()
+    assert panel.export_csv(tmp_path / "e.csv").read_text().startswith("index,reconstruction_error_nats")
+    with Image.open(panel.export_png(tmp_path / "g.png")) as im:
+        assert im.format == "PNG"

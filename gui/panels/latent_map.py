@@ -1,0 +1,316 @@
+"""Latent map: the test set's codes in 2-D (two most active dims, PCA or t-SNE), coloured by label or factor;
+click a point → its image and reconstruction; click the plane → the decoded image there; the manifold grid."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
+
+from engine import explore
+from engine.imaging import tile, to_uint8
+from gui.inference import InferenceRunner
+from gui.panels.common import GridView, PanelBase, button, write_csv
+
+METHODS = (("Two most active dims", "dims"), ("PCA", "pca"), ("t-SNE", "tsne"))
+PICK_RADIUS_PX = 8
+
+
+class LatentMapPanel(PanelBase):
+    """Scatter of posterior means; linear embeddings map plane points back to codes for decoding."""
+
+    def __init__(self, source, parent=None) -> None:
+        super().__init__(source, parent)
+        self.embedding: explore.Embedding | None = None
+        self.indices = torch.zeros(0, dtype=torch.long)
+        self.colors: np.ndarray | None = None
+        self.manifold: np.ndarray | None = None
+        self.probe: np.ndarray | None = None
+        self.probe_code: np.ndarray | None = None
+        self.slow_runner = InferenceRunner("tsne", self)
+        self.slow_runner.busy_changed.connect(self._slow_busy)
+        root = QVBoxLayout(self.content)
+        root.setContentsMargins(0, 0, 0, 0)
+        controls = QHBoxLayout()
+        self.method_combo = QComboBox()
+        for text, key in METHODS:
+            self.method_combo.addItem(text, key)
+        self.method_combo.setCurrentIndex(1)
+        self.color_combo = QComboBox()
+        self.points_spin = QSpinBox()
+        self.points_spin.setRange(50, 5000)
+        self.points_spin.setSingleStep(250)
+        self.points_spin.setValue(1000)
+        self.manifold_spin = QSpinBox()
+        self.manifold_spin.setRange(2, 30)
+        self.manifold_spin.setValue(12)
+        self.manifold_spin.setToolTip("The manifold grid decodes n×n evenly spaced points of the plane")
+        for label, w in (("Map", self.method_combo), ("Colour", self.color_combo), ("Points", self.points_spin),
+                         ("Grid", self.manifold_spin)):
+            controls.addWidget(QLabel(label))
+            controls.addWidget(w)
+        self.method_combo.currentIndexChanged.connect(self.rebuild)
+        self.points_spin.editingFinished.connect(self.rebuild)
+        self.color_combo.currentIndexChanged.connect(self._recolor)
+        self.manifold_spin.valueChanged.connect(self.request_manifold)
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 0)
+        self.progress.setMaximumWidth(120)
+        self.progress.hide()
+        self.cancel_button = button("Cancel", self.cancel_tsne, "Stop waiting for t-SNE (its result is dropped)")
+        self.cancel_button.hide()
+        controls.addWidget(self.progress)
+        controls.addWidget(self.cancel_button)
+        controls.addStretch(1)
+        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The manifold grid"))
+        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "2-D coordinates, index, label"))
+        root.addLayout(controls)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.plot = pg.PlotWidget(background="#1e1e1e")
+        self.plot.setMenuEnabled(False)
+        self.scatter = pg.ScatterPlotItem(size=6, pen=None, hoverable=True, tip=self._tip)
+        self.plot.addItem(self.scatter)
+        self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("w", width=2), brush=None)
+        self.plot.addItem(self.marker)
+        self.plot.scene().sigMouseClicked.connect(self._scene_clicked)
+        split.addWidget(self.plot)
+        right = QWidget()
+        right_layout = QVBoxLayout(right)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        self.manifold_title = QLabel("Decoded plane")
+        right_layout.addWidget(self.manifold_title)
+        self.manifold_view = GridView(axes=False)
+        right_layout.addWidget(self.manifold_view, 3)
+        self.probe_title = QLabel("Click a point (image | reconstruction) or the plane (decoded there)")
+        self.probe_title.setWordWrap(True)
+        right_layout.addWidget(self.probe_title)
+        self.probe_view = GridView(axes=False)
+        right_layout.addWidget(self.probe_view, 1)
+        split.addWidget(right)
+        split.setSizes([560, 400])
+        root.addWidget(split, 1)
+
+    # --- embedding -----------------------------------------------------------------------------------
+    def rebuild(self, *_args) -> None:
+        dataset = self.source.dataset
+        if dataset is None:
+            return
+        self._fill_color_choices()
+        indices = self.test_indices()[: self.points_spin.value()]
+        method = self.method_combo.currentData()
+
+        def encode(model):
+            if model.latent_kind != "continuous":
+                raise ValueError(f"{model.family} has a discrete code: the map needs a continuous latent space")
+            stats = explore.latent_stats(model, dataset, indices, n=len(indices))
+            return stats.means, [int(d) for d in stats.order[:2]]
+
+        def job(model):
+            means, dims = encode(model)
+            return indices, explore.embed(means, method, dims=dims)
+
+        self.embedding = None
+        if method == "tsne":
+            self.status.setText("t-SNE running off the GUI thread…")
+            self.cancel_button.show()
+
+            def slow():
+                model = self.source.snapshot()
+                if model is None:
+                    raise RuntimeError("no model")
+                return job(model)
+
+            self.slow_runner.submit("embed", slow, self._show_embedding, self.show_error)
+        else:
+            self.slow_runner.cancel("embed")
+            self.submit("embed", job, self._show_embedding)
+
+    def refresh(self) -> None:
+        if self.method_combo.currentData() != "tsne":
+            self.rebuild()
+
+    def cancel_tsne(self) -> None:
+        self.slow_runner.cancel("embed")
+        self.progress.hide()
+        self.cancel_button.hide()
+        self.status.setText("t-SNE cancelled")
+
+    def _slow_busy(self, busy: bool) -> None:
+        self.progress.setVisible(busy)
+        self.cancel_button.setVisible(busy)
+
+    def _fill_color_choices(self) -> None:
+        dataset = self.source.dataset
+        items = (["label"] if dataset.labels is not None else []) + (
+            list(dataset.factor_spec.names) if dataset.factor_spec is not None else []) + ["none"]
+        if [self.color_combo.itemText(i) for i in range(self.color_combo.count())] != items:
+            self.color_combo.blockSignals(True)
+            self.color_combo.clear()
+            self.color_combo.addItems(items)
+            self.color_combo.blockSignals(False)
+
+    def _show_embedding(self, result) -> None:
+        indices, embedding = result
+        self.indices, self.embedding = indices, embedding
+        if embedding.method == "tsne":
+            self.status.setText("")
+        self.plot.setLabel("bottom", embedding.label[0])
+        self.plot.setLabel("left", embedding.label[1])
+        self._recolor()
+        self.plot.getPlotItem().autoRange()
+        self.request_manifold()
+
+    def _color_values(self) -> np.ndarray | None:
+        dataset, choice = self.source.dataset, self.color_combo.currentText()
+        if choice == "label" and dataset.labels is not None:
+            return dataset.labels_at(self.indices).numpy()
+        if dataset.factor_spec is not None and choice in dataset.factor_spec.names:
+            return dataset.factors_at(self.indices)[:, dataset.factor_spec.names.index(choice)].numpy()
+        return None
+
+    def _recolor(self, *_args) -> None:
+        if self.embedding is None:
+            return
+        values = self._color_values()
+        self.colors = values
+        if values is None:
+            brushes = [pg.mkBrush(120, 170, 255, 160)] * len(self.indices)
+        else:
+            k = int(values.max()) + 1
+            palette = [pg.intColor(i, hues=max(k, 2), alpha=190) for i in range(k)]
+            brushes = [palette[int(v)] for v in values]
+        coords = self.embedding.coords
+        self.scatter.setData(x=coords[:, 0], y=coords[:, 1], brush=brushes, data=np.arange(len(coords)))
+
+    def _tip(self, x, y, data) -> str:
+        i = int(data)
+        extra = "" if self.colors is None else f"  {self.color_combo.currentText()} {int(self.colors[i])}"
+        return f"test #{int(self.indices[i])}{extra}"
+
+    # --- manifold and clicks -------------------------------------------------------------------------
+    def plane_extent(self) -> tuple[float, float, float, float]:
+        c = self.embedding.coords
+        lo, hi = np.percentile(c, 1, axis=0), np.percentile(c, 99, axis=0)
+        return float(lo[0]), float(hi[0]), float(lo[1]), float(hi[1])
+
+    def request_manifold(self, *_args) -> None:
+        emb = self.embedding
+        if emb is None:
+            return
+        if not emb.invertible:
+            self.manifold = None
+            self.manifold_view.set_grid(None)
+            self.manifold_title.setText("t-SNE is not invertible: no decoded plane (use PCA or two dims)")
+            return
+        x0, x1, y0, y1 = self.plane_extent()
+        n = self.manifold_spin.value()
+        xs, ys = explore.plane_values(x0, x1, n), explore.plane_values(y0, y1, n)
+        label = 0 if self.source.dataset.labels is not None else None
+
+        def job(model):
+            return explore.manifold_grid(model, emb, xs, ys, label if model.is_conditional else None)
+
+        self.manifold_title.setText(f"Decoded plane: {emb.label[0]} {x0:.2f}…{x1:.2f} (→), "
+                                    f"{emb.label[1]} {y0:.2f}…{y1:.2f} (↑)")
+        self.submit("manifold", job, self._show_manifold)
+
+    def _show_manifold(self, grid: np.ndarray) -> None:
+        self.manifold = grid
+        self.manifold_view.set_grid(grid)
+
+    def _scene_clicked(self, event) -> None:
+        if self.embedding is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        vb = self.plot.getPlotItem().vb
+        if not vb.sceneBoundingRect().contains(event.scenePos()):
+            return
+        point = vb.mapSceneToView(event.scenePos())
+        coords = self.embedding.coords
+        sx, sy = vb.viewPixelSize()
+        dist = np.hypot((coords[:, 0] - point.x()) / sx, (coords[:, 1] - point.y()) / sy)
+        nearest = int(np.argmin(dist))
+        if dist[nearest] <= PICK_RADIUS_PX:
+            self.show_point(nearest)
+        else:
+            self.click_plane(point.x(), point.y())
+
+    def show_point(self, position: int) -> None:
+        """Image and reconstruction of the position-th point of the map."""
+        dataset, index = self.source.dataset, self.indices[position].reshape(1)
+
+        def job(model):
+            x = dataset.images_at(index)
+            y = dataset.labels_at(index) if model.is_conditional else None
+            return tile(np.concatenate([to_uint8(x), to_uint8(explore.reconstructions(model, x, y))]), 2)
+
+        self.probe_title.setText(f"test #{int(index)}: image | reconstruction")
+        self.marker.setData(x=[self.embedding.coords[position, 0]], y=[self.embedding.coords[position, 1]])
+        self.submit("probe", job, self._show_probe)
+
+    def click_plane(self, x: float, y: float) -> None:
+        """Decode the code at plane point (x, y) (linear embeddings only)."""
+        emb = self.embedding
+        if emb is None or not emb.invertible:
+            self.probe_title.setText("t-SNE points cannot be decoded: switch to PCA or two dims")
+            return
+        code = emb.to_code([[x, y]])[0]
+        self.probe_code = None
+        label = 0 if self.source.dataset.labels is not None else None
+
+        def job(model):
+            return to_uint8(explore.decode_codes(model, code, label if model.is_conditional else None))[0], code
+
+        self.probe_title.setText(f"decoded at ({x:.2f}, {y:.2f})")
+        self.marker.setData(x=[x], y=[y])
+        self.submit("probe", job, self._show_decoded)
+
+    def _show_decoded(self, result) -> None:
+        image, code = result
+        self.probe_code = code
+        self._show_probe(image[0] if image.shape[0] == 1 else np.ascontiguousarray(image.transpose(1, 2, 0)))
+
+    def _show_probe(self, image: np.ndarray) -> None:
+        self.probe = image
+        self.probe_view.set_grid(image)
+
+    def shutdown(self) -> None:
+        self.slow_runner.shutdown()
+        super().shutdown()
+
+    # --- exports -------------------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> Path:
+        return self.save_grid_png(self.manifold, path)
+
+    def export_csv(self, path: str | Path) -> Path:
+        if self.embedding is None:
+            raise ValueError("nothing to export yet")
+        values = self._color_values()
+        rows = [[int(self.indices[i]), f"{c[0]:.6g}", f"{c[1]:.6g}", "" if values is None else int(values[i])]
+                for i, c in enumerate(self.embedding.coords)]
+        out = write_csv(path, ["index", "x", "y", self.color_combo.currentText()], rows)
+        self.exported(out)
+        return out
+
+    def export_figure(self, path: str | Path) -> Path:
+        return self.export_csv(path) if Path(path).suffix.lower() == ".csv" else self.export_png(path)
+
+    def _export_png_dialog(self) -> None:
+        path = self.ask_path("Export decoded plane", "png", "PNG image (*.png)")
+        if path:
+            try:
+                self.export_png(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
+
+    def _export_csv_dialog(self) -> None:
+        path = self.ask_path("Export map coordinates", "csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.export_csv(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
