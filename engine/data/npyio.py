@@ -76,13 +76,14 @@ def npz_headers(path: Path) -> dict[str, ArrayHeader]:
 
 
 def npy_header(path: Path) -> ArrayHeader:
-    """Header of a `.npy` file, checking that the file is long enough for what it promises."""
+    """Header of a `.npy` file, checking its size limit and that the file holds what it promises."""
     try:
         with open(path, "rb") as f:
             header = _read_header(f, str(path))
             data_start = f.tell()
     except FileNotFoundError as exc:
         raise DatasetError(f"{path}: file not found") from exc
+    check_size(header, str(path))
     available = path.stat().st_size - data_start
     if available < header.nbytes:
         raise DatasetError(f"{path}: truncated: the header promises {header.nbytes} bytes of data, "
@@ -90,13 +91,15 @@ def npy_header(path: Path) -> ArrayHeader:
     return header
 
 
-def check_size(header: ArrayHeader, source: str, max_bytes: int = MAX_ARRAY_BYTES) -> None:
+def check_size(header: ArrayHeader, source: str, max_bytes: int | None = None) -> None:
+    """DatasetError if the array would exceed `max_bytes` (default: the module's MAX_ARRAY_BYTES)."""
+    max_bytes = MAX_ARRAY_BYTES if max_bytes is None else max_bytes
     if header.nbytes > max_bytes:
         raise DatasetError(f"{source}: array of shape {header.shape} ({header.nbytes / 2**30:.1f} GiB) "
                            f"exceeds the {max_bytes / 2**30:.0f} GiB limit")
 
 
-def read_npy(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+def read_npy(path: Path, max_bytes: int | None = None) -> np.ndarray:
     """Load a `.npy` file after validating its header and length (no pickles)."""
     check_size(npy_header(path), str(path), max_bytes)
     try:
@@ -106,7 +109,7 @@ def read_npy(path: Path, max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
 
 
 def read_npz_member(path: Path, key: str, headers: dict[str, ArrayHeader],
-                    max_bytes: int = MAX_ARRAY_BYTES) -> np.ndarray:
+                    max_bytes: int | None = None) -> np.ndarray:
     """Load one member of an `.npz` whose headers were validated (size limit enforced, no pickles)."""
     source = f"{path} [{key}]"
     if headers[key].dtype.hasobject:
