@@ -535,7 +535,7 @@ def find_official_file() -> Path | None:
     """The official `.npz` in a `$LATENT_EXPLORER_DATA` folder (or that variable naming the file), if any."""
     for entry in filter(None, os.environ.get("LATENT_EXPLORER_DATA", "").split(os.pathsep)):
         candidate = Path(entry).expanduser()
-        if candidate.is_file() and candidate.suffix == ".npz":
+        if candidate.is_file() and candidate.name == OFFICIAL_NAME:
             return candidate
         for sub in (candidate / OFFICIAL_NAME, candidate / "dsprites" / OFFICIAL_NAME):
             if sub.is_file():
