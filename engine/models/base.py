@@ -87,7 +87,8 @@ class HyperParam:
 
 # Hyperparameters every family shares (architecture and likelihood).
 COMMON_HPARAMS: tuple[HyperParam, ...] = (
-    HyperParam("latent_dim", int, 10, 1, 512, "Dimension D of the latent code z."),
+    HyperParam("latent_dim", int, 10, 1, 512,
+               "Dimension D of the latent code z ∈ ℝᴰ (prior N(0, I_D) for variational families)."),
     HyperParam("backbone", str, "auto", choices=("auto", "mlp", "conv"),
                help="Encoder/decoder network; auto = conv for images ≥ 28×28, else MLP."),
     HyperParam("hidden", int, 256, 8, 4096, "Width of the hidden layers (MLP units / conv base channels×8)."),

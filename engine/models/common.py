@@ -62,7 +62,8 @@ class EncoderDecoderModel(ModelBase):
         return torch.arange(n, device=self.device) % self.num_classes
 
     def live_terms(self, step: int) -> dict[str, torch.Tensor]:
-        return {name: torch.tensor(float(value)) for name, value in self.live_values(step).items()}
+        """live_values(step) as 0-d tensors on the model's device, for LossOutput.terms."""
+        return {name: torch.tensor(float(value), device=self.device) for name, value in self.live_values(step).items()}
 
 
 class CodeAutoencoder(EncoderDecoderModel):

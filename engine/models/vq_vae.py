@@ -98,7 +98,7 @@ class VQVAE(EncoderDecoderModel):
         perplexity = torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
         terms = {"total": total.detach(), "recon": recon.detach(), "codebook": codebook_loss.detach(),
                  "commitment": commitment.detach(), "perplexity": perplexity.detach(),
-                 "beta": torch.tensor(float(self.hparams["beta"]))}
+                 "beta": torch.tensor(float(self.hparams["beta"]), device=x.device)}
         return LossOutput(total, terms)
 
     # --- codebook maintenance and prior ----------------------------------------------------------------
