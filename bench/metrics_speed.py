@@ -1,0 +1,73 @@
+"""Time the full disentanglement-metric suite on dSprites for an MLP encoder (4096→256→10).
+
+Uses a randomly initialised encoder (the scores are then near chance; the timing is what this measures):
+every factor row is rendered with dSprites' `render_factors`, encoded, and the codes go to compute_metrics.
+
+    .venv/bin/python bench/metrics_speed.py            # common sizes (10,000 / 5,000 points, batches of 64)
+    .venv/bin/python bench/metrics_speed.py --quick    # MetricSizes.quick()
+Last line: RESULT metrics_s=<seconds of compute_metrics>.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.data import load_dataset  # noqa: E402
+from engine.metrics import METRIC_NAMES, MetricSizes, compute_metrics  # noqa: E402
+
+
+def mlp_encoder(latents: int = 10, hidden: int = 256, seed: int = 0) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, hidden), torch.nn.ReLU(),
+                               torch.nn.Linear(hidden, latents)).eval()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="MetricSizes.quick() instead of the common sizes")
+    parser.add_argument("--dci-train", type=int, default=None, help="DCI training points (default: all)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    dataset = load_dataset("dsprites")
+    encoder = mlp_encoder()
+    print(f"dsprites loaded in {time.perf_counter() - started:.1f} s; torch threads {torch.get_num_threads()}")
+
+    represent_seconds = [0.0]
+
+    @torch.inference_mode()
+    def represent(factors: np.ndarray) -> np.ndarray:
+        tick = time.perf_counter()
+        images = dataset.render_factors(factors).to(torch.float32).div_(255.0)
+        codes = encoder(images).double().numpy()
+        represent_seconds[0] += time.perf_counter() - tick
+        return codes
+
+    sizes = MetricSizes.quick() if args.quick else MetricSizes()
+    if args.dci_train is not None:
+        sizes = MetricSizes(**{**sizes.to_dict(), "dci_train_points": args.dci_train})
+    print(f"sizes: {sizes.to_dict()}")
+    started = time.perf_counter()
+    result = compute_metrics(represent, dataset, names=METRIC_NAMES, seed=args.seed, sizes=sizes)
+    total = time.perf_counter() - started
+
+    keys = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_completeness", "dci_informativeness",
+            "sap")
+    print("scores (random encoder, expect near chance): " + ", ".join(f"{k}={result[k]:.3f}" for k in keys))
+    print("seconds per stage: " + ", ".join(f"{k}={v:.1f}" for k, v in result["seconds"].items()))
+    print(f"rows represented: {result['rows_represented']:,} in {represent_seconds[0]:.1f} s "
+          f"(render + encode)")
+    print(f"RESULT metrics_s={total:.1f}")
+
+
+if __name__ == "__main__":
+    main()
