@@ -1054,7 +1054,18 @@ class MainWindow(QMainWindow):
                 return
             self.shutdown_training(save=answer == QMessageBox.StandardButton.Save)
         self._save_settings()
+        self.shutdown_panels()
         super().closeEvent(event)
+
+    def shutdown_panels(self) -> None:
+        """Stop the exploration panels' inference threads (each panel may offer `shutdown()`)."""
+        for panel in self.panels.values():
+            shutdown = getattr(panel, "shutdown", None)
+            if callable(shutdown):
+                try:
+                    shutdown()
+                except Exception:
+                    traceback.print_exc()
 
     def shutdown_training(self, save: bool = False, timeout: float = 2.0) -> bool:
         """Stop the run and join its thread within `timeout`; optionally save the weights. True if joined."""

@@ -175,8 +175,8 @@ class LossCurves(QWidget):
                                            symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
             else:
                 item = self.live_plot.plot(name=name, pen=pg.mkPen(next(self._live_palette), width=1.5))
-            item.setClipToView(True)
             if kind == "train":
+                item.setClipToView(True)
                 item.setDownsampling(auto=True, method="peak")
             self._items[key] = item
         return item

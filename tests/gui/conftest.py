@@ -43,7 +43,7 @@ def main_window(qtbot):
     window = MainWindow()
     qtbot.addWidget(window)
     window.show()
-    qtbot.waitUntil(lambda: window.dataset is not None or window.messages, timeout=10_000)
+    qtbot.waitUntil(lambda: window.dataset is not None or bool(window.messages), timeout=10_000)
     yield window
     still_training = window.is_training
     window.shutdown_training(save=False)
