@@ -70,6 +70,7 @@ class GridView(pg.PlotWidget):
         item.setMouseEnabled(False, False)
         item.setMenuEnabled(False)
         item.hideButtons()
+        self._axes = axes
         for side in ("left", "bottom"):
             item.showAxis(side, axes)
         self._shape: tuple[int, ...] | None = None
@@ -86,6 +87,9 @@ class GridView(pg.PlotWidget):
         grid = np.ascontiguousarray(grid)
         self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
         item = self.getPlotItem()
+        if self._axes:
+            item.showAxis("left", bool(row_ticks))
+            item.showAxis("bottom", bool(col_ticks))
         item.getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
         item.getAxis("bottom").setTicks([list(col_ticks)] if col_ticks else None)
         if self._shape != grid.shape:
