@@ -1,6 +1,7 @@
 """FactorVAE (Kim & Mnih 2018): ELBO + γ·TC, TC estimated by the density-ratio trick with a discriminator
 that tells codes z ~ q(z) from dimension-wise permuted codes ~ Π_d q(z_d); the discriminator has its own
-Adam optimiser (lr 1e-4, betas 0.5/0.9) stepped in `after_step` on the batch's codes and their permutation."""
+Adam optimiser (lr 1e-4, betas 0.5/0.9) stepped in `after_step` on the batch's codes (those the loss sampled)
+and their permutation."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ class FactorVAE(VAE):
         hp = self.hparams
         self.discriminator = discriminator(self.latent_dim, hp["disc_hidden"], hp["disc_layers"])
         self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=hp["disc_lr"], betas=(0.5, 0.9))
+        self._last_codes: torch.Tensor | None = None
 
     def main_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
@@ -51,6 +53,7 @@ class FactorVAE(VAE):
 
     def regularizer(self, kl, mu, logvar, z, step):
         tc = obj.density_ratio_tc(self.discriminator(z)).mean()
+        self._last_codes = z.detach() if self.training else None
         return kl + self.hparams["gamma"] * tc, {"tc": tc}
 
     def discriminator_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -62,9 +65,12 @@ class FactorVAE(VAE):
         return F.cross_entropy(logits, target), (logits.argmax(1) == target).float().mean()
 
     def after_step(self, x, y, step):
-        with torch.no_grad():
-            mu, logvar = self.posterior(x, y)
-            z = obj.reparameterize(mu, logvar)
+        """One discriminator step on the codes the training loss just sampled (re-encoded if there are none)."""
+        z, self._last_codes = self._last_codes, None
+        if z is None or z.shape[0] != x.shape[0]:
+            with torch.no_grad():
+                mu, logvar = self.posterior(x, y)
+                z = obj.reparameterize(mu, logvar)
         with torch.enable_grad():
             loss, accuracy = self.discriminator_loss(z)
             self.disc_optimizer.zero_grad(set_to_none=True)
