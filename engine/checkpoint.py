@@ -1,0 +1,271 @@
+"""Checkpoints: ONE format — a safetensors file whose metadata holds a JSON header; atomic writes, safe loads.
+
+Layout: tensors `model.<name>` (the state_dict), `optim.<optimizer>.<param index>.<state key>` (optimiser state),
+`rng.<device>` (generator states for exact resume). The header (`__metadata__["latent_explorer"]`, JSON) holds
+the format name and version, family + hyperparameters, backbone, dataset spec/shape/classes, the run's config
+TOML, step/epoch, the metrics history and the optimisers' non-tensor structure. Nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import struct
+import threading
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import TrainConfig
+from .errors import CheckpointError, ConfigError
+
+FORMAT_NAME = "latent-explorer-checkpoint"
+FORMAT_VERSION = 1
+META_KEY = "latent_explorer"
+MAX_HEADER_BYTES = 256 * 1024 * 1024
+
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1,
+                "BOOL": 1, "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint opened for exploration or evaluation: the model is built, loaded and in eval mode."""
+
+    model: Any  # engine.models.ModelBase
+    config: TrainConfig
+    meta: dict[str, Any]
+    history: list[dict[str, Any]] = field(default_factory=list)
+    step: int = 0
+    epoch: int = 0
+    path: str = ""
+
+    @property
+    def dataset_spec(self) -> str:
+        return str(self.meta.get("dataset", {}).get("spec", self.config.dataset))
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Path:
+    """Atomically write tensors + header: temp file in the same folder, flush, fsync, rename, fsync the folder."""
+    from safetensors.torch import save
+
+    path = Path(path)
+    header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **header}
+    cpu = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    for name, t in cpu.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise CheckpointError(f"{path}: refusing to write non-finite values in {name}")
+    try:
+        payload = save(cpu, metadata={META_KEY: json.dumps(header, allow_nan=False)})
+    except ValueError as exc:
+        raise CheckpointError(f"{path}: cannot encode the checkpoint ({exc})") from None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+    return path
+
+
+def link_or_copy(source: Path, target: Path) -> Path:
+    """Make `target` (e.g. last.safetensors) an atomic duplicate of `source` (hard link when the disk allows)."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        try:
+            os.link(source, tmp)
+        except OSError:
+            with open(source, "rb") as src, open(tmp, "wb") as dst:
+                dst.write(src.read())
+                dst.flush()
+                os.fsync(dst.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+    return target
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tuple[dict[str, Any],
+                                                                                  dict[str, torch.Tensor]]:
+    """(header, tensors) of a checkpoint, validated against the file size before anything is allocated."""
+    from safetensors.torch import load
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot open ({exc.strerror or exc})") from None
+    if not path.is_file():
+        raise CheckpointError(f"{path}: not a file")
+    if size < 8:
+        raise CheckpointError(f"{path}: not a checkpoint (only {size} bytes)")
+    try:
+        with open(path, "rb") as handle:
+            (header_len,) = struct.unpack("<Q", handle.read(8))
+            if header_len < 2 or header_len > min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (header length {header_len} does "
+                                      f"not fit a file of {size} bytes; truncated or foreign file)")
+            raw_header = handle.read(header_len)
+            header_entries = _parse_safetensors_header(path, raw_header)
+            data_len = size - 8 - header_len
+            _check_offsets(path, header_entries, data_len)
+            meta = _parse_meta(path, header_entries.get("__metadata__"))
+            handle.seek(0)
+            payload = handle.read()
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        tensors = load(payload)
+    except Exception as exc:  # safetensors raises its own error types for malformed payloads
+        raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
+    if str(device) != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    return meta, tensors
+
+
+def _parse_safetensors_header(path: Path, raw: bytes) -> dict[str, Any]:
+    try:
+        entries = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (unreadable safetensors header)") from None
+    if not isinstance(entries, dict):
+        raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (header is not a table)")
+    return entries
+
+
+def _check_offsets(path: Path, entries: dict[str, Any], data_len: int) -> None:
+    """Every tensor's byte range lies inside the data section and matches its dtype × shape."""
+    for name, info in entries.items():
+        if name == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
+            nbytes = _DTYPE_BYTES[dtype] * math.prod(int(s) for s in shape)
+        except (KeyError, TypeError, ValueError):
+            raise CheckpointError(f"{path}: malformed entry for tensor {name!r}") from None
+        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_len):
+            raise CheckpointError(f"{path}: truncated or corrupt (tensor {name!r} lies outside the file)")
+        if end - begin != nbytes:
+            raise CheckpointError(f"{path}: corrupt (tensor {name!r} has {end - begin} bytes, expected {nbytes})")
+
+
+def _parse_meta(path: Path, metadata: Any) -> dict[str, Any]:
+    if not isinstance(metadata, dict) or META_KEY not in metadata:
+        raise CheckpointError(f"{path}: a safetensors file, but not a Latent Explorer checkpoint (no header)")
+    try:
+        meta = json.loads(metadata[META_KEY])
+    except (TypeError, json.JSONDecodeError):
+        raise CheckpointError(f"{path}: the checkpoint header is not valid JSON") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (wrong format name)")
+    version = meta.get("version")
+    if not isinstance(version, int) or version > FORMAT_VERSION or version < 1:
+        raise CheckpointError(f"{path}: checkpoint format version {version!r} is not supported "
+                              f"(this program reads 1…{FORMAT_VERSION})")
+    for key in ("family", "hparams", "dataset", "config", "step"):
+        if key not in meta:
+            raise CheckpointError(f"{path}: the checkpoint header lacks {key!r}")
+    return meta
+
+
+def config_from_meta(path: str | Path, meta: dict[str, Any]) -> TrainConfig:
+    try:
+        return TrainConfig.from_dict(tomllib.loads(meta["config"]), f"{path} (stored config)")
+    except (tomllib.TOMLDecodeError, TypeError) as exc:
+        raise CheckpointError(f"{path}: the stored config is unreadable ({exc})") from None
+    except ConfigError as exc:
+        raise CheckpointError(str(exc)) from None
+
+
+def build_model(path: str | Path, meta: dict[str, Any], tensors: dict[str, torch.Tensor], device: str | torch.device):
+    """The family's model with the stored hyperparameters and weights (strict: every tensor must match)."""
+    from .models import create_model
+
+    ds = meta["dataset"]
+    try:
+        model = create_model(meta["family"], tuple(ds["shape"]), int(ds.get("num_classes", 0)), **meta["hparams"])
+    except (ConfigError, KeyError, TypeError) as exc:
+        raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
+    state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: the weights do not fit the {meta['family']} model ({first})") from None
+    return model.to(device)
+
+
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
+    """Open a checkpoint for the GUI/CLI: model (eval mode), config, header, history, step, epoch."""
+    meta, tensors = read_checkpoint(path, device)
+    config = config_from_meta(path, meta)
+    model = build_model(path, meta, tensors, device)
+    model.eval()
+    return LoadedCheckpoint(model=model, config=config, meta=meta, history=list(meta.get("history", [])),
+                            step=int(meta["step"]), epoch=int(meta.get("epoch", 0)), path=str(path))
+
+
+# --- optimiser state as named tensors + JSON structure ------------------------------------------------------
+def flatten_optimizer(prefix: str, optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """An optimiser's state_dict as tensors `<prefix>.<param>.<key>` and a JSON structure for the rest."""
+    state = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    scalars: dict[str, dict[str, Any]] = {}
+    for pid, entry in state["state"].items():
+        for key, value in entry.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"{prefix}.{pid}.{key}"] = value
+            else:
+                scalars.setdefault(str(pid), {})[key] = value
+    groups = [{k: (list(v) if isinstance(v, tuple) else v) for k, v in g.items()} for g in state["param_groups"]]
+    return tensors, {"param_groups": groups, "scalars": scalars}
+
+
+def restore_optimizer(path: str | Path, prefix: str, optimizer: torch.optim.Optimizer, structure: dict,
+                      tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict[str, Any]] = {}
+    marker = prefix + "."
+    for name, value in tensors.items():
+        if name.startswith(marker):
+            pid, _, key = name[len(marker):].partition(".")
+            state.setdefault(int(pid), {})[key] = value
+    for pid, entry in structure.get("scalars", {}).items():
+        state.setdefault(int(pid), {}).update(entry)
+    groups = []
+    for g in structure["param_groups"]:
+        g = dict(g)
+        if isinstance(g.get("betas"), list):
+            g["betas"] = tuple(g["betas"])
+        groups.append(g)
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: the optimiser state does not fit ({exc})") from None

@@ -1,0 +1,608 @@
+"""The training session: runs step by step and yields events (engine/events.py); obeys a Control between steps.
+
+Hot loop: data resident on the device, batches by slicing a per-epoch permutation, one host sync per step
+(loss terms stacked and converted together, which also serves the non-finite guard). Previews and test
+evaluation run under `torch.inference_mode` with the global RNG forked, so they never change the training
+stream: a run is reproducible on CPU and resumes exactly from a checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import json
+import math
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from . import checkpoint as ckpt
+from .config import TrainConfig
+from .control import Control
+from .data import Dataset, DatasetError, load_dataset
+from .device import apply_threads, resolve_device
+from .errors import CheckpointError, ConfigError
+from .events import (
+    CheckpointWritten,
+    EpochSummary,
+    Event,
+    Failed,
+    Finished,
+    Paused,
+    Preview,
+    Resumed,
+    StepMetrics,
+    Warning_,
+)
+from .imaging import tile
+from .models import ModelBase, model_class
+
+EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
+PREVIEW_IMAGES = 16
+PREVIEW_SAMPLES = 32
+TRAVERSAL_DIMS = 5
+TRAVERSAL_STEPS = 7
+HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving beyond this)
+RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
+                       "checkpoint_every_steps", "compile")
+
+
+def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
+    """The config's dataset, or the first fallback that loads (with a warning saying why and what was used)."""
+    try:
+        return load_dataset(config.dataset), []
+    except DatasetError as first:
+        if not config.fallback:
+            raise
+        reasons = [f"{config.dataset}: {first}"]
+        for spec in config.fallback:
+            try:
+                dataset = load_dataset(spec)
+            except DatasetError as exc:
+                reasons.append(f"{spec}: {exc}")
+                continue
+            return dataset, [f"dataset {config.dataset!r} is not available on this machine ({first}); "
+                             f"using {dataset.spec or spec!r} instead"]
+        raise DatasetError("no dataset of this configuration could be loaded: " + "; ".join(reasons)) from None
+
+
+class TrainingSession:
+    """One training run. `run(control)` yields events; `snapshot_model()` may be called from any thread."""
+
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, pause_on_error: bool = False) -> None:
+        config.validate()
+        self.config = config
+        self.pause_on_error = pause_on_error
+        self.warnings: list[str] = []
+        apply_threads(config.threads)
+        self.device = resolve_device(config.device)
+        if dataset is None:
+            dataset, self.warnings = load_with_fallback(config)
+        self.dataset = dataset.to(self.device)
+        self.dataset_spec = dataset.spec or config.dataset
+        train, test = dataset.split(config.test_fraction, config.seed)
+        if len(train) == 0:
+            raise DatasetError(f"{self.dataset_spec}: no training images after the test split")
+        self.train_indices = train.to(self.device)
+        self.test_indices = test.to(self.device)
+
+        cls = model_class(config.family)
+        hparams = dict(config.hparams)
+        if any(h.name == "dataset_size" for h in cls.all_hparams()) and int(hparams.get("dataset_size", 0) or 0) == 0:
+            hparams["dataset_size"] = len(train)
+        torch.manual_seed(config.seed)
+        self.model: ModelBase = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
+        with torch.random.fork_rng(devices=[]):
+            self._template = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
+        self._template.requires_grad_(False)
+        self.optimizer = self._make_optimizer()
+
+        self.batch_size = min(config.batch_size, len(train))
+        self.steps_per_epoch = max(1, len(train) // self.batch_size)
+        self.step = 0
+        self.epoch = 0  # completed epochs
+        self.history: list[dict[str, Any]] = []
+        self._history_stride = 1
+        self._epoch_sums: dict[str, float] = {}
+        self._epoch_steps = 0
+        self._live_set: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._good: tuple[int, dict, dict] | None = None
+        self._pause_reason = "paused by user"
+        self._loss_fn = self.model.loss
+        self._compile_tried = False
+        self._preview_broken = False
+        self._last_kl: torch.Tensor | None = None
+        self._preview_idx = (self.test_indices if len(self.test_indices) else self.train_indices)[:PREVIEW_IMAGES]
+
+    def _make_optimizer(self) -> torch.optim.Adam:
+        params = [p for p in self.model.main_parameters() if p.requires_grad]
+        # Fused Adam pays off on CUDA; on CPU (torch 2.13) it measured no faster than the foreach default.
+        fused = self.device.type == "cuda" and all(p.dtype == torch.float32 for p in params)
+        return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay,
+                                fused=fused or None)
+
+    # --- planned length -------------------------------------------------------------------------------
+    @property
+    def total_steps(self) -> int:
+        if self.config.max_steps is not None:
+            return int(self.config.max_steps)
+        return int(self.config.epochs) * self.steps_per_epoch
+
+    def info(self) -> dict[str, Any]:
+        """A JSON-able summary (for the GUI's status line and the CLI's header)."""
+        return {"family": self.model.family, "dataset": self.dataset_spec, "device": str(self.device),
+                "train_size": len(self.train_indices), "test_size": len(self.test_indices),
+                "batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
+                "total_steps": self.total_steps, "parameters": sum(p.numel() for p in self.model.parameters())}
+
+    # --- the loop ----------------------------------------------------------------------------------------
+    def run(self, control: Control | None = None) -> Iterator[Event]:
+        """Train until the planned length, a stop, or a failure; yield events (see engine/events.py)."""
+        control = control or Control()
+        try:
+            yield from self._run(control)
+        except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
+            yield Failed(self.step, f"{type(exc).__name__}: {exc}", recoverable=False)
+
+    def _run(self, control: Control) -> Iterator[Event]:
+        cfg = self.config
+        for message in self.warnings:
+            yield Warning_(message)
+        run_dir = self._prepare_run_dir()
+        metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if run_dir else None  # noqa: SIM115
+        tb_writer = self._tensorboard_writer(run_dir)
+        try:
+            if self.config.compile and not self._compile_tried:
+                yield from self._try_compile()
+            self._keep_good_copy()
+            self.model.train()
+            order = self._epoch_order(self.epoch)
+            started = time.perf_counter()
+            done_at_start = self.step
+            paused_for = 0.0
+            last_emit_time, last_emit_step = started, self.step
+            next_preview = started
+            preview_gap = cfg.preview_every_s
+            force_emit = False
+            last_values: dict[str, float] = {}
+            reason = "completed"
+            while self.step < self.total_steps:
+                changes = control.drain()
+                if changes:
+                    for warning in self._apply_changes(changes):
+                        yield Warning_(warning)
+                    force_emit = True
+                if control.save_requested.is_set():
+                    control.save_requested.clear()
+                    if run_dir is None:
+                        yield Warning_("no run folder is set, so the checkpoint was not written")
+                    else:
+                        yield self._write_run_checkpoint(run_dir)
+                if control.paused and not control.stopped:
+                    pause_began = time.perf_counter()
+                    yield Paused(self.step, self._pause_reason)
+                    while not control.wait_while_paused(0.5):
+                        pass
+                    self._pause_reason = "paused by user"
+                    paused_for += time.perf_counter() - pause_began
+                    last_emit_time = time.perf_counter()
+                    last_emit_step = self.step
+                    if not control.stopped:
+                        yield Resumed(self.step)
+                    continue
+                if control.stopped:
+                    reason = "stopped"
+                    break
+
+                position = self.step - self.epoch * self.steps_per_epoch
+                idx = order[position * self.batch_size:(position + 1) * self.batch_size]
+                x = self.dataset.images_at(idx).float().div_(255.0)
+                y = self.dataset.labels_at(idx) if self.model.is_conditional else None
+                out = self._loss_fn(x, y, self.step)
+                names = list(out.terms)
+                values = torch.stack([out.total.detach().float().reshape(())]
+                                     + [out.terms[n].detach().float().reshape(()) for n in names]).tolist()
+                if not math.isfinite(values[0]):
+                    failed = self._discard_non_finite(values[0])
+                    yield failed
+                    if not failed.recoverable:
+                        reason = "failed"
+                        break
+                    self._pause_reason = "the loss became non-finite"
+                    control.pause()
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                out.total.backward()
+                with self._lock:
+                    self.optimizer.step()
+                    extra = self.model.after_step(x, y, self.step) or {}
+                    self.step += 1
+                step_terms = dict(zip(names, values[1:], strict=True))
+                if "total" not in step_terms:
+                    step_terms["total"] = values[0]
+                step_terms.update({k: float(v) for k, v in extra.items()})
+                for k, v in step_terms.items():
+                    self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+                self._epoch_steps += 1
+                self._last_kl = out.kl_per_dim
+                last_values = step_terms
+
+                at_epoch_end = self.step % self.steps_per_epoch == 0
+                is_last = self.step >= self.total_steps
+                if force_emit or is_last or self.step % cfg.metrics_every == 0:
+                    now = time.perf_counter()
+                    rate = (self.step - last_emit_step) * self.batch_size / max(now - last_emit_time, 1e-9)
+                    last_emit_time, last_emit_step = now, self.step
+                    elapsed = now - started - paused_for
+                    done = self.step - done_at_start
+                    eta = (self.total_steps - self.step) * elapsed / done if done else None
+                    metrics = StepMetrics(step=self.step, epoch=self.epoch + 1, terms=step_terms,
+                                          live=self._live_in_force(), samples_per_s=rate,
+                                          progress=self.step / self.total_steps, eta_s=eta)
+                    force_emit = False
+                    self._record_step(metrics, metrics_file, tb_writer)
+                    yield metrics
+                if at_epoch_end:
+                    self.epoch += 1
+                    summary = self._epoch_summary(self.epoch)
+                    self._record_epoch(summary, metrics_file, tb_writer)
+                    yield summary
+                    self._keep_good_copy()
+                    order = self._epoch_order(self.epoch)
+                if at_epoch_end or is_last or time.perf_counter() >= next_preview:
+                    t0 = time.perf_counter()
+                    preview = self._preview_event()
+                    if preview is not None:
+                        yield preview
+                    cost = time.perf_counter() - t0
+                    preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
+                    next_preview = time.perf_counter() + preview_gap
+                if run_dir is not None and cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0 \
+                        and not is_last:
+                    yield self._write_run_checkpoint(run_dir)
+            if self._epoch_steps and reason == "completed":
+                summary = self._epoch_summary(self.epoch + 1)
+                self._record_epoch(summary, metrics_file, tb_writer, partial=True)
+                yield summary
+            if run_dir is not None:
+                yield self._write_run_checkpoint(run_dir)
+            if reason != "failed":
+                yield Finished(self.step, self.epoch, reason, dict(last_values))
+        finally:
+            if metrics_file is not None:
+                metrics_file.close()
+            if tb_writer is not None:
+                tb_writer.close()
+
+    # --- controls ------------------------------------------------------------------------------------------
+    def _apply_changes(self, changes: list[tuple[str, Any]]) -> list[str]:
+        warnings = []
+        for name, value in changes:
+            try:
+                if name == "lr":
+                    lr = float(value)
+                    if not (math.isfinite(lr) and 1e-8 <= lr <= 10.0):
+                        raise ConfigError(f"lr must be in [1e-08, 10], got {value!r}")
+                    for group in self.optimizer.param_groups:
+                        group["lr"] = lr
+                    self._live_set["lr"] = lr
+                else:
+                    self.model.set_hparam(name, value)
+                    new = self.model.hparams[name]
+                    if isinstance(new, int | float):
+                        self._live_set[name] = float(new)
+            except (ConfigError, TypeError, ValueError) as exc:
+                warnings.append(f"cannot set {name}: {exc}")
+        return warnings
+
+    def _live_in_force(self) -> dict[str, float]:
+        live = dict(self._live_set)
+        live.update({k: float(v) for k, v in self.model.live_values(self.step).items()})
+        live["lr"] = float(self.optimizer.param_groups[0]["lr"])
+        return live
+
+    # --- non-finite guard ------------------------------------------------------------------------------------
+    def _keep_good_copy(self) -> None:
+        """Remember finite weights (at run start and epoch ends) in case an update itself turns them non-finite."""
+        with self._lock:
+            model_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            optim_state = copy.deepcopy(self.optimizer.state_dict())
+        self._good = (self.step, model_state, optim_state)
+
+    def _discard_non_finite(self, value: float) -> Failed:
+        self.optimizer.zero_grad(set_to_none=True)
+        weights_ok = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        if weights_ok:
+            kept = f"the weights of step {self.step} are kept"
+        elif self._good is not None:
+            good_step, model_state, optim_state = self._good
+            with self._lock:
+                self.model.load_state_dict(model_state)
+                self.optimizer.load_state_dict(copy.deepcopy(optim_state))
+            kept = f"the weights had become non-finite and were restored from step {good_step}"
+        else:
+            kept = "no finite weights were available to restore"
+        action = "training is paused" if self.pause_on_error else "training stopped"
+        cause = (f"the loss became {value} at step {self.step + 1}: that step was discarded, {kept}; {action}. "
+                 "Try a lower learning rate or β, or a Bernoulli likelihood for binary data.")
+        return Failed(self.step, cause, recoverable=self.pause_on_error)
+
+    # --- batches -------------------------------------------------------------------------------------------
+    def _epoch_order(self, epoch: int) -> torch.Tensor:
+        """The training indices in this epoch's order: a permutation seeded by (seed, epoch), so resume is exact."""
+        gen = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
+        perm = torch.randperm(len(self.train_indices), generator=gen).to(self.device)
+        return self.train_indices[perm]
+
+    def _batches(self, indices: torch.Tensor, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, int]]:
+        for start in range(0, len(indices), batch):
+            idx = indices[start:start + batch]
+            x = self.dataset.images_at(idx).float().div_(255.0)
+            y = self.dataset.labels_at(idx) if self.model.is_conditional else None
+            yield x, y, len(idx)
+
+    # --- epoch summaries and previews ---------------------------------------------------------------------------
+    def _epoch_summary(self, epoch: int) -> EpochSummary:
+        train = {k: v / self._epoch_steps for k, v in self._epoch_sums.items()} if self._epoch_steps else {}
+        self._epoch_sums, self._epoch_steps = {}, 0
+        test: dict[str, float] = {}
+        kl_dims: tuple[float, ...] = ()
+        indices = self.test_indices[:EPOCH_TEST_LIMIT]
+        if len(indices):
+            test, kl_dims = self._score(indices)
+        return EpochSummary(epoch=epoch, step=self.step, train=train, test=test, kl_per_dim=kl_dims)
+
+    def _score(self, indices: torch.Tensor) -> tuple[dict[str, float], tuple[float, ...]]:
+        """Mean loss terms (and KL per dimension) over `indices`, without touching the training RNG stream."""
+        sums: dict[str, torch.Tensor] = {}
+        kl_sum: torch.Tensor | None = None
+        count = 0
+        with self._evaluating():
+            for x, y, n in self._batches(indices, 512):
+                out = self.model.loss(x, y, self.step)
+                terms = dict(out.terms)
+                terms.setdefault("total", out.total)
+                for k, v in terms.items():
+                    sums[k] = sums.get(k, 0.0) + v.detach().float() * n
+                if out.kl_per_dim is not None:
+                    kl_sum = out.kl_per_dim.float() * n if kl_sum is None else kl_sum + out.kl_per_dim.float() * n
+                count += n
+        names = list(sums)
+        values = torch.stack([sums[k] for k in names]).div(count).tolist()
+        kl = tuple(kl_sum.div(count).tolist()) if kl_sum is not None else ()
+        return dict(zip(names, values, strict=True)), kl
+
+    @contextlib.contextmanager
+    def _evaluating(self) -> Iterator[None]:
+        """Eval mode, no autograd, and the global RNG forked so training's random stream is untouched."""
+        with torch.random.fork_rng(devices=self._rng_devices()), torch.inference_mode():
+            self.model.eval()
+            try:
+                yield
+            finally:
+                self.model.train()
+
+    def _rng_devices(self) -> list:
+        return [self.device] if self.device.type == "cuda" else []
+
+    def _preview_event(self) -> Preview | Warning_ | None:
+        if self._preview_broken:
+            return None
+        try:
+            return self.make_preview()
+        except (RuntimeError, ValueError, ConfigError) as exc:
+            self._preview_broken = True
+            return Warning_(f"previews are off for this run: {type(exc).__name__}: {exc}")
+
+    def make_preview(self) -> Preview:
+        """Inputs vs reconstructions, prior samples and a traversal of the top dims, as uint8 grids."""
+        model = self.model
+        with self._evaluating():
+            x = self.dataset.images_at(self._preview_idx).float().div_(255.0)
+            y = self.dataset.labels_at(self._preview_idx) if model.is_conditional else None
+            code = model.encode(x, y)
+            recon = model.decode_images(code.mean, y)
+            half = (len(x) + 1) // 2
+            pairs = torch.cat([x[:half], recon[:half], x[half:], recon[half:]])
+            recon_grid = tile(pairs, ncols=half)
+            samples = None
+            if model.can_sample:
+                ys = None
+                if model.is_conditional:
+                    ys = torch.arange(PREVIEW_SAMPLES, device=self.device) % max(model.num_classes, 1)
+                samples = tile(model.sample(PREVIEW_SAMPLES, ys), ncols=8)
+            kl = tuple(self._last_kl.float().tolist()) if self._last_kl is not None else ()
+            traversal = None
+            if model.latent_kind == "continuous" and code.mean.dim() == 2:
+                traversal = self._traversal(code.mean, y, kl)
+        return Preview(step=self.step, reconstructions=recon_grid, samples=samples, traversal=traversal,
+                       kl_per_dim=kl)
+
+    def _traversal(self, means: torch.Tensor, y: torch.Tensor | None, kl: tuple[float, ...]):
+        dim = means.shape[1]
+        if self.model.is_variational:
+            scores = torch.tensor(kl) if len(kl) == dim else means.var(0).cpu()
+            lows = torch.full((dim,), -2.5, device=self.device)
+            highs = torch.full((dim,), 2.5, device=self.device)
+        else:
+            scores = means.var(0).cpu() if len(means) > 1 else torch.zeros(dim)
+            spread = 2.0 * means.std(0) if len(means) > 1 else torch.ones(dim, device=self.device)
+            lows, highs = means.mean(0) - spread, means.mean(0) + spread
+        dims = torch.argsort(scores, descending=True)[:TRAVERSAL_DIMS].tolist()
+        steps = torch.linspace(0.0, 1.0, TRAVERSAL_STEPS, device=self.device)
+        z = means[:1].repeat(len(dims) * TRAVERSAL_STEPS, 1)
+        for row, d in enumerate(dims):
+            z[row * TRAVERSAL_STEPS:(row + 1) * TRAVERSAL_STEPS, d] = lows[d] + steps * (highs[d] - lows[d])
+        ys = y[:1].repeat(len(z)) if y is not None else None
+        return tile(self.model.decode_images(z, ys), ncols=TRAVERSAL_STEPS)
+
+    # --- snapshots --------------------------------------------------------------------------------------------
+    def snapshot_model(self) -> ModelBase:
+        """An eval-mode copy of the weights after the last completed step; safe to call from any thread."""
+        copy_model = copy.deepcopy(self._template)
+        with self._lock:
+            copy_model.load_state_dict(self.model.state_dict())
+            copy_model.hparams = dict(self.model.hparams)
+        return copy_model.eval()
+
+    # --- checkpoints and run folder ---------------------------------------------------------------------------
+    def _prepare_run_dir(self) -> Path | None:
+        if not self.config.out_dir:
+            return None
+        run_dir = Path(self.config.out_dir)
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        stored = self._stored_config()
+        (run_dir / "config.toml").write_text(stored.to_toml(), encoding="utf-8")
+        return run_dir
+
+    def _stored_config(self) -> TrainConfig:
+        lr = float(self.optimizer.param_groups[0]["lr"])
+        return self.config.replace(dataset=self.dataset_spec, fallback=[], hparams=dict(self.model.hparams), lr=lr)
+
+    def _write_run_checkpoint(self, run_dir: Path) -> CheckpointWritten:
+        path = self.save_checkpoint(run_dir / "checkpoints" / f"step_{self.step}.safetensors")
+        ckpt.link_or_copy(path, run_dir / "checkpoints" / "last.safetensors")
+        return CheckpointWritten(self.step, str(path))
+
+    def save_checkpoint(self, path: str | Path) -> Path:
+        """Write the full state (weights, optimisers, RNG, history) atomically; exact resume from it."""
+        with self._lock:
+            tensors: dict[str, torch.Tensor] = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+            optimizers = {"main": self.optimizer, **self.model.auxiliary_optimizers()}
+            structures = {}
+            for name, optimizer in optimizers.items():
+                flat, structure = ckpt.flatten_optimizer(f"optim.{name}", optimizer)
+                tensors.update(flat)
+                structures[name] = structure
+            tensors["rng.cpu"] = torch.get_rng_state()
+            if self.device.type == "cuda":
+                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            header = {
+                "family": self.model.family,
+                "hparams": dict(self.model.hparams),
+                "backbone": self.model.hparams.get("backbone", ""),
+                "dataset": {"spec": self.dataset_spec, "name": self.dataset.name, "shape": list(self.dataset.shape),
+                            "num_classes": self.dataset.num_classes, "size": len(self.dataset),
+                            "is_sample": bool(self.dataset.is_sample)},
+                "config": self._stored_config().to_toml(),
+                "step": self.step,
+                "epoch": self.epoch,
+                "history": list(self.history),
+                "optimizers": structures,
+                "session": {"epoch_sums": dict(self._epoch_sums), "epoch_steps": self._epoch_steps,
+                            "live_set": dict(self._live_set), "history_stride": self._history_stride},
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            return ckpt.write_checkpoint(path, tensors, header)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, *, pause_on_error: bool = False,
+                        **config_overrides: Any) -> TrainingSession:
+        """Resume a run exactly where its checkpoint left it (only run-length/output settings may change)."""
+        meta, tensors = ckpt.read_checkpoint(path)
+        config = ckpt.config_from_meta(path, meta)
+        bad = sorted(set(config_overrides) - set(RESUMABLE_OVERRIDES))
+        if bad:
+            raise ConfigError(f"cannot change {', '.join(bad)} when resuming; "
+                              f"allowed: {', '.join(RESUMABLE_OVERRIDES)}")
+        config = config.replace(**config_overrides, hparams=dict(meta["hparams"]))
+        dataset = load_dataset(meta["dataset"]["spec"])
+        if list(dataset.shape) != list(meta["dataset"]["shape"]):
+            raise CheckpointError(f"{path}: the dataset {meta['dataset']['spec']!r} now has images of shape "
+                                  f"{list(dataset.shape)}, the checkpoint was trained on {meta['dataset']['shape']}")
+        session = cls(config, dataset, pause_on_error=pause_on_error)
+        model_state = {k[len("model."):]: v.to(session.device) for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            session.model.load_state_dict(model_state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(f"{path}: the weights do not fit the model ({str(exc).splitlines()[0]})") from None
+        optimizers = {"main": session.optimizer, **session.model.auxiliary_optimizers()}
+        for name, structure in meta.get("optimizers", {}).items():
+            if name not in optimizers:
+                raise CheckpointError(f"{path}: the checkpoint has optimiser {name!r}, the model has none")
+            moved = {k: v.to(session.device) for k, v in tensors.items() if k.startswith(f"optim.{name}.")}
+            ckpt.restore_optimizer(path, f"optim.{name}", optimizers[name], structure, moved)
+        if "rng.cpu" in tensors:
+            torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
+        if "rng.cuda" in tensors and session.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), session.device)
+        state = meta.get("session", {})
+        session.step = int(meta["step"])
+        session.epoch = int(meta.get("epoch", 0))
+        session.history = list(meta.get("history", []))
+        session._history_stride = int(state.get("history_stride", 1))
+        session._epoch_sums = {k: float(v) for k, v in state.get("epoch_sums", {}).items()}
+        session._epoch_steps = int(state.get("epoch_steps", 0))
+        session._live_set = {k: float(v) for k, v in state.get("live_set", {}).items()}
+        return session
+
+    # --- history, metrics files -------------------------------------------------------------------------------
+    def _record_step(self, metrics: StepMetrics, metrics_file, tb_writer) -> None:
+        record = {"kind": "step", "step": metrics.step, "epoch": metrics.epoch, "terms": metrics.terms,
+                  "live": metrics.live, "samples_per_s": round(metrics.samples_per_s, 1)}
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+        if tb_writer is not None:
+            for k, v in metrics.terms.items():
+                tb_writer.add_scalar(f"train/{k}", v, metrics.step)
+        if metrics.step % self._history_stride:
+            return
+        self.history.append(record)
+        steps = [r for r in self.history if r["kind"] == "step"]
+        if len(steps) > HISTORY_STEP_LIMIT:
+            self._history_stride *= 2
+            self.history = [r for r in self.history if r["kind"] != "step" or r["step"] % self._history_stride == 0]
+
+    def _record_epoch(self, summary: EpochSummary, metrics_file, tb_writer, partial: bool = False) -> None:
+        record = {"kind": "epoch", "epoch": summary.epoch, "step": summary.step, "train": summary.train,
+                  "test": summary.test, "kl_per_dim": list(summary.kl_per_dim)}
+        if partial:
+            record["partial"] = True
+        self.history.append(record)
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+            metrics_file.flush()
+        if tb_writer is not None:
+            for k, v in summary.test.items():
+                tb_writer.add_scalar(f"test/{k}", v, summary.step)
+
+    @staticmethod
+    def _tensorboard_writer(run_dir: Path | None):
+        if run_dir is None:
+            return None
+        try:
+            import tensorboard  # noqa: F401
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            return None
+        return SummaryWriter(str(run_dir / "tensorboard"))
+
+    def _try_compile(self) -> Iterator[Event]:
+        self._compile_tried = True
+        try:
+            self._loss_fn = torch.compile(self.model.loss)
+        except Exception as exc:  # torch.compile is optional: any failure falls back to eager mode
+            self._loss_fn = self.model.loss
+            yield Warning_(f"torch.compile is not usable here ({type(exc).__name__}: {exc}); running eagerly")
+
+
+def write_metrics_csv(history: list[dict[str, Any]], path: str | Path) -> Path:
+    """The step records of a history as CSV: step, epoch, every term, every live value."""
+    steps = [r for r in history if r.get("kind") == "step"]
+    term_names = sorted({k for r in steps for k in r.get("terms", {})})
+    live_names = sorted({k for r in steps for k in r.get("live", {})})
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["step", "epoch", *term_names, *live_names])
+        for r in steps:
+            writer.writerow([r["step"], r["epoch"], *(r["terms"].get(k, "") for k in term_names),
+                             *(r["live"].get(k, "") for k in live_names)])
+    return path
