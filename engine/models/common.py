@@ -30,12 +30,18 @@ class EncoderDecoderModel(ModelBase):
         return self.latent_dim
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
-        """One-hot labels for conditional families (None otherwise); missing labels are a clear error."""
+        """One-hot labels for conditional families (None otherwise); missing labels are a clear error.
+
+        Float n×K rows are taken as soft labels (blends of one-hot vectors, for interpolating between classes)."""
         if not self.is_conditional:
             return None
         if y is None:
             raise ConfigError(f"{self.family} needs labels y (class indices 0…{self.num_classes - 1}) "
                               "to encode and decode; use a labelled dataset")
+        if y.is_floating_point() and y.dim() == 2:
+            if y.shape[1] != self.num_classes:
+                raise ConfigError(f"soft labels must have {self.num_classes} columns, got {tuple(y.shape)}")
+            return y.to(device=self.device, dtype=self.encoder_dtype())
         y = y.to(device=self.device, dtype=torch.long)
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             raise ConfigError(f"labels y must lie in [0, {self.num_classes - 1}] for {self.family}")

@@ -14,3 +14,4 @@ class CVAE(VAE):
     title = "Conditional VAE"
     formula = "−ELBO = −E_q(z|x,y)[log p(x|z, y)] + KL(q(z|x, y) ‖ N(0, I)),  y one-hot"
     is_conditional = True
+    accepts_soft_labels = True  # decode(z, y) takes float n×K blends of one-hot labels

@@ -173,3 +173,21 @@ def test_denoise_triplets_use_the_models_corruption(digits):
     assert noisy.shape == denoised.shape == clean.shape == (6, 1, 8, 8)
     assert not torch.equal(noisy, clean)
     assert torch.allclose(denoised, explore.reconstructions(dae, noisy), atol=1e-6)
+
+
+def test_cvae_interpolates_between_labels_with_soft_labels():
+    import torch
+
+    from engine.explore import interpolate
+    from engine.models import create_model
+
+    torch.manual_seed(0)
+    model = create_model("cvae", (1, 8, 8), num_classes=10, latent_dim=3).eval()
+    x = torch.rand(1, 1, 8, 8)
+    held = interpolate(model, x, x, 5, ya=torch.tensor([1]), yb=torch.tensor([7]))
+    blended = interpolate(model, x, x, 5, ya=torch.tensor([1]), yb=torch.tensor([7]), blend_labels=True)
+    assert torch.allclose(held[0], blended[0], atol=1e-6)  # t = 0: label 1 in both
+    seven = torch.tensor([7])
+    end_as_7 = model.decode_images(model.encode(x, seven).mean, seven)  # B is encoded with its own label
+    assert torch.allclose(blended[-1], end_as_7[0], atol=1e-5)  # t = 1: decoded as label 7
+    assert not torch.allclose(held[-1], blended[-1], atol=1e-4)
