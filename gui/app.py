@@ -10,6 +10,20 @@ from pathlib import Path
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
 
+def guard_singleton_refcounts() -> None:
+    """Work around PySide6 6.12 (abi3 build) on Python 3.11: every call of a void Qt method drops one reference
+    to None (bool setters to True/False) that it never took. Python ≥ 3.12 makes these objects immortal, which
+    hides the bug; on 3.11 None's count reaches zero after a few thousand calls and the process aborts with
+    "none_dealloc". Giving the singletons an enormous count makes them as immortal as 3.12 would."""
+    if sys.version_info >= (3, 12) or getattr(guard_singleton_refcounts, "done", False):
+        return
+    import ctypes
+
+    for singleton in (None, True, False, Ellipsis, NotImplemented):
+        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40  # ob_refcnt is the object's first field
+    guard_singleton_refcounts.done = True  # type: ignore[attr-defined]
+
+
 def gui_torch_threads(cpu_count: int | None = None) -> int:
     """Torch intra-op threads for the app: every core but one, which is left to the GUI thread."""
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
@@ -43,6 +57,7 @@ def configure_torch() -> float:
 
 def run_app(argv: list[str] | None = None) -> int:
     """Open the window on the embedded default (dSprites + β-VAE) and run the event loop."""
+    guard_singleton_refcounts()
     prepare_torch_environment()
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication

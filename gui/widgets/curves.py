@@ -75,6 +75,13 @@ class LossCurves(QWidget):
         self.live_plot.showGrid(x=True, y=True, alpha=0.2)
         self.live_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.live_plot.setXLink(self.loss_plot)
+        self.lr_view = pg.ViewBox()  # the learning rate is orders of magnitude below β and C: its own right axis
+        self.live_plot.showAxis("right")
+        self.live_plot.scene().addItem(self.lr_view)
+        self.live_plot.getAxis("right").linkToView(self.lr_view)
+        self.live_plot.getAxis("right").setLabel("lr")
+        self.lr_view.setXLink(self.live_plot)
+        self.live_plot.vb.sigResized.connect(self._sync_lr_view)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self._train: dict[str, _Series] = {}
@@ -83,13 +90,17 @@ class LossCurves(QWidget):
         self._items: dict[tuple[str, str], pg.PlotDataItem] = {}
         self._colours: dict[str, str] = {}
         self._palette = itertools.cycle(PALETTE)
-        self._live_palette = itertools.cycle(LIVE_PALETTE)
+        self._live_palette = itertools.cycle(LIVE_PALETTE[:1] + LIVE_PALETTE[2:])
         self._dirty = False
         self.redraws = 0
         self._timer = QTimer(self)
         self._timer.setInterval(int(1000 / redraw_hz))
         self._timer.timeout.connect(self.redraw)
         self._timer.start()
+
+    def _sync_lr_view(self) -> None:
+        self.lr_view.setGeometry(self.live_plot.vb.sceneBoundingRect())
+        self.lr_view.linkedViewChanged(self.live_plot.vb, self.lr_view.XAxis)
 
     # --- data in ----------------------------------------------------------------------------------
     def add_train(self, steps: Iterable[float], terms: Mapping[str, Iterable[float]]) -> None:
@@ -117,6 +128,7 @@ class LossCurves(QWidget):
     def clear(self) -> None:
         self.loss_plot.clear()
         self.live_plot.clear()
+        self.lr_view.clear()
         for plot in (self.loss_plot, self.live_plot):
             if plot.legend is not None:
                 plot.legend.clear()
@@ -173,6 +185,11 @@ class LossCurves(QWidget):
                 item = self.loss_plot.plot(name=f"{name} (test)",
                                            pen=pg.mkPen(colour, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
                                            symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+            elif name == "lr":
+                item = pg.PlotDataItem(pen=pg.mkPen("#e15759", width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine))
+                self.lr_view.addItem(item)
+                if self.live_plot.legend is not None:
+                    self.live_plot.legend.addItem(item, "lr (right axis)")
             else:
                 item = self.live_plot.plot(name=name, pen=pg.mkPen(next(self._live_palette), width=1.5))
             if kind == "train":
@@ -188,6 +205,8 @@ class LossCurves(QWidget):
         self._dirty = False
         with np.errstate(divide="ignore", invalid="ignore"):
             for name, series in self._train.items():
+                if name in self._live:  # a weight echoed among the terms (β) belongs to the lower plot
+                    continue
                 self._item("train", name).setData(series.x, series.y, connect="finite")
             for name, series in self._test.items():
                 self._item("test", name).setData(series.x, series.y, connect="finite")

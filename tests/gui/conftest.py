@@ -8,6 +8,10 @@ import time
 import pytest
 from PySide6.QtCore import QThread, QThreadPool
 
+from gui.app import guard_singleton_refcounts
+
+guard_singleton_refcounts()  # PySide6 6.12 on Python 3.11 leaks references to None; see gui/app.py
+
 
 @pytest.fixture(autouse=True)
 def isolated_settings(tmp_path, monkeypatch):

@@ -1,0 +1,82 @@
+"""Time from process start to the main window shown (median of 5 runs, offscreen unless QT_QPA_PLATFORM is set).
+
+Each run is a fresh `python` process doing what `python main.py` does (torch warm-up and thread cap included);
+it reports when the first event-loop turn after `show()` has run.
+Usage: python bench/startup.py [--quick] [--runs N]    Last line: RESULT startup_s=<median>
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CHILD = """
+import sys
+sys.path.insert(0, {root!r})
+from gui.app import configure_torch, prepare_torch_environment
+prepare_torch_environment()
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication
+app = QApplication(sys.argv)
+configure_torch()
+from gui.main_window import MainWindow
+window = MainWindow()
+window.show()
+def shown():
+    print("SHOWN", flush=True)
+    window.close()
+    app.quit()
+QTimer.singleShot(0, shown)
+app.exec()
+"""
+
+
+def one_run(env: dict[str, str]) -> float:
+    began = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT))], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if line.strip() == "SHOWN":
+            elapsed = time.perf_counter() - began
+            break
+    else:
+        proc.wait()
+        raise RuntimeError(f"the window never showed (exit code {proc.returncode})")
+    proc.wait(timeout=30)
+    return elapsed
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="3 runs instead of 5")
+    parser.add_argument("--runs", type=int, default=None)
+    args = parser.parse_args()
+    runs = args.runs or (3 if args.quick else 5)
+    with tempfile.TemporaryDirectory() as tmp:
+        env = dict(os.environ)
+        env.setdefault("QT_QPA_PLATFORM", "offscreen")
+        env["LATENT_EXPLORER_SETTINGS"] = str(Path(tmp) / "settings.ini")
+        env["LATENT_EXPLORER_RUNS"] = str(Path(tmp) / "runs")
+        one_run(env)  # fills the OS file cache, as a user's second start would
+        times = []
+        for i in range(runs):
+            t = one_run(env)
+            times.append(t)
+            print(f"run {i + 1}: {t:.2f} s")
+    median = statistics.median(times)
+    print(f"median {median:.2f} s over {runs} runs (target ≤ 3 s); platform {env['QT_QPA_PLATFORM']}")
+    print(f"RESULT startup_s={median:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
