@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
 
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
@@ -45,6 +45,11 @@ class InterpolationPanel(PanelBase):
         self.pairs_spin.valueChanged.connect(self._pairs_count_changed)
         self.steps_spin.valueChanged.connect(self.request)
         self.mode_combo.currentIndexChanged.connect(self.request)
+        self.blend_check = QCheckBox("Blend labels")
+        self.blend_check.setToolTip("Conditional models: decode the path with y = (1−t)·onehot(y_A) + t·onehot(y_B) "
+                                    "instead of holding A's label")
+        self.blend_check.toggled.connect(self.request)
+        controls.addWidget(self.blend_check)
         controls.addStretch(1)
         controls.addWidget(button("Random pairs", self.random_pairs))
         controls.addWidget(button("Export PNG…", self._export_png_dialog))
@@ -112,6 +117,7 @@ class InterpolationPanel(PanelBase):
         ia = test[torch.tensor([a for a, _ in self.pairs])]
         ib = test[torch.tensor([b for _, b in self.pairs])]
         steps, mode = self.steps_spin.value(), self.mode_combo.currentText()
+        blend = self.blend_check.isChecked()
 
         def job(model):
             xa, xb = dataset.images_at(ia), dataset.images_at(ib)
@@ -120,11 +126,13 @@ class InterpolationPanel(PanelBase):
                                  "codes (see the Traversal tab for its codebook)")
             ya = dataset.labels_at(ia) if model.is_conditional else None
             yb = dataset.labels_at(ib) if model.is_conditional else None
-            path = to_uint8(explore.interpolate(model, xa, xb, steps, mode, ya, yb))
+            blend_ok = blend and getattr(model, "accepts_soft_labels", False)
+            path = to_uint8(explore.interpolate(model, xa, xb, steps, mode, ya, yb, blend_labels=blend_ok))
             fade = to_uint8(explore.crossfade(xa, xb, steps))
             shape = path.shape[1:]
             rows = np.stack([path.reshape(-1, steps, *shape), fade.reshape(-1, steps, *shape)], 1)
-            return path.reshape(-1, steps, *shape), rows.reshape(-1, *shape), model.is_conditional
+            held = "blended from A's to B's" if blend_ok else "A's label held"
+            return path.reshape(-1, steps, *shape), rows.reshape(-1, *shape), model.is_conditional and held
 
         self.submit("path", job, self._show)
 
@@ -139,8 +147,8 @@ class InterpolationPanel(PanelBase):
             labels += [f"#{a} → #{b} latent", "pixel cross-fade"]
         t = [f"t={v:.2f}" for v in np.linspace(0, 1, steps)]
         self.view.set_grid(self.grid, grid_ticks(len(labels), h, 1, labels), grid_ticks(steps, w, 1, t))
-        self.note.setText("Conditional model: A is encoded with its label, B with its own, and the path is decoded "
-                          "with A's label held." if conditional else "")
+        self.note.setText(f"Conditional model: A is encoded with its label, B with its own, and the path is decoded "
+                          f"with {conditional}." if conditional else "")
 
     # --- exports -------------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:

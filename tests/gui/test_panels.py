@@ -108,6 +108,26 @@ def test_interpolation_endpoints_decode_to_reconstructions(qtbot, make_panel, va
         assert im.format == "GIF" and im.n_frames == 2 * 10 - 2
 
 
+def test_interpolation_blends_labels_for_a_conditional_model(qtbot, make_panel, digits):
+    from gui.panels.interpolation import InterpolationPanel
+
+    cvae = _train("cvae", steps=30)
+    panel = make_panel(InterpolationPanel, cvae, digits)
+    test = panel.test_indices()
+    a, b = next((a, b) for a, b in [(0, 1), (0, 2), (0, 3), (0, 4)]
+                if int(digits.labels[test[a]]) != int(digits.labels[test[b]]))
+    panel.set_pairs([(a, b)])
+    qtbot.waitUntil(lambda: panel.path_images is not None and "held" in panel.note.text(), timeout=10000)
+    held = panel.path_images.copy()
+    panel.blend_check.setChecked(True)
+    qtbot.waitUntil(lambda: "blended" in panel.note.text(), timeout=10000)
+    idx = test[torch.tensor([a, b])]
+    x, y = digits.images_at(idx), digits.labels_at(idx)
+    end = to_uint8(explore.reconstructions(cvae, x[1:], y[1:]))[0]
+    assert np.array_equal(panel.path_images[0, -1], end)  # t = 1 decodes B with B's own label
+    assert not np.array_equal(panel.path_images[0, -1], held[0, -1])
+
+
 def test_conditional_grid_changes_with_class_and_keeps_style(qtbot, make_panel, digits, vae, tmp_path):
     from gui.panels.conditional import ConditionalPanel
 
