@@ -32,6 +32,7 @@ from .config import TrainConfig
 from .control import Control
 from .data import Dataset, DatasetError
 from .errors import CheckpointError, ConfigError
+from .evaluate import evaluate
 from .events import EpochSummary, Failed, Finished, StepMetrics, Warning_
 from .imaging import save_png
 from .metrics import METRIC_NAMES, MetricsCancelled, MetricSizes, compute_metrics
@@ -41,10 +42,12 @@ TRAINING_GRID_KEYS = ("lr", "batch_size", "weight_decay", "epochs", "max_steps")
 SCORE_KEYS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_completeness", "dci_informativeness",
               "sap")
 ELBO_KEYS = ("neg_elbo", "recon", "kl", "active_units", "iwae_nll")
-ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al.: unit u is active when Cov_x(E_q[z_u]) > 0.01
 TRAVERSAL_STEPS = 9
 TRAVERSAL_MAX_DIMS = 10
 EVAL_MAX_IMAGES = 5000
+_NOT_GRID = frozenset({"run", "seed", "status", "steps", "seconds", "folder", "traversal", "train_seconds", "error",
+                       "mi_matrix", "factor_names", "kl_per_dim", "metric_sizes", "metric_seed", "metric_seconds",
+                       *ELBO_KEYS, *SCORE_KEYS})  # record keys that are not grid parameters
 _STAGE_SHARE = {"train": 0.75, "evaluate": 0.05, "metrics": 0.17, "traversal": 0.03}
 
 
@@ -200,38 +203,13 @@ def model_representation(model: ModelBase, dataset: Dataset, batch: int = 1024) 
     return represent
 
 
-def elbo_numbers(model: ModelBase, dataset: Dataset, indices: torch.Tensor, iwae_k: int = 0) -> dict[str, float]:
-    """−ELBO, recon, KL, active units (and the IWAE-k NLL) on `indices` via engine.evaluate when it is there,
-    else from the model's own loss terms: −ELBO = recon + KL, active units = #{u : Var_x(E_q[z_u]) > 0.01}."""
-    try:
-        from .evaluate import evaluate
-    except ImportError:
-        evaluate = None
-    if evaluate is not None:
-        result = evaluate(model, dataset, indices, iwae_k=iwae_k)
-        return {k: float(result[k]) for k in ELBO_KEYS if result.get(k) is not None}
-    idx = torch.as_tensor(indices, dtype=torch.long).reshape(-1)
-    sums: dict[str, float] = {}
-    count = 0
-    with torch.random.fork_rng(devices=[]), torch.inference_mode():
-        torch.manual_seed(0)
-        for start in range(0, idx.numel(), 500):
-            chunk = idx[start:start + 500].to(dataset.device)
-            x = dataset.images_at(chunk).to(model.device).float().div_(255.0)
-            y = dataset.labels_at(chunk) if model.is_conditional else None
-            out = model.loss(x, None if y is None else y.to(model.device))
-            n = x.shape[0]
-            for k in ("recon", "kl"):
-                if k in out.terms:
-                    sums[k] = sums.get(k, 0.0) + float(out.terms[k]) * n
-            count += n
-    result = {k: v / max(count, 1) for k, v in sums.items()}
-    if "recon" in result and "kl" in result:
-        result["neg_elbo"] = result["recon"] + result["kl"]
-    if model.latent_kind == "continuous" and not model.is_conditional:
-        means = explore.encode_means(model, dataset.images_at(idx.to(dataset.device)))
-        result["active_units"] = float((means.var(0) > ACTIVE_UNIT_THRESHOLD).sum()) if len(means) > 1 else 0.0
-    return result
+def elbo_numbers(model: ModelBase, dataset: Dataset, indices: torch.Tensor, iwae_k: int = 0) -> dict[str, Any]:
+    """−ELBO (= recon + KL), recon, KL, active units, KL per dim and the IWAE-k NLL (engine.evaluate)."""
+    result = evaluate(model, dataset, indices, iwae_k=iwae_k)
+    out: dict[str, Any] = {k: float(result[k]) for k in ELBO_KEYS if result.get(k) is not None}
+    if result.get("kl_per_dim") is not None:
+        out["kl_per_dim"] = [round(float(v), 5) for v in result["kl_per_dim"]]
+    return out
 
 
 def traversal_image(model: ModelBase, dataset: Dataset, indices: torch.Tensor,
@@ -399,9 +377,7 @@ def _jsonable(value: Any) -> Any:
 def summary_columns(records: list[dict[str, Any]]) -> list[str]:
     """CSV columns: run, the grid parameters, seed, status, steps, the ELBO numbers, the scores, seconds."""
     fixed = ["run", "seed", "status", "steps", *ELBO_KEYS, *SCORE_KEYS, "seconds", "folder"]
-    skip = set(fixed) | {"mi_matrix", "factor_names", "metric_sizes", "metric_seed", "metric_seconds", "traversal",
-                         "train_seconds", "error"}
-    grid_keys = [k for r in records for k in r if k not in skip]
+    grid_keys = [k for r in records for k in r if k not in _NOT_GRID]
     grid_keys = list(dict.fromkeys(grid_keys))
     present = [k for k in fixed if any(k in r for r in records)]
     return [present[0], *grid_keys, *present[1:]]
@@ -450,9 +426,7 @@ def load_summary(path: str | Path) -> list[dict[str, Any]]:
 
 def point_label(record: dict[str, Any]) -> str:
     """`β=4` for a β sweep, else the grid values; the seed is added when it is not the only one."""
-    skip = {"run", "seed", "status", "steps", "seconds", "folder", "traversal", "train_seconds", "error",
-            "mi_matrix", "factor_names", "metric_sizes", "metric_seed", "metric_seconds", *ELBO_KEYS, *SCORE_KEYS}
-    parts = [("β" if k == "beta" else k) + f"={_format_value(v)}" for k, v in record.items() if k not in skip]
+    parts = [("β" if k == "beta" else k) + f"={_format_value(v)}" for k, v in record.items() if k not in _NOT_GRID]
     return ", ".join(parts) or str(record.get("run", "?"))
 
 
