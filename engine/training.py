@@ -39,7 +39,7 @@ from .events import (
     StepMetrics,
     Warning_,
 )
-from .imaging import tile
+from .imaging import save_png, tile
 from .models import ModelBase, model_class
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
@@ -259,6 +259,8 @@ class TrainingSession:
                     t0 = time.perf_counter()
                     preview = self._preview_event()
                     if preview is not None:
+                        if run_dir is not None and isinstance(preview, Preview) and (at_epoch_end or is_last):
+                            self._save_preview_pngs(run_dir, preview)
                         yield preview
                     cost = time.perf_counter() - t0
                     preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
@@ -464,6 +466,14 @@ class TrainingSession:
     def _stored_config(self) -> TrainConfig:
         lr = float(self.optimizer.param_groups[0]["lr"])
         return self.config.replace(dataset=self.dataset_spec, fallback=[], hparams=dict(self.model.hparams), lr=lr)
+
+    @staticmethod
+    def _save_preview_pngs(run_dir: Path, preview: Preview) -> None:
+        folder = run_dir / "previews"
+        for kind in ("reconstructions", "samples", "traversal"):
+            grid = getattr(preview, kind)
+            if grid is not None:
+                save_png(grid, folder / f"step_{preview.step:08d}_{kind}.png")
 
     def _write_run_checkpoint(self, run_dir: Path) -> CheckpointWritten:
         path = self.save_checkpoint(run_dir / "checkpoints" / f"step_{self.step}.safetensors")

@@ -1,0 +1,564 @@
+"""The headless CLI: `python main.py <command>` (datasets, models, presets, train, eval, sample, traverse, interpolate).
+
+Errors end the program with a non-zero status and ONE line on stderr (`error: …`), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import CheckpointError, ConfigError, DatasetError
+
+PROG = "latent-explorer"
+
+
+class CliError(Exception):
+    """A usage problem found after parsing (reported as one `error:` line, exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line instead of argparse's usage block
+        print(f"error: {message} (see `{self.prog} --help`)", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _formatter(prog: str) -> argparse.HelpFormatter:
+    return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=100)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, formatter_class=_formatter,
+                     description="Train autoencoders and VAEs and explore their latent spaces.\n"
+                                 "Run without a command to open the app.",
+                     epilog="examples:\n"
+                            "  main.py train --preset mnist-vae --out runs/mnist-vae\n"
+                            "  main.py train --model beta-vae --dataset 'dsprites?subset=20000' --set beta=4 "
+                            "--max-steps 2000 --out runs/b4\n"
+                            "  main.py eval runs/mnist-vae/checkpoints/last.safetensors --iwae-k 1000\n"
+                            "  main.py traverse runs/b4/checkpoints/last.safetensors --out traversal.gif")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("datasets", help="list the datasets and whether they are on this machine",
+                       description="List every dataset: embedded, found on this machine, or missing (with how "
+                                   "to get it).", formatter_class=_formatter)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("models", help="list the model families with their hyperparameters",
+                       description="Every family with its objective and hyperparameters (default, range, live).",
+                       formatter_class=_formatter)
+    p.add_argument("family", nargs="?", help="show one family only")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = sub.add_parser("presets", help="list the presets (resources/presets/*.toml)",
+                       description="List the presets; --show NAME prints one as TOML.", formatter_class=_formatter)
+    p.add_argument("--show", metavar="NAME", help="print this preset's TOML")
+
+    p = sub.add_parser("train", help="train a model (Ctrl+C stops cleanly and saves)", formatter_class=_formatter,
+                       description="Train a model and write a run folder (config.toml, metrics.jsonl, metrics.csv, "
+                                   "checkpoints/, previews/).\nCtrl+C stops after the current step and writes a "
+                                   "final checkpoint; a second Ctrl+C aborts.",
+                       epilog="examples:\n  main.py train --preset digits-ae --out runs/ae\n"
+                              "  main.py train --model vae --dataset digits --set latent_dim=2 --epochs 20 "
+                              "--out runs/vae2\n  main.py train --config my_run.toml --out runs/mine")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--preset", metavar="NAME", help="start from a preset (see `presets`)")
+    source.add_argument("--config", metavar="FILE", help="start from a TOML file in the preset format")
+    p.add_argument("--model", metavar="FAMILY", help="model family (see `models`)")
+    p.add_argument("--dataset", metavar="SPEC", help="dataset spec, e.g. digits, mnist, 'dsprites?subset=20000', "
+                                                     "or a path")
+    p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
+                   help="set a hyperparameter of the family (repeatable), e.g. --set beta=4")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=int, metavar="N", help="train for N epochs")
+    length.add_argument("--max-steps", type=int, metavar="N", help="train for N optimiser steps")
+    p.add_argument("--batch-size", type=int, metavar="B")
+    p.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
+    p.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--seed", type=int, metavar="S")
+    p.add_argument("--threads", type=int, metavar="T", help="torch threads (0 = torch's default)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N steps")
+    p.add_argument("--compile", action="store_true", help="torch.compile the loss (slow first start)")
+    p.add_argument("--resume", metavar="CKPT", help="continue this checkpoint (with --epochs/--max-steps as the "
+                                                    "new total length)")
+    p.add_argument("--out", metavar="DIR", required=True, help="run folder to write")
+    p.add_argument("--quiet", action="store_true", help="no progress bar (epoch lines only)")
+
+    p = sub.add_parser("eval", help="evaluate a checkpoint on its test split", formatter_class=_formatter,
+                       description="Test-set −ELBO (recon + KL), KL per dimension, active units and the IWAE-k NLL, "
+                                   "in nats per image; reconstruction error for non-variational models.")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--iwae-k", type=int, default=1000, metavar="K", help="importance samples (0 = skip; default "
+                                                                         "1000)")
+    p.add_argument("--iwae-subset", type=int, default=500, metavar="N", help="test images for the IWAE estimate "
+                                                                             "(default 500)")
+    p.add_argument("--batch", type=int, default=256, metavar="B", help="images per batch for the ELBO pass")
+    p.add_argument("--metrics", metavar="NAMES", help="disentanglement scores on datasets with factors: 'all' or "
+                                                      "a comma list of beta_vae,factor_vae,mig,dci,sap")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--device", default="cpu", metavar="D")
+    p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+
+    p = sub.add_parser("sample", help="prior samples as a PNG grid", formatter_class=_formatter,
+                       description="Draw N images from the model's prior (generative families).")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--n", type=int, default=64, metavar="N")
+    p.add_argument("--label", type=int, metavar="Y", help="class to condition on (conditional models)")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--cols", type=int, default=8, metavar="C")
+
+    p = sub.add_parser("traverse", help="latent traversal as a PNG grid or animated GIF", formatter_class=_formatter,
+                       description="Vary one latent dimension at a time around a base code: rows = dims "
+                                   "(by KL, largest first), columns = values.")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--out", required=True, metavar="FILE.png|FILE.gif")
+    p.add_argument("--dims", metavar="D,D,…", help="latent dims to traverse (default: the 10 with most KL)")
+    p.add_argument("--steps", type=int, default=11, metavar="N")
+    p.add_argument("--range", type=float, dest="radius", metavar="R",
+                   help="traverse ±R around 0 (default: ±3 prior std, or the data's range for autoencoders)")
+    p.add_argument("--base", default="0", metavar="index|prior",
+                   help="base code: a test-image index (default 0) or 'prior' (the prior mean)")
+
+    p = sub.add_parser("interpolate", help="decode the latent path between two test images",
+                       formatter_class=_formatter, description="Encode test images I and J and decode the path "
+                                                               "between their codes.")
+    p.add_argument("checkpoint", metavar="CKPT")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--from", dest="start", type=int, default=0, metavar="I", help="test-image index")
+    p.add_argument("--to", dest="end", type=int, default=1, metavar="J", help="test-image index")
+    p.add_argument("--steps", type=int, default=10, metavar="N")
+    p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handler = {"datasets": cmd_datasets, "models": cmd_models, "presets": cmd_presets, "train": cmd_train,
+               "eval": cmd_eval, "sample": cmd_sample, "traverse": cmd_traverse,
+               "interpolate": cmd_interpolate}[args.command]
+    try:
+        return handler(args)
+    except (ConfigError, DatasetError, CheckpointError, CliError) as exc:
+        _error(str(exc))
+        return 2 if isinstance(exc, CliError | ConfigError) else 1
+    except OSError as exc:
+        _error(f"{exc.filename + ': ' if exc.filename else ''}{exc.strerror or exc}")
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except Exception as exc:  # the last line of defence: one line, never a traceback (set LATENT_EXPLORER_DEBUG=1)
+        if os.environ.get("LATENT_EXPLORER_DEBUG"):
+            raise
+        _error(f"unexpected {type(exc).__name__}: {exc}")
+        return 1
+
+
+def _error(message: str) -> None:
+    print(f"error: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+# --- listings --------------------------------------------------------------------------------------------
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from .data import available_datasets
+
+    rows = available_datasets()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        shape = "×".join(str(s) for s in row.get("shape", []))
+        size = f"{row['size']:,}" if isinstance(row.get("size"), int) else "?"
+        print(f"{row['name']:<20} {row.get('status', ''):<9} {size:>8} images {shape:<9} {row.get('description', '')}")
+        if row.get("status") == "missing" and row.get("hint"):
+            print(f"{'':<20} → {row['hint']}")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .models import families, model_class
+
+    chosen = [model_class(args.family)] if args.family else list(families().values())
+    if args.json:
+        print(json.dumps([{"family": cls.family, "title": cls.title, "formula": cls.formula,
+                           "variational": cls.is_variational, "conditional": cls.is_conditional,
+                           "can_sample": cls.can_sample,
+                           "hyperparameters": [{"name": h.name, "type": h.kind.__name__, "default": h.default,
+                                                "range": h.range_text(), "live": h.live, "help": h.help}
+                                               for h in cls.all_hparams()]} for cls in chosen], indent=2))
+        return 0
+    for cls in chosen:
+        print(f"{cls.family} — {cls.title}")
+        print(f"  {cls.formula}")
+        for h in cls.all_hparams():
+            live = "  (live)" if h.live else ""
+            print(f"    {h.name:<16} {h.kind.__name__:<5} default {h.default!s:<9} {h.range_text():<22}"
+                  f" {h.help}{live}")
+        print()
+    return 0
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from .presets import list_presets, load_preset
+
+    if args.show:
+        print(load_preset(args.show).to_toml(), end="")
+        return 0
+    for name, description in list_presets():
+        print(f"{name:<24} {description}")
+    return 0
+
+
+# --- train ---------------------------------------------------------------------------------------------------
+def _coerce_sets(family: str, sets: list[str]) -> dict[str, Any]:
+    from .models import model_class
+
+    spec = {h.name: h for h in model_class(family).all_hparams()}
+    out: dict[str, Any] = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise CliError(f"--set expects KEY=VALUE, got {item!r}")
+        if key not in spec:
+            raise ConfigError(f"unknown hyperparameter {key!r} for {family}; known: {', '.join(spec)}")
+        out[key] = spec[key].coerce(value.strip())
+    return out
+
+
+def train_config(args: argparse.Namespace):
+    """The TrainConfig the `train` arguments describe (preset/config file, then the explicit options on top)."""
+    from .config import TrainConfig
+    from .presets import load_preset
+
+    if args.preset:
+        config = load_preset(args.preset)
+    elif args.config:
+        config = TrainConfig.load(args.config)
+    else:
+        if not args.model or not args.dataset:
+            raise CliError("give --preset NAME, --config FILE, or both --model FAMILY and --dataset SPEC")
+        config = TrainConfig(dataset=args.dataset, family=args.model)
+    changes: dict[str, Any] = {"out_dir": args.out}
+    if args.model and args.model != config.family:
+        changes["family"] = args.model
+        changes["hparams"] = {}
+    if args.dataset and (args.preset or args.config):
+        changes["dataset"] = args.dataset
+        changes["fallback"] = []
+    if args.epochs is not None:
+        changes["epochs"], changes["max_steps"] = args.epochs, None
+    if args.max_steps is not None:
+        changes["max_steps"] = args.max_steps
+    for option, key in (("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"), ("seed", "seed"),
+                        ("threads", "threads"), ("checkpoint_every", "checkpoint_every_steps")):
+        if getattr(args, option) is not None:
+            changes[key] = getattr(args, option)
+    if args.compile:
+        changes["compile"] = True
+    config = config.replace(**changes)
+    if args.sets:
+        config.hparams.update(_coerce_sets(config.family, args.sets))
+    return config
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .control import Control
+    from .events import CheckpointWritten, EpochSummary, Failed, Finished, StepMetrics, Warning_
+    from .training import TrainingSession, write_metrics_csv
+
+    if args.resume:
+        if args.preset or args.config or args.model or args.dataset or args.sets:
+            raise CliError("--resume continues a checkpoint as it was: only --epochs/--max-steps, --device, "
+                           "--threads and --out may be given with it")
+        overrides: dict[str, Any] = {"out_dir": args.out}
+        if args.epochs is not None:
+            overrides.update(epochs=args.epochs, max_steps=None)
+        if args.max_steps is not None:
+            overrides["max_steps"] = args.max_steps
+        for key in ("device", "threads"):
+            if getattr(args, key) is not None:
+                overrides[key] = getattr(args, key)
+        session = TrainingSession.from_checkpoint(args.resume, **overrides)
+    else:
+        session = TrainingSession(train_config(args))
+    info = session.info()
+    for message in session.warnings:
+        print(f"warning: {message}", file=sys.stderr)
+    print(f"training {info['family']} on {info['dataset']} ({info['train_size']:,} train / {info['test_size']:,} "
+          f"test images, {info['parameters']:,} parameters) on {info['device']}: {info['total_steps']:,} steps "
+          f"of batch {info['batch_size']} → {args.out}", file=sys.stderr)
+    control = Control()
+    interrupts = {"count": 0}
+
+    def on_sigint(signum, frame):
+        interrupts["count"] += 1
+        if interrupts["count"] > 1:
+            raise KeyboardInterrupt
+        control.stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    bar = tqdm(total=session.total_steps, initial=session.step, unit="step", dynamic_ncols=True, file=sys.stderr,
+               disable=args.quiet, leave=True)
+    status = 0
+    finished = None
+    last_postfix = 0.0
+    seen_warnings = set(session.warnings)
+    try:
+        for event in session.run(control):
+            if isinstance(event, StepMetrics):
+                bar.update(event.step - bar.n)
+                now = time.monotonic()
+                if now - last_postfix > 0.5:
+                    bar.set_postfix(loss=f"{event.terms.get('total', float('nan')):.3f}",
+                                    img_s=f"{event.samples_per_s:,.0f}", refresh=False)
+                    last_postfix = now
+            elif isinstance(event, EpochSummary):
+                bar.write(_epoch_line(event), file=sys.stderr)
+            elif isinstance(event, Warning_):
+                if event.message not in seen_warnings:
+                    bar.write(f"warning: {event.message}", file=sys.stderr)
+            elif isinstance(event, CheckpointWritten):
+                bar.write(f"checkpoint: {event.path}", file=sys.stderr)
+            elif isinstance(event, Failed):
+                bar.close()
+                _error(event.cause)
+                status = 1
+            elif isinstance(event, Finished):
+                finished = event
+            if interrupts["count"] and interrupts.get("told") is None:
+                interrupts["told"] = True
+                bar.write("stopping after this step and saving (Ctrl+C again aborts)…", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        bar.close()
+    if session.history:
+        write_metrics_csv(session.history, Path(args.out) / "metrics.csv")
+    if finished is not None:
+        final = ", ".join(f"{k} {v:.4g}" for k, v in finished.final.items())
+        print(f"{finished.reason} at step {finished.step:,} ({final}); run folder: {args.out}")
+    return status
+
+
+def _epoch_line(event) -> str:
+    def fmt(terms: dict[str, float]) -> str:
+        keys = [k for k in ("total", "recon", "kl") if k in terms] or list(terms)[:3]
+        return " ".join(f"{k} {terms[k]:.4g}" for k in keys)
+
+    line = f"epoch {event.epoch} (step {event.step:,}): train {fmt(event.train)}"
+    if event.test:
+        line += f" | test {fmt(event.test)}"
+    return line
+
+
+# --- checkpoints: eval, sample, traverse, interpolate -------------------------------------------------------------
+def _open(checkpoint: str, device: str = "cpu"):
+    """(loaded checkpoint, its dataset, the test indices it was evaluated on)."""
+    from .checkpoint import load_checkpoint
+    from .data import load_dataset
+
+    loaded = load_checkpoint(checkpoint, device)
+    dataset = load_dataset(loaded.dataset_spec)
+    if list(dataset.shape) != list(loaded.meta["dataset"]["shape"]):
+        raise CheckpointError(f"{checkpoint}: trained on images of shape {loaded.meta['dataset']['shape']}, but "
+                              f"{loaded.dataset_spec} now gives {list(dataset.shape)}")
+    train, test = dataset.split(loaded.config.test_fraction, loaded.config.seed)
+    if len(test) == 0:
+        test = train
+    return loaded, dataset, test
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .device import resolve_device
+    from .evaluate import evaluate
+
+    loaded, dataset, test = _open(args.checkpoint, str(resolve_device(args.device)))
+    model = loaded.model
+    with tqdm(total=len(test), unit="img", file=sys.stderr, dynamic_ncols=True, desc="evaluate",
+              disable=args.json and not sys.stderr.isatty()) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        result = evaluate(model, dataset, test, iwae_k=args.iwae_k, iwae_subset=args.iwae_subset, batch=args.batch,
+                          progress=progress, seed=args.seed)
+    result = {"checkpoint": str(args.checkpoint), "step": loaded.step, "epoch": loaded.epoch,
+              "dataset": loaded.dataset_spec, **result}
+    if args.metrics:
+        result["metrics"] = _disentanglement(model, dataset, args.metrics, args.seed)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    _print_evaluation(result)
+    return 0
+
+
+def _disentanglement(model, dataset, names_text: str, seed: int) -> dict:
+    """The disentanglement scores of engine.metrics (needs ground-truth factors, e.g. dSprites)."""
+    from tqdm import tqdm
+
+    from . import explore
+    from .metrics import METRIC_NAMES, compute_metrics
+
+    if not dataset.has_factors:
+        raise CliError(f"{dataset.name} has no ground-truth factors: --metrics needs dSprites or a dataset with "
+                       "factors")
+    if model.latent_kind != "continuous" or model.is_conditional:
+        raise CliError(f"--metrics needs an unconditional model with a continuous code ({model.family} is not)")
+    names = METRIC_NAMES if names_text.strip() == "all" else tuple(n.strip() for n in names_text.split(",")
+                                                                  if n.strip())
+
+    def represent(factors):
+        return explore.encode_means(model, dataset.render_factors(factors))
+
+    with tqdm(total=100, unit="%", file=sys.stderr, dynamic_ncols=True, desc="metrics") as bar:
+        def progress(fraction: float, message: str) -> None:
+            bar.set_description_str(f"metrics: {message}"[:40], refresh=False)
+            bar.update(round(100 * fraction) - bar.n)
+
+        try:
+            return compute_metrics(represent, dataset, names=names, seed=seed, progress=progress)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
+
+
+def _print_evaluation(r: dict) -> None:
+    def nats(value) -> str:
+        return "n/a" if value is None else f"{value:.3f} nats/image"
+
+    print(f"checkpoint    {r['checkpoint']} ({r['family']}, step {r['step']:,}, epoch {r['epoch']})")
+    print(f"data          {r['dataset']}: {r['images']:,} test images")
+    if r["neg_elbo"] is not None:
+        print(f"−ELBO         {nats(r['neg_elbo'])}  (recon {r['recon']:.3f} + KL {r['kl']:.3f})")
+    elif r.get("kl") is None and r["recon"] is not None:
+        print(f"recon error   {nats(r['recon_error_nats'])} (−log p(x|x̂)); squared error {r['sq_error']:.4f} per "
+              "image")
+    extra = {k: v for k, v in r["terms"].items() if k not in ("total", "recon", "kl")}
+    if extra:
+        print("loss terms    " + ", ".join(f"{k} {v:.4g}" for k, v in extra.items()))
+    if r["iwae_nll"] is not None:
+        print(f"NLL (IWAE-{r['iwae_k']}) {nats(r['iwae_nll'])} on {r['iwae_images']:,} images")
+    else:
+        print(f"NLL (IWAE)    n/a: {r.get('iwae_note', '')}")
+    if r.get("active_units") is not None:
+        print(f"active units  {r['active_units']} of {len(r['code_variance'])} (Cov_x E_q[z] > "
+              f"{r['active_threshold']})")
+    if r.get("kl_per_dim"):
+        print("KL per dim    " + " ".join(f"{v:.2f}" for v in r["kl_per_dim"]))
+    for name, value in (r.get("metrics") or {}).items():
+        if isinstance(value, float | int) and not isinstance(value, bool) and name not in ("seed", "num_latents"):
+            print(f"{name:<13} {value:.4f}")
+
+
+def _save(grid, out: str) -> str:
+    from .imaging import save_png
+
+    if not out.lower().endswith(".png"):
+        raise CliError(f"--out must be a .png file, got {out}")
+    save_png(grid, out)
+    return out
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from . import explore
+    from .imaging import tile
+
+    loaded, _, _ = _open(args.checkpoint)
+    if args.n < 1 or args.n > 4096:
+        raise CliError(f"--n must be in 1…4096, got {args.n}")
+    labels = None
+    if args.label is not None:
+        if not loaded.model.is_conditional:
+            raise CliError(f"--label needs a conditional model; {loaded.model.family} is not")
+        if not 0 <= args.label < loaded.model.num_classes:
+            raise CliError(f"--label must be in 0…{loaded.model.num_classes - 1}, got {args.label}")
+        labels = [args.label] * args.n
+    elif loaded.model.is_conditional:
+        labels = [i % loaded.model.num_classes for i in range(args.n)]  # every class in turn
+    images = explore.sample_images(loaded.model, args.n, labels, seed=args.seed)
+    print(_save(tile(images, max(1, args.cols)), args.out))
+    return 0
+
+
+def cmd_traverse(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from . import explore
+    from .imaging import save_gif
+
+    loaded, dataset, test = _open(args.checkpoint)
+    model = loaded.model
+    if args.steps < 2 or args.steps > 64:
+        raise CliError(f"--steps must be in 2…64, got {args.steps}")
+    stats = explore.latent_stats(model, dataset, test, n=min(1000, len(test)))
+    if args.dims:
+        try:
+            dims = [int(d) for d in args.dims.split(",") if d.strip()]
+        except ValueError:
+            raise CliError(f"--dims must be comma-separated integers, got {args.dims!r}") from None
+    else:
+        dims = [int(d) for d in stats.order[:10]]
+    if args.radius is not None:
+        if not args.radius > 0:
+            raise CliError(f"--range must be positive, got {args.radius}")
+        values = np.linspace(-args.radius, args.radius, args.steps, dtype=np.float32)
+    else:
+        values = explore.traversal_values(stats, dims, args.steps)
+    label = None
+    if args.base == "prior":
+        base = np.zeros((1, model.latent_dim), dtype=np.float32)
+        if model.is_conditional:
+            label = [0]
+    else:
+        try:
+            index = int(args.base)
+        except ValueError:
+            raise CliError(f"--base must be a test-image index or 'prior', got {args.base!r}") from None
+        if not 0 <= index < len(test):
+            raise CliError(f"--base index must be in 0…{len(test) - 1} (the test split), got {index}")
+        item = test[index:index + 1]
+        labels = dataset.labels_at(item) if model.is_conditional else None
+        label = None if labels is None else labels.tolist()
+        base = explore.encode_means(model, dataset.images_at(item), labels)
+    out = args.out
+    if out.lower().endswith(".gif"):
+        save_gif(explore.traversal_frames(model, base, dims, values, label), out)
+    else:
+        _save(explore.traversal_grid(model, base, dims, values, label), out)
+    print(f"{out} (dims {', '.join(map(str, dims))})")
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from . import explore
+    from .imaging import tile
+
+    loaded, dataset, test = _open(args.checkpoint)
+    for name, index in (("--from", args.start), ("--to", args.end)):
+        if not 0 <= index < len(test):
+            raise CliError(f"{name} must be a test-image index in 0…{len(test) - 1}, got {index}")
+    if args.steps < 2 or args.steps > 64:
+        raise CliError(f"--steps must be in 2…64, got {args.steps}")
+    a, b = test[args.start:args.start + 1], test[args.end:args.end + 1]
+    ya = yb = None
+    if loaded.model.is_conditional:
+        ya, yb = dataset.labels_at(a).tolist(), dataset.labels_at(b).tolist()
+    path = explore.interpolate(loaded.model, dataset.images_at(a), dataset.images_at(b), args.steps, args.mode,
+                               ya, yb)
+    print(_save(tile(path, args.steps), args.out))
+    return 0
