@@ -57,7 +57,16 @@ def main(argv: list[str] | None = None) -> None:
         sizes = MetricSizes(**{**sizes.to_dict(), "dci_train_points": args.dci_train})
     print(f"sizes: {sizes.to_dict()}")
     started = time.perf_counter()
-    result = compute_metrics(represent, dataset, names=METRIC_NAMES, seed=args.seed, sizes=sizes)
+    last_stage = [""]
+
+    def progress(fraction: float, message: str) -> None:
+        stage = message.split(":")[0]
+        if stage != last_stage[0]:
+            last_stage[0] = stage
+            print(f"  {time.perf_counter() - started:7.1f} s  {fraction:4.0%}  {message}", file=sys.stderr)
+
+    result = compute_metrics(represent, dataset, names=METRIC_NAMES, seed=args.seed, sizes=sizes,
+                             progress=progress)
     total = time.perf_counter() - started
 
     keys = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_completeness", "dci_informativeness",

@@ -189,7 +189,8 @@ class CachedRepresent:
     def _append(self, keys: np.ndarray, codes: np.ndarray) -> None:
         needed = self._count + len(keys)
         if needed > len(self._codes):
-            grown = np.empty((max(needed, 2 * len(self._codes), 1024), codes.shape[1]))
+            capacity = max(needed, min(2 * len(self._codes), len(self._slot)), min(1024, len(self._slot)))
+            grown = np.empty((capacity, codes.shape[1]))
             if self._count:
                 grown[: self._count] = self._codes[: self._count]
             self._codes = grown
