@@ -389,6 +389,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     loaded, dataset, test = _open(args.checkpoint, str(resolve_device(args.device)))
     model = loaded.model
+    if args.metrics:
+        _check_metrics_possible(model, dataset)
     with tqdm(total=len(test), unit="img", file=sys.stderr, dynamic_ncols=True, desc="evaluate",
               disable=args.json and not sys.stderr.isatty()) as bar:
         def progress(done: int, total: int) -> None:
@@ -408,6 +410,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_metrics_possible(model, dataset) -> None:
+    if not dataset.has_factors:
+        raise CliError(f"{dataset.name} has no ground-truth factors: --metrics needs dSprites or a dataset with "
+                       "factors")
+    if model.latent_kind != "continuous" or model.is_conditional:
+        raise CliError(f"--metrics needs an unconditional model with a continuous code ({model.family} is not)")
+
+
 def _disentanglement(model, dataset, names_text: str, seed: int) -> dict:
     """The disentanglement scores of engine.metrics (needs ground-truth factors, e.g. dSprites)."""
     from tqdm import tqdm
@@ -415,11 +425,7 @@ def _disentanglement(model, dataset, names_text: str, seed: int) -> dict:
     from . import explore
     from .metrics import METRIC_NAMES, compute_metrics
 
-    if not dataset.has_factors:
-        raise CliError(f"{dataset.name} has no ground-truth factors: --metrics needs dSprites or a dataset with "
-                       "factors")
-    if model.latent_kind != "continuous" or model.is_conditional:
-        raise CliError(f"--metrics needs an unconditional model with a continuous code ({model.family} is not)")
+    _check_metrics_possible(model, dataset)
     names = METRIC_NAMES if names_text.strip() == "all" else tuple(n.strip() for n in names_text.split(",")
                                                                   if n.strip())
 

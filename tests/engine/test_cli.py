@@ -1,0 +1,164 @@
+"""The CLI, run as the real `main.py` in a subprocess on the 8×8 digits (few steps)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from engine.checkpoint import load_checkpoint
+from engine.cli import build_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "main.py"), *args], capture_output=True, text=True,
+                          cwd=ROOT, env=ENV, timeout=timeout)
+
+
+def one_error_line(result: subprocess.CompletedProcess) -> str:
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "cvae"
+    result = cli("train", "--model", "cvae", "--dataset", "digits", "--set", "latent_dim=2", "--set", "hidden=32",
+                 "--max-steps", "30", "--batch-size", "64", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert "completed at step 30" in result.stdout
+    assert "epoch 1 (step 25)" in result.stderr
+    return out
+
+
+def test_train_writes_a_run_folder(run_dir):
+    loaded = load_checkpoint(run_dir / "checkpoints" / "last.safetensors")
+    assert loaded.step == 30 and loaded.config.family == "cvae" and loaded.meta["hparams"]["latent_dim"] == 2
+    assert (run_dir / "config.toml").is_file() and (run_dir / "metrics.jsonl").is_file()
+    assert (run_dir / "metrics.csv").read_text().splitlines()[0].startswith("step,epoch,")
+    assert sorted(p.name for p in (run_dir / "previews").glob("*samples.png"))
+
+
+def test_eval_table_and_json(run_dir):
+    ckpt = str(run_dir / "checkpoints" / "last.safetensors")
+    table = cli("eval", ckpt, "--iwae-k", "20")
+    assert table.returncode == 0, table.stderr
+    assert "−ELBO" in table.stdout and "NLL (IWAE-20)" in table.stdout and "active units" in table.stdout
+    result = cli("eval", ckpt, "--iwae-k", "20", "--iwae-subset", "30", "--json")
+    data = json.loads(result.stdout)
+    assert data["family"] == "cvae" and data["images"] == 180 and data["iwae_images"] == 30
+    assert data["iwae_nll"] < data["neg_elbo"] + 2.0 and len(data["kl_per_dim"]) == 2
+
+
+def test_sample_traverse_interpolate(run_dir, tmp_path):
+    ckpt = str(run_dir / "checkpoints" / "last.safetensors")
+    assert cli("sample", ckpt, "--out", str(tmp_path / "s.png"), "--n", "12", "--label", "3", "--cols", "6"
+               ).returncode == 0
+    assert Image.open(tmp_path / "s.png").size == (6 * 9 + 1, 2 * 9 + 1)
+    traverse = cli("traverse", ckpt, "--out", str(tmp_path / "t.gif"), "--steps", "5", "--dims", "1,0")
+    assert traverse.returncode == 0, traverse.stderr
+    gif = Image.open(tmp_path / "t.gif")
+    assert gif.n_frames == 8  # 5 values forth and 3 back
+    assert cli("interpolate", ckpt, "--out", str(tmp_path / "i.png"), "--from", "0", "--to", "3", "--steps", "7",
+               "--mode", "slerp").returncode == 0
+    assert Image.open(tmp_path / "i.png").size == (7 * 9 + 1, 10)
+
+
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """The same entry point without the subprocess start-up (listings and error paths)."""
+    from engine.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_listings(capsys):
+    code, out, _ = in_process(capsys, "models", "beta-vae")
+    assert code == 0 and "beta" in out and "(live)" in out and "KL" in out
+    code, out, _ = in_process(capsys, "models", "--json")
+    assert {m["family"] for m in json.loads(out)} >= {"ae", "vae", "beta-vae", "vq-vae"}
+    datasets = json.loads(in_process(capsys, "datasets", "--json")[1])
+    assert any(d["name"] == "digits" and d["status"] == "embedded" for d in datasets)
+    presets = in_process(capsys, "presets")[1]
+    for name in ("mnist-vae", "dsprites-beta-vae", "dsprites-capacity-vae", "mnist-cvae", "digits-ae", "digits-dae",
+                 "mnist-vq-vae"):
+        assert name in presets
+    code, out, _ = in_process(capsys, "presets", "--show", "mnist-vae")
+    assert code == 0 and 'family = "vae"' in out and "latent_dim = 20" in out
+
+
+def test_errors_are_one_line(tmp_path, capsys, run_dir):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[training]\nepochs = 'many'\n")
+    assert "epochs must be int" in one_error_line(cli("train", "--config", str(bad), "--out", str(tmp_path / "r")))
+
+    def error_of(*args: str) -> str:
+        code, _, err = in_process(capsys, *args)
+        lines = err.strip().splitlines()
+        assert code != 0 and len(lines) == 1 and lines[0].startswith("error: "), err
+        return lines[0]
+
+    ckpt = str(run_dir / "checkpoints" / "last.safetensors")
+    assert "not a Latent Explorer checkpoint" in error_of("eval", str(bad))
+    assert "cannot open" in error_of("eval", str(tmp_path / "missing.safetensors"))
+    assert "unknown hyperparameter 'beta' for vae" in error_of("train", "--model", "vae", "--dataset", "digits",
+                                                               "--set", "beta=2", "--out", str(tmp_path / "r"))
+    assert "latent_dim must be int" in error_of("train", "--model", "vae", "--dataset", "digits", "--set",
+                                                "latent_dim=two", "--out", str(tmp_path / "r"))
+    assert "unknown dataset 'nope'" in error_of("train", "--model", "vae", "--dataset", "nope", "--out",
+                                                str(tmp_path / "r"))
+    assert "unknown preset" in error_of("train", "--preset", "nope", "--out", str(tmp_path / "r"))
+    assert "--model FAMILY and --dataset SPEC" in error_of("train", "--out", str(tmp_path / "r"))
+    assert "factors" in error_of("eval", ckpt, "--metrics", "all")
+    assert "--label must be in 0…9" in error_of("sample", ckpt, "--out", str(tmp_path / "x.png"), "--label", "12")
+    assert ".png" in error_of("interpolate", ckpt, "--out", str(tmp_path / "x.jpg"))
+    with pytest.raises(SystemExit):
+        in_process(capsys, "train", "--preset", "digits-ae")
+    assert capsys.readouterr().err.strip().startswith("error: the following arguments are required: --out")
+
+
+def test_ctrl_c_stops_cleanly_and_saves(tmp_path):
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "train", "--preset", "digits-ae",
+                             "--max-steps", "1000000", "--quiet", "--out", str(out)], cwd=ROOT, env=ENV,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        metrics = out / "metrics.jsonl"
+        while not (metrics.is_file() and metrics.stat().st_size > 0):
+            assert time.monotonic() < deadline and proc.poll() is None, "training did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stderr
+    assert "stopped at step" in stdout and "Traceback" not in stderr
+    loaded = load_checkpoint(out / "checkpoints" / "last.safetensors")
+    assert loaded.step > 0
+    assert not list(out.glob("**/*.tmp"))
+
+
+@pytest.mark.parametrize("command", [[], ["datasets"], ["models"], ["presets"], ["train"], ["eval"], ["sample"],
+                                     ["traverse"], ["interpolate"]])
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args([*command, "--help"])
+    assert exit_info.value.code == 0
+    assert "usage:" in capsys.readouterr().out
