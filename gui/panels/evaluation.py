@@ -1,0 +1,494 @@
+"""The Evaluation tab: how good and how disentangled the current model (live or loaded) is, and β sweeps.
+
+"This model": −ELBO, recon, KL, active units and the IWAE-k NLL (engine/evaluate.py); the five disentanglement
+scores (engine/metrics, datasets with ground-truth factors only) as a table and a bar chart; the mutual-information
+heatmap (latent × factor) with its rows in the traversal's order (KL, largest first) beside those traversal rows.
+Everything runs on the panel's worker thread with a progress bar and cancel. "Sweep": gui/panels/sweep.py.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine import explore
+from engine.evaluate import EvaluationCancelled, evaluate
+from engine.metrics import METRIC_NAMES, MetricsCancelled, MetricSizes, compute_metrics
+from engine.sweep import SCORE_KEYS, model_representation
+from gui.model_source import ModelSource
+from gui.panels.common import GridView, PanelBase, button, grid_ticks, write_csv
+from gui.panels.sweep import COLUMN_TITLES, SweepPanel
+
+EVAL_IMAGES = 5000
+TRAVERSAL_STEPS = 9
+SCORE_TITLES = {"beta_vae": "BetaVAE score", "factor_vae": "FactorVAE score", "mig": "MIG",
+                "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
+                "dci_informativeness": "DCI informativeness", "sap": "SAP (continuous)"}
+ELBO_TITLES = {"neg_elbo": "−ELBO (nats)", "recon": "recon NLL (nats)", "kl": "KL (nats)",
+               "active_units": "active units", "iwae_nll": "IWAE-k NLL (nats)"}
+NO_FACTORS_TEXT = ("{name} has no ground-truth factors, so the disentanglement scores (BetaVAE, FactorVAE, MIG, DCI, "
+                   "SAP) cannot be computed: they need dSprites or another dataset with factors. −ELBO, KL and "
+                   "active units are still computed.")
+SIZE_CHOICES = {"Quick (1,000 / 500 points, batches of 32)": MetricSizes.quick(),
+                "Standard (10,000 / 5,000 points, batches of 64)": MetricSizes()}
+
+
+class EvaluationCancelledByUser(Exception):
+    """The user pressed Cancel (or the panel closed) while the evaluation ran."""
+
+
+class EvaluationPanel(PanelBase):
+    """Compute on demand (metrics are expensive): nothing recomputes by itself when live weights change."""
+
+    progress_changed = Signal(float, str)  # emitted from the worker thread; slot is a bound method (GUI thread)
+
+    def __init__(self, source: ModelSource, parent: QWidget | None = None) -> None:
+        super().__init__(source, parent)
+        self._cancel = threading.Event()
+        self.result: dict[str, Any] | None = None
+        self.computing = False
+        self.computed_step: int | None = None
+        self.custom_sizes: MetricSizes | None = None
+        self._build()
+        self.progress_changed.connect(self._on_progress)
+
+    # --- widgets -------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QVBoxLayout(self.content)
+        root.setContentsMargins(0, 0, 0, 0)
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        root.addWidget(self.tabs)
+        page = QWidget()
+        self.tabs.addTab(page, "This model")
+        self.sweep_panel = SweepPanel(self.source, config_provider=self._app_config_provider())
+        self.sweep_panel.setObjectName("sweepPanel")
+        self.tabs.addTab(self.sweep_panel, "Sweep")
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+        controls = QHBoxLayout()
+        self.metrics_combo = QComboBox()
+        self.metrics_combo.addItems(["All five (DCI is slow)", "Without DCI"])
+        self.metrics_combo.setToolTip("DCI trains one gradient-boosted classifier per factor: minutes on dSprites")
+        self.sizes_combo = QComboBox()
+        self.sizes_combo.addItems(list(SIZE_CHOICES))
+        self.sizes_combo.setToolTip("Sample sizes of the scores (the common ones are 10,000 / 5,000 and batches of 64)")
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setRange(0, 2**31 - 1)
+        self.seed_spin.setToolTip("Seed of the metric sampling: the same seed gives the same scores")
+        self.iwae_spin = QSpinBox()
+        self.iwae_spin.setRange(0, 5000)
+        self.iwae_spin.setValue(100)
+        self.iwae_spin.setToolTip("k of the IWAE bound −log (1/k) Σ p(x,z_i)/q(z_i|x) on 500 test images (0 = skip)")
+        for label, widget in (("Scores", self.metrics_combo), ("Sizes", self.sizes_combo), ("Seed", self.seed_spin),
+                              ("IWAE k", self.iwae_spin)):
+            controls.addWidget(QLabel(label))
+            controls.addWidget(widget)
+        controls.addStretch(1)
+        self.compute_button = button("Compute", self.compute, "Evaluate the current weights (live or loaded)")
+        self.cancel_button = button("Cancel", self.cancel, "Stop the computation")
+        self.cancel_button.setEnabled(False)
+        controls.addWidget(self.compute_button)
+        controls.addWidget(self.cancel_button)
+        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The whole results view"))
+        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "Scores, ELBO numbers, MI matrix"))
+        controls.addWidget(button("Export JSON…", self._export_json_dialog, "Everything computed, with sizes"))
+        layout.addLayout(controls)
+
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFormat("%p%")
+        layout.addWidget(self.progress_bar)
+        self.factor_note = QLabel("")
+        self.factor_note.setObjectName("evaluationFactorNote")
+        self.factor_note.setWordWrap(True)
+        self.factor_note.setStyleSheet("color: #e0b050;")
+        self.factor_note.hide()
+        layout.addWidget(self.factor_note)
+
+        self.results = QWidget()
+        results_layout = QVBoxLayout(self.results)
+        results_layout.setContentsMargins(0, 0, 0, 0)
+        top = QSplitter(Qt.Orientation.Horizontal)
+        numbers = QWidget()
+        numbers_layout = QGridLayout(numbers)
+        numbers_layout.setContentsMargins(4, 4, 4, 4)
+        self.elbo_labels: dict[str, QLabel] = {}
+        for row, (key, title) in enumerate(ELBO_TITLES.items()):
+            numbers_layout.addWidget(QLabel(title), row, 0)
+            value = QLabel("–")
+            value.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            value.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            numbers_layout.addWidget(value, row, 1)
+            self.elbo_labels[key] = value
+        numbers_layout.setRowStretch(len(ELBO_TITLES), 1)
+        top.addWidget(numbers)
+        self.score_table = QTableWidget(0, 2)
+        self.score_table.setHorizontalHeaderLabels(["score", "value"])
+        self.score_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.score_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.score_table.verticalHeader().setVisible(False)
+        top.addWidget(self.score_table)
+        self.bar_chart = pg.PlotWidget(background="#1e1e1e")
+        self.bar_chart.getPlotItem().setTitle("Disentanglement scores (0…1)", size="9pt")
+        self.bar_chart.setMouseEnabled(x=False, y=False)
+        self.bar_chart.setMenuEnabled(False)
+        self.bar_chart.setYRange(0, 1, padding=0.02)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#4fa3e0")
+        self.bar_chart.addItem(self.bars)
+        top.addWidget(self.bar_chart)
+        top.setSizes([220, 260, 420])
+        results_layout.addWidget(top, 2)
+
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        self.heatmap = pg.PlotWidget(background="#1e1e1e")
+        heat_item = self.heatmap.getPlotItem()
+        heat_item.setTitle("Normalised mutual information I(z_j; v_k) / H(v_k)", size="9pt")
+        heat_item.invertY(True)
+        heat_item.setMouseEnabled(False, False)
+        heat_item.setMenuEnabled(False)
+        heat_item.hideButtons()
+        self.heat_image = pg.ImageItem(axisOrder="row-major")
+        self.heat_image.setLookupTable(pg.colormap.get("viridis").getLookupTable(0.0, 1.0, 256))
+        self.heatmap.addItem(self.heat_image)
+        self.heat_texts: list[pg.TextItem] = []
+        bottom.addWidget(self.heatmap)
+        self.traversal_view = GridView()
+        self.traversal_view.setToolTip("Traversal rows in the heatmap's order: latents by KL, largest first")
+        bottom.addWidget(self.traversal_view)
+        bottom.setSizes([420, 480])
+        results_layout.addWidget(bottom, 3)
+        layout.addWidget(self.results, 1)
+
+    def _app_config_provider(self):
+        def provide():
+            window = self.window()
+            build = getattr(window, "build_config", None)
+            if build is None:
+                raise ValueError("the app's settings are not available here; choose a preset or a config file")
+            return build()
+
+        return provide
+
+    # --- model changes -------------------------------------------------------------------------------
+    def rebuild(self) -> None:
+        """A different model or dataset: clear the results (they belong to the old one) and say what is possible."""
+        self._cancel.set()
+        self._clear_results()
+        dataset = self.source.dataset
+        has_factors = bool(getattr(dataset, "has_factors", False))
+        self.factor_note.setText("" if has_factors else NO_FACTORS_TEXT.format(name=getattr(dataset, "name", "?")))
+        self.factor_note.setVisible(not has_factors)
+        self.metrics_combo.setEnabled(has_factors)
+        self.sizes_combo.setEnabled(has_factors)
+        self.status.setText("Press Compute to evaluate the " + ("live weights." if self.source.is_live else "model."))
+
+    def refresh(self) -> None:
+        """Newer live weights: keep the shown scores (they are expensive) but say they are from an older step."""
+        if self.computed_step is not None and not self.computing:
+            self.status.setText(f"Scores are from step {self.computed_step:,}; the weights are now at step "
+                                f"{self.source.step:,}. Press Compute to update.")
+
+    def _clear_results(self) -> None:
+        self.result = None
+        self.computed_step = None
+        for label in self.elbo_labels.values():
+            label.setText("–")
+        self.score_table.setRowCount(0)
+        self.bars.setOpts(x=[], height=[])
+        self.heat_image.clear()
+        for text in self.heat_texts:
+            self.heatmap.removeItem(text)
+        self.heat_texts = []
+        self.traversal_view.set_grid(None)
+        self.progress_bar.setValue(0)
+        self.progress_bar.setFormat("%p%")
+
+    # --- computing --------------------------------------------------------------------------------------
+    def set_metric_sizes(self, sizes: MetricSizes) -> None:
+        """Use custom metric sample sizes (shown as "Custom" in the sizes box)."""
+        self.custom_sizes = sizes
+        if self.sizes_combo.findText("Custom") < 0:
+            self.sizes_combo.addItem("Custom")
+        self.sizes_combo.setCurrentText("Custom")
+
+    def metric_sizes(self) -> MetricSizes:
+        text = self.sizes_combo.currentText()
+        if text == "Custom" and self.custom_sizes is not None:
+            return self.custom_sizes
+        return SIZE_CHOICES.get(text, MetricSizes.quick())
+
+    def metric_names(self) -> tuple[str, ...]:
+        if self.metrics_combo.currentIndex() == 0:
+            return METRIC_NAMES
+        return tuple(n for n in METRIC_NAMES if n != "dci")
+
+    def compute(self) -> None:
+        if self.computing or not self.source.has_model or self.source.dataset is None:
+            return
+        self._cancel = threading.Event()
+        cancel = self._cancel
+        dataset = self.source.dataset
+        indices = self.test_indices()[:EVAL_IMAGES]
+        names = self.metric_names() if dataset.has_factors else ()
+        sizes, seed, iwae_k = self.metric_sizes(), self.seed_spin.value(), self.iwae_spin.value()
+        step = self.source.step
+        report = self.progress_changed.emit
+
+        def job(model):
+            return run_evaluation(model, dataset, indices, names, sizes, seed, iwae_k, report, cancel.is_set) | {
+                "step": step}
+
+        self.computing = True
+        self.compute_button.setEnabled(False)
+        self.cancel_button.setEnabled(True)
+        self.progress_bar.setValue(0)
+        self.status.setText("Computing…")
+        self.submit("evaluate", job, self._show_result)
+        self.runner.busy_changed.connect(self._on_busy)
+
+    def cancel(self) -> None:
+        if self.computing:
+            self._cancel.set()
+            self.status.setText("Cancelling…")
+
+    def _on_busy(self, busy: bool) -> None:
+        if busy:
+            return
+        self.runner.busy_changed.disconnect(self._on_busy)
+        self.computing = False
+        self.compute_button.setEnabled(True)
+        self.cancel_button.setEnabled(False)
+        if self.result is None and self._cancel.is_set():
+            self.status.setText("Cancelled.")
+            self.progress_bar.setFormat("cancelled")
+
+    def show_error(self, text: str) -> None:
+        if "EvaluationCancelledByUser" in text:
+            self.status.setText("Cancelled.")
+            return
+        super().show_error(text)
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        if self.computing:
+            self.progress_bar.setValue(int(round(min(max(fraction, 0.0), 1.0) * 1000)))
+            self.progress_bar.setFormat(f"%p%  — {message}")
+
+    # --- showing -----------------------------------------------------------------------------------------
+    def _show_result(self, result: dict[str, Any]) -> None:
+        self.result = result
+        self.computed_step = int(result.get("step", 0))
+        for key, label in self.elbo_labels.items():
+            value = result.get(key)
+            label.setText("–" if value is None else (f"{value:.0f}" if key == "active_units" else f"{value:.3f}"))
+        if result.get("metrics_note"):
+            self.factor_note.setText(result["metrics_note"])
+            self.factor_note.show()
+        if result.get("iwae_nll") is None and result.get("iwae_note"):
+            self.elbo_labels["iwae_nll"].setToolTip(result["iwae_note"])
+        scores = [(k, result[k]) for k in SCORE_KEYS if isinstance(result.get(k), float)]
+        self.score_table.setRowCount(len(scores))
+        for row, (key, value) in enumerate(scores):
+            self.score_table.setItem(row, 0, QTableWidgetItem(SCORE_TITLES[key]))
+            item = QTableWidgetItem(f"{value:.3f}")
+            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            self.score_table.setItem(row, 1, item)
+        self.bars.setOpts(x=np.arange(len(scores)), height=[v for _, v in scores], width=0.7)
+        axis = self.bar_chart.getPlotItem().getAxis("bottom")
+        axis.setTicks([[(i, COLUMN_TITLES[k]) for i, (k, _) in enumerate(scores)]])
+        self.bar_chart.setXRange(-0.6, max(len(scores) - 0.4, 0.6), padding=0)
+        self._show_heatmap(result)
+        grid = result.get("traversal")
+        if grid is not None:
+            _, h, w = result["data_shape"]
+            order = result["order"]
+            kl = result.get("kl_per_dim")
+            labels = [f"z{d}" + (f"  {kl[d]:.2f}" if kl else "") for d in order]
+            self.traversal_view.set_grid(grid, grid_ticks(len(order), h, 1, labels))
+        self.progress_bar.setValue(1000)
+        self.progress_bar.setFormat("%p%  — done")
+        seconds = sum(result.get("seconds", {}).values()) if result.get("seconds") else None
+        sizes = result.get("sizes")
+        detail = (f"; scores on {sizes['train_points']:,} / {sizes['test_points']:,} points, batches of "
+                  f"{sizes['batch_size']}, seed {result['seed']}" if sizes else "")
+        self.status.setText(f"Evaluated step {self.computed_step:,} on {result['images']:,} test images{detail}"
+                            + (f" ({seconds:.0f} s for the scores)" if seconds else "") + ".")
+
+    def _show_heatmap(self, result: dict[str, Any]) -> None:
+        for text in self.heat_texts:
+            self.heatmap.removeItem(text)
+        self.heat_texts = []
+        mi = result.get("mi_matrix_ordered")
+        if mi is None:
+            self.heat_image.clear()
+            return
+        matrix = np.asarray(mi, dtype=np.float32)
+        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, max(float(matrix.max(initial=0.0)), 1e-6)))
+        item = self.heatmap.getPlotItem()
+        rows = [(i + 0.5, f"z{d}") for i, d in enumerate(result["order"])]
+        cols = [(k + 0.5, name) for k, name in enumerate(result["factor_names"])]
+        item.getAxis("left").setTicks([rows])
+        item.getAxis("bottom").setTicks([cols])
+        item.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.01)
+        top = float(matrix.max(initial=0.0))
+        for (i, k), value in np.ndenumerate(matrix):
+            colour = "#000000" if value > 0.6 * top else "#f0f0f0"
+            text = pg.TextItem(f"{value:.2f}", color=colour, anchor=(0.5, 0.5))
+            text.setPos(k + 0.5, i + 0.5)
+            self.heatmap.addItem(text)
+            self.heat_texts.append(text)
+
+    # --- exports -------------------------------------------------------------------------------------------
+    def _require_result(self) -> dict[str, Any]:
+        if self.result is None:
+            raise ValueError("nothing computed yet: press Compute first")
+        return self.result
+
+    def export_png(self, path: str | Path) -> Path:
+        """The whole results view (numbers, scores, bar chart, MI heatmap and traversal rows) as shown."""
+        self._require_result()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.results.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        self.exported(path)
+        return path
+
+    def export_csv(self, path: str | Path) -> Path:
+        """quantity,value rows (ELBO numbers and scores), then the MI matrix rows (latent, one column per factor)."""
+        result = self._require_result()
+        rows: list[list[Any]] = [[key, result[key]] for key in (*ELBO_TITLES, *SCORE_KEYS)
+                                 if result.get(key) is not None]
+        if result.get("mi_matrix") is not None:
+            rows.append([])
+            rows.append(["mutual_information", *result["factor_names"]])
+            for d in result["order"]:
+                rows.append([f"z{d}", *[round(float(v), 6) for v in result["mi_matrix"][d]]])
+        out = write_csv(path, ["quantity", "value"], rows)
+        self.exported(out)
+        return out
+
+    def export_json(self, path: str | Path) -> Path:
+        result = self._require_result()
+        doc = {k: v for k, v in result.items() if k not in ("traversal", "mi_matrix_ordered")}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(doc, indent=2, allow_nan=False, default=_json_default), encoding="utf-8")
+        self.exported(path)
+        return path
+
+    def _export(self, title: str, suffix: str, filter_text: str, write) -> None:
+        path = self.ask_path(title, suffix, filter_text)
+        if path:
+            try:
+                write(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
+
+    def _export_png_dialog(self) -> None:
+        self._export("Export evaluation figure", "png", "PNG image (*.png)", self.export_png)
+
+    def _export_csv_dialog(self) -> None:
+        self._export("Export evaluation numbers", "csv", "CSV (*.csv)", self.export_csv)
+
+    def _export_json_dialog(self) -> None:
+        self._export("Export evaluation JSON", "json", "JSON (*.json)", self.export_json)
+
+    def shutdown(self) -> None:
+        self._cancel.set()
+        self.sweep_panel.shutdown()
+        super().shutdown()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        if self.sweep_panel.is_running and QMessageBox.question(
+                self, "Sweep running", "A sweep is running. Stop it?") != QMessageBox.StandardButton.Yes:
+            event.ignore()
+            return
+        super().closeEvent(event)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def run_evaluation(model, dataset, indices: torch.Tensor, names: tuple[str, ...], sizes: MetricSizes, seed: int,
+                   iwae_k: int, report, cancelled) -> dict[str, Any]:
+    """Everything the tab shows, computed off the GUI thread: evaluate (0–25 %), latent order and traversal rows,
+    then the scores (25–100 %). `report(fraction, message)`; raises EvaluationCancelledByUser when `cancelled()`."""
+    share = 0.25 if names else 0.9
+    n_images = int(indices.numel())
+
+    def on_images(done: int, total: int) -> None:
+        report(share * done / max(total, 1), f"−ELBO and KL: {done:,}/{total:,} images")
+
+    try:
+        result: dict[str, Any] = dict(evaluate(model, dataset, indices, iwae_k=iwae_k, progress=on_images,
+                                               cancel=cancelled, seed=seed))
+    except EvaluationCancelled:
+        raise EvaluationCancelledByUser() from None
+    result["images"] = n_images
+    result["data_shape"] = tuple(model.data_shape)
+    if model.latent_kind == "continuous":
+        stats = explore.latent_stats(model, dataset, indices, n=1000)
+        order = [int(d) for d in stats.order]
+        values = explore.traversal_values(stats, order, TRAVERSAL_STEPS)
+        result["order"] = order
+        result["traversal"] = explore.traversal_grid(model, stats.means[0], order, values)
+        if result.get("kl_per_dim") is None and stats.kl_per_dim is not None:
+            result["kl_per_dim"] = stats.kl_per_dim.tolist()
+    if cancelled():
+        raise EvaluationCancelledByUser()
+    if names and "order" in result:
+        report(share, "disentanglement scores")
+
+        def on_metrics(fraction: float, message: str) -> None:
+            report(share + (1.0 - share) * fraction, message)
+
+        try:
+            represent = model_representation(model, dataset)
+        except ValueError as exc:
+            result["metrics_note"] = str(exc)
+            names = ()
+    if names and "order" in result:
+        try:
+            scores = compute_metrics(represent, dataset, names, seed, sizes, on_metrics, cancelled)
+        except MetricsCancelled:
+            raise EvaluationCancelledByUser() from None
+        result.update({k: v for k, v in scores.items() if k != "seconds"})
+        result["seconds"] = scores["seconds"]
+        mi = np.asarray(scores["mi_matrix"], dtype=np.float32)
+        result["mi_matrix_ordered"] = mi[result["order"]]
+    result["metrics_computed"] = list(names) if "order" in result else []
+    for key, value in list(result.items()):
+        if isinstance(value, float) and not math.isfinite(value):
+            result[key] = None
+    return result

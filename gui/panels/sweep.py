@@ -1,0 +1,503 @@
+"""β sweeps from the app: a queue of runs trained one after another (engine/sweep.py) in a worker thread, and the
+comparison — the rate–distortion plane (KL vs reconstruction, one point per run) and the metric table across runs.
+
+The sweep thread never touches Qt: it appends events to a lock-protected mailbox that a QTimer of this panel
+(GUI thread) drains ten times a second, so every widget update runs on the GUI thread (see DESIGN.md, PySide6).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QProgressBar,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.config import TrainConfig
+from engine.control import Control
+from engine.errors import ConfigError
+from engine.metrics import METRIC_NAMES, MetricSizes
+from engine.sweep import (
+    ELBO_KEYS,
+    SCORE_KEYS,
+    RunDone,
+    SweepDone,
+    SweepProgress,
+    SweepRunner,
+    SweepWarning,
+    load_summary,
+    parse_grid,
+    plan_sweep,
+    point_label,
+    rate_distortion_points,
+    summary_columns,
+    write_summary,
+)
+from gui.model_source import ModelSource
+from gui.panels.common import button, write_csv
+
+DRAIN_MS = 100
+THREAD_NAME = "latent-explorer-sweep"
+APP_SETTINGS = "Current app settings"
+COLUMN_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_units": "active", "iwae_nll": "IWAE NLL",
+                 "beta_vae": "BetaVAE", "factor_vae": "FactorVAE", "mig": "MIG", "dci_disentanglement": "DCI-D",
+                 "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I", "sap": "SAP"}
+
+
+class SweepWorker(QObject):
+    """Runs a SweepRunner in a plain thread; the mailbox is drained on the GUI thread by a timer of this object."""
+
+    progress = Signal(object)  # SweepProgress (newest only)
+    run_done = Signal(object)  # RunDone
+    warning = Signal(str)
+    done = Signal(object)  # SweepDone, or None when the sweep crashed
+    failed = Signal(str)
+
+    def __init__(self, runner: SweepRunner, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.runner = runner
+        self.control = Control()
+        self._lock = threading.Lock()
+        self._mailbox: list[Any] = []
+        self._latest_progress: SweepProgress | None = None
+        runner.listener = self._post_progress
+        self._timer = QTimer(self)
+        self._timer.setInterval(DRAIN_MS)
+        self._timer.timeout.connect(self._drain)
+        self._thread = threading.Thread(target=self._work, name=THREAD_NAME, daemon=False)
+        self.finished = False
+
+    def start(self) -> None:
+        self._timer.start()
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> bool:
+        """Ask the sweep to stop at its next step (or metric stage) and wait for the thread; True if it ended."""
+        self.control.stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        self._drain()
+        return not self._thread.is_alive()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # --- sweep thread ----------------------------------------------------------------------------------
+    def _post_progress(self, event: SweepProgress) -> None:
+        with self._lock:
+            self._latest_progress = event
+
+    def _work(self) -> None:
+        try:
+            for event in self.runner.run(self.control):
+                if isinstance(event, SweepProgress):
+                    self._post_progress(event)
+                else:
+                    with self._lock:
+                        self._mailbox.append(event)
+        except Exception as exc:  # shown in the panel; the app keeps running
+            with self._lock:
+                self._mailbox.append(RuntimeError(f"{type(exc).__name__}: {exc}"))
+
+    # --- GUI thread -----------------------------------------------------------------------------------
+    def _drain(self) -> None:
+        with self._lock:
+            events, self._mailbox = self._mailbox, []
+            latest, self._latest_progress = self._latest_progress, None
+        if latest is not None:
+            self.progress.emit(latest)
+        for event in events:
+            if isinstance(event, RunDone):
+                self.run_done.emit(event)
+            elif isinstance(event, SweepWarning):
+                self.warning.emit(event.message)
+            elif isinstance(event, SweepDone):
+                self.finished = True
+                self._timer.stop()
+                self.done.emit(event)
+            elif isinstance(event, RuntimeError):
+                self.finished = True
+                self._timer.stop()
+                self.failed.emit(str(event))
+
+
+class RateDistortionPlot(pg.PlotWidget):
+    """KL (rate) on x, reconstruction NLL (distortion) on y; one labelled point per run, joined in rate order."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent, background="#1e1e1e")
+        item = self.getPlotItem()
+        item.setTitle("Rate–distortion plane (one point per run)", size="9pt")
+        item.setLabel("bottom", "rate: KL(q(z|x) ‖ p(z)) [nats]")
+        item.setLabel("left", "distortion: recon NLL [nats]")
+        item.showGrid(x=True, y=True, alpha=0.2)
+        self.curve = pg.PlotDataItem(pen=pg.mkPen("#7f8fbf", width=1))
+        self.scatter = pg.ScatterPlotItem(size=11, brush=pg.mkBrush("#4fa3e0"), pen=pg.mkPen("w"))
+        self.addItem(self.curve)
+        self.addItem(self.scatter)
+        self.labels: list[pg.TextItem] = []
+        self.points: list[tuple[float, float, str]] = []
+
+    def set_points(self, points: list[tuple[float, float, str]]) -> None:
+        for label in self.labels:
+            self.removeItem(label)
+        self.labels = []
+        self.points = list(points)
+        if not points:
+            self.scatter.setData([], [])
+            self.curve.setData([], [])
+            return
+        xs = np.array([p[0] for p in points])
+        ys = np.array([p[1] for p in points])
+        self.scatter.setData(xs, ys)
+        order = np.argsort(xs, kind="stable")
+        self.curve.setData(xs[order], ys[order])
+        for x, y, text in points:
+            label = pg.TextItem(text, color="#e0e0e0", anchor=(-0.1, 1.1))
+            label.setPos(x, y)
+            self.addItem(label)
+            self.labels.append(label)
+        self.getPlotItem().enableAutoRange()
+
+
+class SweepPanel(QWidget):
+    """Set up a sweep (config, grid, seeds, steps, out folder), run it with progress and cancel, compare the runs."""
+
+    def __init__(self, source: ModelSource | None = None, parent: QWidget | None = None,
+                 config_provider: Callable[[], TrainConfig] | None = None) -> None:
+        super().__init__(parent)
+        self.source = source
+        self.config_provider = config_provider
+        self.worker: SweepWorker | None = None
+        self.records: list[dict[str, Any]] = []
+        self.sweep_dir: Path | None = None
+        self.files: dict[str, str] = {}
+        self._build()
+
+    # --- widgets -------------------------------------------------------------------------------------
+    def _build(self) -> None:
+        root = QVBoxLayout(self)
+        root.setContentsMargins(0, 0, 0, 0)
+        row1 = QHBoxLayout()
+        self.config_combo = QComboBox()
+        self.config_combo.setToolTip("The run every grid point starts from: the app's current settings, a preset, "
+                                     "or a config file")
+        self._fill_configs()
+        self.grid_edit = QLineEdit("beta=1,2,4,8")
+        self.grid_edit.setToolTip("NAME=V1,V2,… ; several parameters separated by ';' (Cartesian product), e.g. "
+                                  "beta=1,2,4,8  — β enters −ELBO_β = recon + β·KL")
+        self.seeds_spin = QSpinBox()
+        self.seeds_spin.setRange(1, 20)
+        self.seeds_spin.setToolTip("Runs per grid point, with seeds s, s+1, …")
+        self.steps_spin = QSpinBox()
+        self.steps_spin.setRange(0, 10_000_000)
+        self.steps_spin.setSingleStep(500)
+        self.steps_spin.setValue(2000)
+        self.steps_spin.setSpecialValueText("config")
+        self.steps_spin.setToolTip("Training steps per run (0 = the config's epochs/max steps)")
+        for label, widget in (("Base", self.config_combo), ("Grid", self.grid_edit), ("Seeds", self.seeds_spin),
+                              ("Steps", self.steps_spin)):
+            row1.addWidget(QLabel(label))
+            row1.addWidget(widget, 2 if widget is self.grid_edit else 0)
+        root.addLayout(row1)
+
+        row2 = QHBoxLayout()
+        self.metrics_combo = QComboBox()
+        self.metrics_combo.addItems(["All five (DCI is slow)", "Without DCI", "None"])
+        self.metrics_combo.setToolTip("Disentanglement scores per run (datasets with ground-truth factors only)")
+        self.sizes_combo = QComboBox()
+        self.sizes_combo.addItems(["Quick (1,000 / 500 points)", "Standard (10,000 / 5,000)"])
+        self.sizes_combo.setToolTip("Metric sample sizes: train/test points; batches of 32 (quick) or 64 (standard)")
+        self.out_edit = QLineEdit()
+        self.out_edit.setPlaceholderText("sweep folder (one sub-folder per run)")
+        row2.addWidget(QLabel("Scores"))
+        row2.addWidget(self.metrics_combo)
+        row2.addWidget(QLabel("Sizes"))
+        row2.addWidget(self.sizes_combo)
+        row2.addWidget(QLabel("Folder"))
+        row2.addWidget(self.out_edit, 1)
+        row2.addWidget(button("…", self._choose_folder, "Choose the sweep folder"))
+        self.start_button = button("Start sweep", self.start, "Train the runs one after another")
+        self.cancel_button = button("Cancel", self.cancel, "Stop the current run at its next step; skip the rest")
+        self.cancel_button.setEnabled(False)
+        row2.addWidget(self.start_button)
+        row2.addWidget(self.cancel_button)
+        root.addLayout(row2)
+
+        row3 = QHBoxLayout()
+        self.progress_bar = QProgressBar()
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setTextVisible(True)
+        self.progress_bar.setFormat("%p%")
+        row3.addWidget(self.progress_bar, 1)
+        row3.addWidget(button("Open sweep…", self._open_dialog, "Show the comparison of a finished sweep folder"))
+        row3.addWidget(button("Export PNG…", self._export_png_dialog, "The rate–distortion plot"))
+        row3.addWidget(button("Export CSV…", self._export_csv_dialog, "The table across runs"))
+        root.addLayout(row3)
+        self.status = QLabel("")
+        self.status.setObjectName("sweepStatus")
+        self.status.setWordWrap(True)
+        root.addWidget(self.status)
+
+        split = QSplitter(Qt.Orientation.Horizontal)
+        self.plot = RateDistortionPlot()
+        split.addWidget(self.plot)
+        self.table = QTableWidget(0, 0)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        split.addWidget(self.table)
+        split.setSizes([480, 520])
+        root.addWidget(split, 1)
+
+    def _fill_configs(self) -> None:
+        self.config_combo.clear()
+        if self.config_provider is not None:
+            self.config_combo.addItem(APP_SETTINGS, ("app", ""))
+        try:
+            from engine.presets import list_presets
+
+            for name, _description in list_presets():
+                self.config_combo.addItem(f"preset: {name}", ("preset", name))
+        except (ImportError, OSError, ConfigError):
+            pass
+        self.config_combo.addItem("Config file…", ("file", ""))
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Sweep folder (one sub-folder per run)")
+        if folder:
+            self.out_edit.setText(folder)
+
+    def set_config_file(self, path: str | Path) -> None:
+        """Use a TOML config file as the base (what choosing “Config file…” does)."""
+        self.config_combo.addItem(f"file: {Path(path).name}", ("file", str(path)))
+        self.config_combo.setCurrentIndex(self.config_combo.count() - 1)
+
+    def base_config(self) -> TrainConfig:
+        kind, value = self.config_combo.currentData()
+        if kind == "app":
+            return self.config_provider()
+        if kind == "preset":
+            from engine.presets import load_preset
+
+            return load_preset(value)
+        if not value:
+            path, _ = QFileDialog.getOpenFileName(self, "Base config", "", "Run config (*.toml)")
+            if not path:
+                raise ConfigError("no config file chosen")
+            self.set_config_file(path)
+            value = path
+        return TrainConfig.load(value)
+
+    # --- running -----------------------------------------------------------------------------------------
+    @property
+    def is_running(self) -> bool:
+        return self.worker is not None and self.worker.running
+
+    def _default_folder(self) -> Path:
+        from gui.main_window import runs_root
+
+        return runs_root() / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
+
+    def start(self) -> bool:
+        """Plan the sweep from the widgets and start it in the worker thread; False (with a message) on bad input."""
+        if self.is_running:
+            return False
+        try:
+            base = self.base_config()
+            grid = parse_grid(self.grid_edit.text())
+            folder = Path(self.out_edit.text().strip()) if self.out_edit.text().strip() else self._default_folder()
+            steps = self.steps_spin.value() or None
+            runs = plan_sweep(base, grid, self.seeds_spin.value(), folder, steps)
+            choice = self.metrics_combo.currentIndex()
+            names = METRIC_NAMES if choice == 0 else tuple(n for n in METRIC_NAMES if n != "dci") if choice == 1 else ()
+            sizes = MetricSizes.quick() if self.sizes_combo.currentIndex() == 0 else MetricSizes()
+            runner = SweepRunner(runs, out_dir=folder, metrics=names, metric_sizes=sizes)
+        except (ConfigError, ValueError, OSError) as exc:
+            self.status.setText(f"⚠ {exc}")
+            return False
+        self.out_edit.setText(str(folder))
+        self.sweep_dir = folder
+        self.records = []
+        self.files = {}
+        self._show_records()
+        self.worker = SweepWorker(runner, self)
+        self.worker.progress.connect(self._on_progress)
+        self.worker.run_done.connect(self._on_run_done)
+        self.worker.warning.connect(self._on_warning)
+        self.worker.done.connect(self._on_done)
+        self.worker.failed.connect(self._on_failed)
+        self.progress_bar.setValue(0)
+        self.status.setText(f"{len(runs)} run(s) of {base.family} on {base.dataset} → {folder}")
+        self._set_running(True)
+        self.worker.start()
+        return True
+
+    def cancel(self) -> None:
+        if self.worker is not None and self.worker.running:
+            self.status.setText("Stopping after the current step…")
+            self.worker.control.stop()
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.cancel_button.setEnabled(running)
+        for widget in (self.config_combo, self.grid_edit, self.seeds_spin, self.steps_spin, self.metrics_combo,
+                       self.sizes_combo, self.out_edit):
+            widget.setEnabled(not running)
+
+    def _on_progress(self, event: SweepProgress) -> None:
+        self.progress_bar.setValue(int(round(event.fraction * 1000)))
+        self.progress_bar.setFormat(f"%p%  — {event.message}")
+
+    def _on_run_done(self, event: RunDone) -> None:
+        self.records.append(event.record)
+        self._show_records()
+
+    def _on_warning(self, message: str) -> None:
+        self.status.setText(f"⚠ {message}")
+
+    def _on_done(self, event: SweepDone) -> None:
+        self.records = list(event.records)
+        self.files = dict(event.files)
+        self._show_records()
+        self._set_running(False)
+        if event.reason == "completed":
+            self.progress_bar.setValue(1000)
+            self.progress_bar.setFormat("%p%  — done")
+        failed = sum(r.get("status") == "failed" for r in self.records)
+        where = f"; summary in {self.sweep_dir}" if self.files else ""
+        self.status.setText(f"Sweep {event.reason}: {len(self.records)} run(s)"
+                            + (f", {failed} failed" if failed else "") + where)
+        self._join_worker()
+
+    def _on_failed(self, text: str) -> None:
+        self._set_running(False)
+        self.status.setText(f"⚠ the sweep failed: {text}")
+        self._join_worker()
+
+    def _join_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop(5.0)
+
+    # --- the comparison ------------------------------------------------------------------------------------
+    def show_records(self, records: list[dict[str, Any]], folder: str | Path | None = None) -> None:
+        """Show a sweep's records (e.g. loaded from summary.json)."""
+        self.records = list(records)
+        self.sweep_dir = Path(folder) if folder is not None else None
+        self._show_records()
+
+    def load_sweep(self, path: str | Path) -> None:
+        path = Path(path)
+        self.show_records(load_summary(path), path if path.is_dir() else path.parent)
+        self.status.setText(f"Loaded {len(self.records)} run(s) from {path}")
+
+    def _open_dialog(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Sweep folder (with summary.json)")
+        if folder:
+            try:
+                self.load_sweep(folder)
+            except ConfigError as exc:
+                QMessageBox.warning(self, "Not a sweep", str(exc))
+
+    def table_columns(self) -> list[str]:
+        columns = summary_columns(self.records) if self.records else []
+        return [c for c in columns if c not in ("folder",)]
+
+    def _show_records(self) -> None:
+        columns = self.table_columns()
+        self.table.clear()
+        self.table.setColumnCount(len(columns))
+        self.table.setRowCount(len(self.records))
+        self.table.setHorizontalHeaderLabels([COLUMN_TITLES.get(c, c) for c in columns])
+        for row, record in enumerate(self.records):
+            for col, name in enumerate(columns):
+                value = record.get(name, "")
+                text = f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+                item = QTableWidgetItem(text)
+                if name in SCORE_KEYS or name in ELBO_KEYS:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if record.get("error"):
+                    item.setToolTip(record["error"])
+                self.table.setItem(row, col, item)
+        self.plot.set_points(rate_distortion_points(self.records))
+
+    # --- exports ----------------------------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> Path:
+        """The rate–distortion plot as shown (a grab of the plot widget)."""
+        if not self.plot.points:
+            raise ValueError("no finished runs to plot yet")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.plot.grab().save(str(path)):
+            raise OSError(f"could not write {path}")
+        self.status.setText(f"Saved {path}")
+        return path
+
+    def export_csv(self, path: str | Path) -> Path:
+        """The table across runs (the same columns as the sweep's summary.csv)."""
+        if not self.records:
+            raise ValueError("no runs to export yet")
+        columns = summary_columns(self.records)
+        rows = [[record.get(c, "") for c in columns] for record in self.records]
+        out = write_csv(path, columns, rows)
+        self.status.setText(f"Saved {out}")
+        return out
+
+    def write_summary(self, folder: str | Path) -> dict[str, str]:
+        """summary.csv / summary.json / rate_distortion.png of the shown records into `folder`."""
+        return write_summary(self.records, folder)
+
+    def _ask(self, title: str, suffix: str, filter_text: str) -> str | None:
+        path, _ = QFileDialog.getSaveFileName(self, title, f"sweep.{suffix}", filter_text)
+        if not path:
+            return None
+        return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+
+    def _export_png_dialog(self) -> None:
+        path = self._ask("Export rate–distortion plot", "png", "PNG image (*.png)")
+        if path:
+            try:
+                self.export_png(path)
+            except (OSError, ValueError) as exc:
+                QMessageBox.warning(self, "Export failed", str(exc))
+
+    def _export_csv_dialog(self) -> None:
+        path = self._ask("Export sweep table", "csv", "CSV (*.csv)")
+        if path:
+            try:
+                self.export_csv(path)
+            except (OSError, ValueError) as exc:
+                QMessageBox.warning(self, "Export failed", str(exc))
+
+    def labels(self) -> list[str]:
+        return [point_label(r) for r in self.records]
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop a running sweep and join its thread (the panel's owner calls this on close)."""
+        if self.worker is not None:
+            self.worker.stop(timeout)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        self.shutdown()
+        super().closeEvent(event)

@@ -1,0 +1,138 @@
+"""The Evaluation tab, driven for real: compute on a tiny dSprites model, the no-factor message, cancel, exports."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from engine.data import load_dataset
+from engine.metrics import MetricSizes
+from engine.models import create_model
+from gui.model_source import ModelSource
+from gui.panels.evaluation import EvaluationPanel
+
+TINY = {"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}
+SIZES = MetricSizes(train_points=200, test_points=100, batch_size=8, variance_points=200)
+
+
+@pytest.fixture(scope="module")
+def dsprites():
+    return load_dataset("dsprites?subset=2000")
+
+
+def make_panel(qtbot, dataset, family: str = "beta-vae"):
+    torch.manual_seed(0)
+    model = create_model(family, dataset.shape, dataset.num_classes if family == "cvae" else 0, **TINY)
+    _, test = dataset.split(0.1, 0)
+    source = ModelSource()
+    panel = EvaluationPanel(source)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 800)
+    panel.show()
+    source.set_static(model, dataset, test[:300], {"step": 7})
+    return panel, source
+
+
+def finish(qtbot, panel, timeout: int = 30_000):
+    qtbot.waitUntil(lambda: not panel.computing, timeout=timeout)
+
+
+def test_compute_shows_numbers_scores_heatmap_and_traversal_in_kl_order(qtbot, dsprites, tmp_path):
+    panel, _ = make_panel(qtbot, dsprites)
+    try:
+        assert panel.factor_note.isHidden()
+        panel.metrics_combo.setCurrentIndex(1)  # without DCI (its trees take ~30 s even on 200 points)
+        panel.set_metric_sizes(SIZES)
+        panel.iwae_spin.setValue(5)
+        panel.compute_button.click()
+        assert panel.computing and panel.cancel_button.isEnabled()
+        finish(qtbot, panel)
+        result = panel.result
+        assert result is not None, panel.status.text()
+        assert result["neg_elbo"] == pytest.approx(result["recon"] + result["kl"], rel=1e-6)
+        assert panel.elbo_labels["neg_elbo"].text() == f"{result['neg_elbo']:.3f}"
+        assert panel.elbo_labels["iwae_nll"].text() != "–"
+        shown = {panel.score_table.item(r, 0).text() for r in range(panel.score_table.rowCount())}
+        assert shown == {"BetaVAE score", "FactorVAE score", "MIG", "SAP (continuous)"}
+        for key in ("beta_vae", "factor_vae", "mig", "sap"):
+            assert 0.0 <= result[key] <= 1.0
+        order = result["order"]
+        kl = np.asarray(result["kl_per_dim"])
+        assert sorted(order) == [0, 1, 2] and list(np.argsort(-kl, kind="stable")) == order
+        heat = panel.heat_image.image
+        assert heat.shape == (3, 5)
+        np.testing.assert_allclose(heat, np.asarray(result["mi_matrix"])[order], rtol=1e-6)
+        assert len(panel.heat_texts) == 15
+        assert panel.traversal_view.image is not None
+        assert panel.traversal_view.image.shape[0] == 1 + 3 * (64 + 1)  # one row per latent, same order
+        assert panel.progress_bar.value() == 1000 and "step 7" in panel.status.text()
+        assert result["sizes"]["train_points"] == 200
+
+        png = panel.export_png(tmp_path / "eval.png")
+        assert png.stat().st_size > 1000
+        rows = list(csv.reader(open(panel.export_csv(tmp_path / "eval.csv"), newline="")))
+        values = {r[0]: float(r[1]) for r in rows[1:] if len(r) == 2}
+        assert values["mig"] == pytest.approx(result["mig"]) and values["kl"] == pytest.approx(result["kl"])
+        assert ["mutual_information", "shape", "scale", "orientation", "posX", "posY"] in rows
+        doc = json.loads(panel.export_json(tmp_path / "eval.json").read_text())
+        assert doc["beta_vae"] == pytest.approx(result["beta_vae"]) and doc["sizes"]["batch_size"] == 8
+        assert "traversal" not in doc
+    finally:
+        panel.shutdown()
+
+
+def test_dataset_without_factors_says_so_and_still_evaluates(qtbot):
+    panel, _ = make_panel(qtbot, load_dataset("digits"))
+    try:
+        assert panel.factor_note.isVisible()
+        assert "no ground-truth factors" in panel.factor_note.text() and "dSprites" in panel.factor_note.text()
+        assert not panel.metrics_combo.isEnabled()
+        panel.iwae_spin.setValue(0)
+        panel.compute()
+        finish(qtbot, panel)
+        assert panel.result is not None and panel.result["kl"] is not None
+        assert panel.score_table.rowCount() == 0 and panel.heat_image.image is None
+        assert panel.traversal_view.image is not None
+    finally:
+        panel.shutdown()
+
+
+def test_cancel_stops_a_long_computation(qtbot, dsprites):
+    panel, _ = make_panel(qtbot, dsprites)
+    try:
+        panel.sizes_combo.setCurrentIndex(1)  # standard sizes with DCI: minutes unless cancelled
+        panel.iwae_spin.setValue(0)
+        panel.compute()
+        qtbot.waitUntil(lambda: "scores" in panel.progress_bar.format() or panel.progress_bar.value() > 300,
+                        timeout=20_000)
+        panel.cancel_button.click()
+        finish(qtbot, panel, timeout=20_000)
+        assert panel.result is None
+        assert panel.status.text() == "Cancelled."
+        assert panel.compute_button.isEnabled() and not panel.cancel_button.isEnabled()
+    finally:
+        panel.shutdown()
+
+
+def test_new_model_clears_old_results_and_live_weights_mark_them_stale(qtbot, dsprites):
+    panel, source = make_panel(qtbot, dsprites)
+    try:
+        panel.metrics_combo.setCurrentIndex(1)
+        panel.set_metric_sizes(SIZES)
+        panel.iwae_spin.setValue(0)
+        panel.compute()
+        finish(qtbot, panel)
+        assert panel.result is not None
+        source.notify_step(50)
+        panel.refresh()
+        assert "step 7" in panel.status.text() and "step 50" in panel.status.text()
+        source.set_static(source.snapshot(), dsprites, None, {"step": 0})
+        assert panel.result is None and panel.score_table.rowCount() == 0
+        with pytest.raises(ValueError, match="press Compute"):
+            panel.export_csv("unused.csv")
+    finally:
+        panel.shutdown()
