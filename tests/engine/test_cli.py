@@ -162,3 +162,14 @@ def test_help_everywhere(command, capsys):
         build_parser().parse_args([*command, "--help"])
     assert exit_info.value.code == 0
     assert "usage:" in capsys.readouterr().out
+
+
+def test_resume_continues_a_checkpoint(run_dir, tmp_path, capsys):
+    out = tmp_path / "more"
+    code, stdout, _ = in_process(capsys, "train", "--resume", str(run_dir / "checkpoints" / "last.safetensors"),
+                                 "--max-steps", "36", "--quiet", "--out", str(out))
+    assert code == 0 and "completed at step 36" in stdout
+    assert load_checkpoint(out / "checkpoints" / "last.safetensors").step == 36
+    code, _, err = in_process(capsys, "train", "--resume", str(run_dir / "checkpoints" / "last.safetensors"),
+                              "--preset", "digits-ae", "--out", str(out))
+    assert code == 2 and err.startswith("error: --resume continues a checkpoint")
