@@ -449,7 +449,15 @@ def rate_distortion_figure(points: list[tuple[float, float, str]], width: int = 
 
     image = Image.new("RGB", (width, height), "white")
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    try:
+        font = ImageFont.truetype("DejaVuSans.ttf", 13)
+        plain = False
+    except OSError:  # no DejaVu on this system: Pillow's own font, and ASCII for β and ‖
+        font = ImageFont.load_default()
+        plain = True
+
+    def text(s: str) -> str:
+        return s.replace("β", "beta").replace("‖", "||") if plain else s
     left, right, top, bottom = 80, width - 30, 40, height - 60
     xs = np.array([p[0] for p in points])
     ys = np.array([p[1] for p in points])
@@ -473,8 +481,9 @@ def rate_distortion_figure(points: list[tuple[float, float, str]], width: int = 
     for tick in np.linspace(y0, y1, 6):
         _, py = to_px(x0, tick)
         draw.line([left - 5, py, left, py], fill="black")
-        draw.text((8, py - 6), f"{tick:.4g}", fill="black", font=font)
-    draw.text(((left + right) // 2 - 110, height - 28), "rate: KL(q(z|x) || p(z))  [nats]", fill="black", font=font)
+        draw.text((8, py - 7), f"{tick:.4g}", fill="black", font=font)
+    draw.text(((left + right) // 2 - 110, height - 28), text("rate: KL(q(z|x) ‖ p(z))  [nats]"), fill="black",
+              font=font)
     draw.text((left, 12), "distortion: reconstruction NLL [nats]  vs  rate, one point per run", fill="black",
               font=font)
     order = np.argsort(xs)
@@ -484,7 +493,7 @@ def rate_distortion_figure(points: list[tuple[float, float, str]], width: int = 
     for x, y, label in points:
         px, py = to_px(x, y)
         draw.ellipse([px - 5, py - 5, px + 5, py + 5], fill=(40, 90, 200), outline="black")
-        draw.text((px + 8, py - 14), label, fill=(20, 20, 20), font=font)
+        draw.text((px + 8, py - 16), text(label), fill=(20, 20, 20), font=font)
     return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
 
 

@@ -179,7 +179,10 @@ class RateDistortionPlot(pg.PlotWidget):
             label.setPos(x, y)
             self.addItem(label)
             self.labels.append(label)
-        self.getPlotItem().enableAutoRange()
+        x_span = max(float(xs.max() - xs.min()), 1e-3)
+        y_span = max(float(ys.max() - ys.min()), 1e-3)
+        self.getPlotItem().setRange(xRange=(xs.min() - 0.08 * x_span, xs.max() + 0.2 * x_span),
+                                    yRange=(ys.min() - 0.08 * y_span, ys.max() + 0.12 * y_span), padding=0)
 
 
 class SweepPanel(QWidget):
@@ -433,7 +436,12 @@ class SweepPanel(QWidget):
         for row, record in enumerate(self.records):
             for col, name in enumerate(columns):
                 value = record.get(name, "")
-                text = f"{value:.3f}" if isinstance(value, float) and math.isfinite(value) else str(value)
+                if name == "active_units" and isinstance(value, float) and math.isfinite(value):
+                    text = f"{value:.0f}"
+                elif isinstance(value, float) and math.isfinite(value):
+                    text = f"{value:.3f}"
+                else:
+                    text = str(value)
                 item = QTableWidgetItem(text)
                 if name in SCORE_KEYS or name in ELBO_KEYS:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
