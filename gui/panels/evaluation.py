@@ -24,7 +24,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QMessageBox,
     QProgressBar,
     QSpinBox,
     QSplitter,
@@ -423,13 +422,6 @@ class EvaluationPanel(PanelBase):
         self._cancel.set()
         self.sweep_panel.shutdown()
         super().shutdown()
-
-    def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
-        if self.sweep_panel.is_running and QMessageBox.question(
-                self, "Sweep running", "A sweep is running. Stop it?") != QMessageBox.StandardButton.Yes:
-            event.ignore()
-            return
-        super().closeEvent(event)
 
 
 def _json_default(value: Any) -> Any:
