@@ -305,14 +305,10 @@ class MainWindow(QMainWindow):
         self.preset_combo = QComboBox()
         self.preset_combo.setObjectName("presetCombo")
         self.preset_combo.addItem("(custom)", "")
-        presets = _presets_module()
-        if presets is not None:
-            for entry in presets.list_presets():
-                name = entry if isinstance(entry, str) else entry.get("name", str(entry))
-                self.preset_combo.addItem(name, name)
-                if not isinstance(entry, str) and entry.get("description"):
-                    self.preset_combo.setItemData(self.preset_combo.count() - 1, entry["description"],
-                                                  Qt.ItemDataRole.ToolTipRole)
+        for name, description in self._preset_entries():
+            self.preset_combo.addItem(name, name)
+            if description:
+                self.preset_combo.setItemData(self.preset_combo.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
         self.preset_combo.activated.connect(self._preset_chosen)
         form.addRow("Preset", self.preset_combo)
         self.family_combo = QComboBox()
@@ -328,6 +324,24 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.hparam_form)
         layout.addStretch(1)
         return body
+
+    def _preset_entries(self) -> list[tuple[str, str]]:
+        """(name, description) of every preset; a broken presets folder is reported, not fatal."""
+        presets = _presets_module()
+        if presets is None:
+            return []
+        try:
+            entries = presets.list_presets()
+        except Exception as exc:
+            self.messages.append(("warning", f"Could not list presets: {exc}"))
+            return []
+        out = []
+        for entry in entries:
+            if isinstance(entry, str):
+                out.append((entry, ""))
+            elif isinstance(entry, tuple | list) and entry:
+                out.append((str(entry[0]), str(entry[1]) if len(entry) > 1 else ""))
+        return out
 
     def _build_training_dock(self) -> QWidget:
         body = QWidget()

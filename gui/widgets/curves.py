@@ -209,9 +209,18 @@ class LossCurves(QWidget):
                     continue
                 self._item("train", name).setData(series.x, series.y, connect="finite")
             for name, series in self._test.items():
+                if name in self._live:
+                    continue
                 self._item("test", name).setData(series.x, series.y, connect="finite")
+            live_top = 0.0
             for name, series in self._live.items():
                 self._live_step(self._item("live", name), series)
+                if name != "lr" and series.n:
+                    live_top = max(live_top, float(np.nanmax(series.y)))
+            if live_top > 0:  # weights start at 0 so a β of 4 does not look like a flat line at mid-height
+                self.live_plot.setYRange(0.0, live_top * 1.15, padding=0)
+            if "lr" in self._live and self._live["lr"].n:
+                self.lr_view.setYRange(0.0, float(np.nanmax(self._live["lr"].y)) * 1.15, padding=0)
         self.redraws += 1
 
     @staticmethod
