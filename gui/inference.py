@@ -48,8 +48,8 @@ class InferenceRunner(QObject):
         self._busy = False
         self.last_ms: dict[str, float] = {}
         self.finished.connect(self._deliver)
+        # Started at the first request: a panel that is never used (or whose constructor fails) owns no thread.
         self._thread = threading.Thread(target=self._loop, name=f"{name}-worker", daemon=False)
-        self._thread.start()
 
     # --- GUI thread ----------------------------------------------------------------------------------
     def submit(self, channel: str, job: Callable[[], Any], on_result: Callable[[Any], None] | None = None,
@@ -63,6 +63,8 @@ class InferenceRunner(QObject):
             self._latest[channel] = gen
             self._pending.pop(channel, None)
             self._pending[channel] = _Request(channel, gen, job, on_result, on_error)
+            if self._thread.ident is None:
+                self._thread.start()
             self._cond.notify()
         self._set_busy(True)
         return gen
