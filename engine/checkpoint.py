@@ -154,27 +154,46 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
 def _parse_safetensors_header(path: Path, raw: bytes) -> dict[str, Any]:
     try:
         entries = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (unreadable safetensors header)") from None
     if not isinstance(entries, dict):
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (header is not a table)")
     return entries
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _check_offsets(path: Path, entries: dict[str, Any], data_len: int) -> None:
-    """Every tensor's byte range lies inside the data section and matches its dtype × shape."""
+    """Every tensor's byte range lies inside the data section, matches its dtype × shape, and the ranges tile
+    the data section exactly (no overlap, no gap), so a lying header is refused before anything is allocated."""
+    ranges: list[tuple[int, int, str]] = []
     for name, info in entries.items():
         if name == "__metadata__":
             continue
         try:
-            dtype, shape, (begin, end) = info["dtype"], info["shape"], info["data_offsets"]
-            nbytes = _DTYPE_BYTES[dtype] * math.prod(int(s) for s in shape)
+            dtype, shape, offsets = info["dtype"], info["shape"], info["data_offsets"]
+            begin, end = offsets
         except (KeyError, TypeError, ValueError):
             raise CheckpointError(f"{path}: malformed entry for tensor {name!r}") from None
-        if not (isinstance(begin, int) and isinstance(end, int) and 0 <= begin <= end <= data_len):
+        if not (isinstance(dtype, str) and dtype in _DTYPE_BYTES and isinstance(shape, list)
+                and all(_is_count(s) for s in shape) and isinstance(offsets, list)):
+            raise CheckpointError(f"{path}: malformed entry for tensor {name!r} (dtype {dtype!r}, shape {shape!r})")
+        if not (_is_count(begin) and _is_count(end) and begin <= end <= data_len):
             raise CheckpointError(f"{path}: truncated or corrupt (tensor {name!r} lies outside the file)")
+        nbytes = _DTYPE_BYTES[dtype] * math.prod(shape)
         if end - begin != nbytes:
             raise CheckpointError(f"{path}: corrupt (tensor {name!r} has {end - begin} bytes, expected {nbytes})")
+        ranges.append((begin, end, name))
+    position = 0
+    for begin, end, name in sorted(ranges):
+        if begin != position:
+            problem = "overlaps another tensor" if begin < position else "leaves a gap before it"
+            raise CheckpointError(f"{path}: corrupt (tensor {name!r} {problem} in the data section)")
+        position = end
+    if position != data_len:
+        raise CheckpointError(f"{path}: corrupt ({data_len - position} bytes after the last tensor)")
 
 
 def _parse_meta(path: Path, metadata: Any) -> dict[str, Any]:
@@ -182,7 +201,7 @@ def _parse_meta(path: Path, metadata: Any) -> dict[str, Any]:
         raise CheckpointError(f"{path}: a safetensors file, but not a Latent Explorer checkpoint (no header)")
     try:
         meta = json.loads(metadata[META_KEY])
-    except (TypeError, json.JSONDecodeError):
+    except (TypeError, json.JSONDecodeError, RecursionError):
         raise CheckpointError(f"{path}: the checkpoint header is not valid JSON") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME:
         raise CheckpointError(f"{path}: not a Latent Explorer checkpoint (wrong format name)")
@@ -193,14 +212,45 @@ def _parse_meta(path: Path, metadata: Any) -> dict[str, Any]:
     for key in ("family", "hparams", "dataset", "config", "step"):
         if key not in meta:
             raise CheckpointError(f"{path}: the checkpoint header lacks {key!r}")
+    _check_meta_types(path, meta)
     return meta
+
+
+_META_TYPES: dict[str, tuple[type, str]] = {
+    "family": (str, "a string"), "hparams": (dict, "a table"), "dataset": (dict, "a table"),
+    "config": (str, "TOML text"), "history": (list, "a list"), "optimizers": (dict, "a table"),
+    "session": (dict, "a table"),
+}
+
+
+def _check_meta_types(path: Path, meta: dict[str, Any]) -> None:
+    """The header fields the loaders use have the types they expect (a foreign or edited header → CheckpointError)."""
+    for key, (kind, text) in _META_TYPES.items():
+        if key in meta and not isinstance(meta[key], kind):
+            raise CheckpointError(f"{path}: the checkpoint header's {key!r} must be {text}, got {meta[key]!r:.60}")
+    for key in ("step", "epoch"):
+        if key in meta and not _is_count(meta[key]):
+            raise CheckpointError(f"{path}: the checkpoint header's {key!r} must be a whole number ≥ 0, "
+                                  f"got {meta[key]!r:.60}")
+    dataset = meta["dataset"]
+    shape = dataset.get("shape")
+    if not (isinstance(dataset.get("spec"), str) and isinstance(shape, list) and len(shape) == 3
+            and all(_is_count(s) and s > 0 for s in shape) and _is_count(dataset.get("num_classes", 0))):
+        raise CheckpointError(f"{path}: the checkpoint header's dataset entry is malformed "
+                              "(expected spec, a C×H×W shape and a class count)")
+    for name, structure in meta.get("optimizers", {}).items():
+        if not (isinstance(structure, dict) and isinstance(structure.get("param_groups"), list)
+                and isinstance(structure.get("scalars", {}), dict)):
+            raise CheckpointError(f"{path}: the checkpoint header's optimiser {name!r} is malformed")
+    if not all(isinstance(record, dict) for record in meta.get("history", [])):
+        raise CheckpointError(f"{path}: the checkpoint header's history holds entries that are not tables")
 
 
 def config_from_meta(path: str | Path, meta: dict[str, Any]) -> TrainConfig:
     try:
         return TrainConfig.from_dict(tomllib.loads(meta["config"]), f"{path} (stored config)")
-    except (tomllib.TOMLDecodeError, TypeError) as exc:
-        raise CheckpointError(f"{path}: the stored config is unreadable ({exc})") from None
+    except (tomllib.TOMLDecodeError, TypeError, RecursionError) as exc:
+        raise CheckpointError(f"{path}: the stored config is unreadable ({type(exc).__name__}: {exc})") from None
     except ConfigError as exc:
         raise CheckpointError(str(exc)) from None
 
