@@ -18,6 +18,7 @@ lr = 1e-3
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -56,7 +57,7 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Types and ranges of the training settings; hyperparameters are checked by the model family."""
-        checks: list[tuple[str, type, float | None, float | None]] = [
+        checks: list[tuple[str, type, float, float]] = [
             ("epochs", int, 1, 100_000), ("batch_size", int, 1, 65_536), ("lr", float, 1e-8, 10.0),
             ("weight_decay", float, 0.0, 1.0), ("seed", int, 0, 2**31 - 1), ("threads", int, 0, 256),
             ("test_fraction", float, 0.0, 0.9), ("preview_every_s", float, 0.05, 3600.0),
@@ -69,7 +70,7 @@ class TrainConfig:
                 setattr(self, name, value)
             if not isinstance(value, kind) or isinstance(value, bool):
                 raise ConfigError(f"{name} must be {kind.__name__}, got {value!r}")
-            if (lo is not None and value < lo) or (hi is not None and value > hi):
+            if not lo <= value <= hi:  # written so that NaN fails too
                 raise ConfigError(f"{name} must be in [{lo:g}, {hi:g}], got {value!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int) or isinstance(self.max_steps, bool)
                                            or not 1 <= self.max_steps <= 10**9):
@@ -82,6 +83,12 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
         if not isinstance(self.hparams, dict):
             raise ConfigError(f"model hyperparameters must be a table, got {self.hparams!r}")
+        for key, value in self.hparams.items():
+            if not isinstance(key, str) or not _is_plain_value(value):
+                raise ConfigError(f"model hyperparameter {key!r} must be a number, text, true/false or a list of "
+                                  f"those, got {value!r}")
+        if self.out_dir is not None and not isinstance(self.out_dir, str):
+            raise ConfigError(f"out_dir must be a folder path (text), got {self.out_dir!r}")
         if not isinstance(self.compile, bool):
             raise ConfigError(f"compile must be true or false, got {self.compile!r}")
         if not isinstance(self.fallback, list) or not all(isinstance(f, str) for f in self.fallback):
@@ -130,6 +137,8 @@ class TrainConfig:
             doc = tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML ({exc})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: not valid TOML (nested too deeply)") from None
         return cls.from_dict(doc, str(path))
 
     def to_dict(self) -> dict[str, Any]:
@@ -161,14 +170,38 @@ def _table(doc: dict[str, Any], name: str, source: str) -> dict[str, Any]:
     return value
 
 
+def _is_plain_value(value: Any) -> bool:
+    """What a hyperparameter may hold: a scalar TOML value or a flat list of them (always writable back)."""
+    scalar = (bool, int, float, str)
+    return isinstance(value, scalar) or (isinstance(value, list | tuple) and all(isinstance(v, scalar) for v in value))
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quotes, backslashes and control characters (DEL included) escaped."""
+    out = []
+    for char in text:
+        if char in '"\\':
+            out.append("\\" + char)
+        elif ord(char) < 0x20 or ord(char) == 0x7F:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isascii() and (c.isalnum() or c in "_-") for c in key) else _toml_string(key)
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     if isinstance(value, int | float):
         return repr(value)
     if isinstance(value, str):
-        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-        return f'"{escaped}"'
+        return _toml_string(value)
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise ConfigError(f"cannot write {value!r} to TOML")
@@ -176,9 +209,9 @@ def _toml_value(value: Any) -> str:
 
 def dumps_toml(doc: dict[str, Any]) -> str:
     """Write a two-level document (top-level scalars, then tables) as TOML."""
-    lines = [f"{k} = {_toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in doc.items() if not isinstance(v, dict)]
     for name, table in doc.items():
         if isinstance(table, dict):
-            lines.append(f"\n[{name}]")
-            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+            lines.append(f"\n[{_toml_key(name)}]")
+            lines.extend(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in table.items())
     return "\n".join(lines).lstrip("\n") + "\n"
