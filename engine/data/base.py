@@ -208,6 +208,8 @@ def images_from_array(arr: np.ndarray, source: str) -> torch.Tensor:
                            f"got shape {arr.shape}")
     if arr.shape[0] == 0:
         raise DatasetError(f"{source}: the array holds no images")
+    if arr.size == 0:
+        raise DatasetError(f"{source}: the images have no pixels (shape {arr.shape})")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.uint8) * 255
     elif arr.dtype.kind == "f":

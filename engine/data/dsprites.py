@@ -484,9 +484,12 @@ def load_official_npz(path: str | Path, subset: str | int | None = None, seed: i
         raise DatasetError(f"{path} [latents_classes]: factor {FACTOR_NAMES[k]} outside 0…{sizes[k] - 1}")
     allowed = [list(range(s)) for s in sizes]
     for key, value in (filters or {}).items():
-        k, classes_ok = parse_factor_filter(key, value)
+        try:
+            k, classes_ok = parse_factor_filter(key, value)
+        except DatasetError as exc:
+            raise DatasetError(f"{path}: {exc}") from None
         if classes_ok[-1] >= sizes[k]:
-            raise DatasetError(f"dsprites: {key}={value!r} outside this file's 0…{sizes[k] - 1}")
+            raise DatasetError(f"{path}: dsprites {key}={value!r} outside this file's 0…{sizes[k] - 1}")
         allowed[k] = classes_ok
     keep = np.ones(n, dtype=bool)
     local = np.empty_like(all_factors)
@@ -496,7 +499,10 @@ def load_official_npz(path: str | Path, subset: str | int | None = None, seed: i
         local[:, k] = lookup[all_factors[:, k]]
         keep &= local[:, k] >= 0
     rows = np.flatnonzero(keep)
-    count = _parse_subset(subset, rows.size)
+    try:
+        count = _parse_subset(subset, rows.size)
+    except DatasetError as exc:
+        raise DatasetError(f"{path}: {exc}") from None
     if count is not None:
         rows = rows[_seeded_subset(count, rows.size, int(seed)).numpy()]
     row_bytes = image_size * image_size // 8

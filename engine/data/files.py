@@ -246,6 +246,15 @@ def load_array_file(path: Path, size: str | int | None = None, images_key: str |
 def load_path(path: str | Path, **options: str) -> Dataset:
     """A folder of images or an `.npy`/`.npz` file; DatasetError names the file and the problem."""
     p = Path(path).expanduser()
+    try:
+        return _load_path(p, options)
+    except DatasetError as exc:
+        if str(p) in str(exc):
+            raise
+        raise DatasetError(f"{p}: {exc}") from None
+
+
+def _load_path(p: Path, options: dict[str, str]) -> Dataset:
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
     if p.is_dir():

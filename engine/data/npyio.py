@@ -63,7 +63,12 @@ def npz_headers(path: Path) -> dict[str, ArrayHeader]:
                     continue
                 key = info.filename[: -len(".npy")]
                 with archive.open(info) as member:
-                    out[key] = _read_header(member, f"{path} [{key}]", allow_object=True)
+                    header = _read_header(member, f"{path} [{key}]", allow_object=True)
+                    data_start = member.tell()
+                if not header.dtype.hasobject and info.file_size - data_start < header.nbytes:
+                    raise DatasetError(f"{path} [{key}]: truncated or lying header: it promises {header.nbytes} "
+                                       f"bytes of data, the archive member holds {info.file_size - data_start}")
+                out[key] = header
     except DatasetError:
         raise
     except FileNotFoundError as exc:
