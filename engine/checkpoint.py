@@ -65,6 +65,7 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header:
     except ValueError as exc:
         raise CheckpointError(f"{path}: cannot encode the checkpoint ({exc})") from None
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temp_files(path.parent)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as handle:
@@ -97,6 +98,35 @@ def link_or_copy(source: Path, target: Path) -> Path:
         raise
     _fsync_dir(target.parent)
     return target
+
+
+def remove_stale_temp_files(folder: Path) -> list[Path]:
+    """Delete `.NAME.<pid>.<thread>.tmp` files left by writers that died (SIGKILL, power loss); a live writer's
+    temp file (its process still exists) is left alone."""
+    removed = []
+    for tmp in folder.glob(".*.safetensors.*.*.tmp"):
+        try:
+            pid = int(tmp.name.rsplit(".", 3)[1])
+        except ValueError:
+            continue
+        if pid == os.getpid() or _process_exists(pid):
+            continue
+        try:
+            tmp.unlink()
+            removed.append(tmp)
+        except OSError:
+            pass
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True
+    return True
 
 
 def _fsync_dir(folder: Path) -> None:
