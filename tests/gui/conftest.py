@@ -7,6 +7,7 @@ import time
 
 import pytest
 from PySide6.QtCore import QThread, QThreadPool
+from PySide6.QtWidgets import QMessageBox
 
 from gui.app import guard_singleton_refcounts
 
@@ -45,6 +46,7 @@ def main_window(qtbot):
     from gui.main_window import MainWindow
 
     window = MainWindow()
+    window.ask_save_on_close = lambda: QMessageBox.StandardButton.Discard  # never a modal dialog in a test
     qtbot.addWidget(window)
     window.show()
     qtbot.waitUntil(lambda: window.dataset is not None or bool(window.messages), timeout=10_000)

@@ -22,7 +22,8 @@ def use_tiny_setup(window, qtbot, epochs: int = 1000, max_steps: int = 0, save_r
     """Digits, a small β-VAE, batch 64: a few ms per step on one core."""
     assert window.open_dataset("digits")
     window._select_family("beta-vae")
-    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 2.0})
+    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 2.0,
+                                   "beta_start": 2.0, "warmup_steps": 0})
     window.batch_spin.setValue(64)
     window.epochs_spin.setValue(epochs)
     window.max_steps_spin.setValue(max_steps)
