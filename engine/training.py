@@ -117,6 +117,7 @@ class TrainingSession:
         self._pause_reason = "paused by user"
         self._loss_fn = self.model.loss
         self._compile_tried = False
+        self._compile_pending = False
         self._preview_broken = False
         self._last_kl: torch.Tensor | None = None
         self._preview_idx = (self.test_indices if len(self.test_indices) else self.train_indices)[:PREVIEW_IMAGES]
@@ -206,7 +207,12 @@ class TrainingSession:
                 idx = order[position * self.batch_size:(position + 1) * self.batch_size]
                 x = self.dataset.images_at(idx).float().div_(255.0)
                 y = self.dataset.labels_at(idx) if self.model.is_conditional else None
-                out = self._loss_fn(x, y, self.step)
+                if self._compile_pending:
+                    out, warning = self._first_compiled_call(x, y)
+                    if warning is not None:
+                        yield warning
+                else:
+                    out = self._loss_fn(x, y, self.step)
                 names = list(out.terms)
                 values = torch.stack([out.total.detach().float().reshape(())]
                                      + [out.terms[n].detach().float().reshape(()) for n in names]).tolist()
@@ -601,9 +607,23 @@ class TrainingSession:
         self._compile_tried = True
         try:
             self._loss_fn = torch.compile(self.model.loss)
+            self._compile_pending = True
         except Exception as exc:  # torch.compile is optional: any failure falls back to eager mode
             self._loss_fn = self.model.loss
             yield Warning_(f"torch.compile is not usable here ({type(exc).__name__}: {exc}); running eagerly")
+
+    def _first_compiled_call(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Any, Warning_ | None]:
+        """Compilation happens at the first call: if it fails, say so and run the loss eagerly from then on."""
+        self._compile_pending = False
+        state = torch.get_rng_state()
+        try:
+            return self._loss_fn(x, y, self.step), None
+        except Exception as exc:  # any compiler failure (missing toolchain, unsupported op) → eager fallback
+            torch.set_rng_state(state)
+            self._loss_fn = self.model.loss
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            return self._loss_fn(x, y, self.step), Warning_(
+                f"torch.compile failed ({type(exc).__name__}: {first}); running eagerly")
 
 
 def write_metrics_csv(history: list[dict[str, Any]], path: str | Path) -> Path:
