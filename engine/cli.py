@@ -466,8 +466,9 @@ def _print_evaluation(r: dict) -> None:
               f"{r['active_threshold']})")
     if r.get("kl_per_dim"):
         print("KL per dim    " + " ".join(f"{v:.2f}" for v in r["kl_per_dim"]))
+    score_prefixes = ("beta_vae", "factor_vae", "mig", "dci_", "sap")
     for name, value in (r.get("metrics") or {}).items():
-        if isinstance(value, float | int) and not isinstance(value, bool) and name not in ("seed", "num_latents"):
+        if name.startswith(score_prefixes) and isinstance(value, float | int) and not isinstance(value, bool):
             print(f"{name:<13} {value:.4f}")
 
 

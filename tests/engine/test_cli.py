@@ -173,3 +173,19 @@ def test_resume_continues_a_checkpoint(run_dir, tmp_path, capsys):
     code, _, err = in_process(capsys, "train", "--resume", str(run_dir / "checkpoints" / "last.safetensors"),
                               "--preset", "digits-ae", "--out", str(out))
     assert code == 2 and err.startswith("error: --resume continues a checkpoint")
+
+
+def test_eval_with_disentanglement_metrics(tmp_path, capsys):
+    from engine.config import TrainConfig
+    from engine.training import TrainingSession
+
+    config = TrainConfig(dataset="dsprites?subset=600", family="beta-vae", max_steps=3, batch_size=32,
+                         hparams={"backbone": "mlp", "hidden": 16, "depth": 1, "latent_dim": 3},
+                         out_dir=str(tmp_path / "run"))
+    list(TrainingSession(config).run())
+    ckpt = str(tmp_path / "run" / "checkpoints" / "last.safetensors")
+    code, out, _ = in_process(capsys, "eval", ckpt, "--iwae-k", "0", "--metrics", "mig", "--json")
+    result = json.loads(out)
+    assert code == 0 and 0.0 <= result["metrics"]["mig"] <= 1.0 and result["iwae_nll"] is None
+    code, out, _ = in_process(capsys, "eval", ckpt, "--iwae-k", "0", "--metrics", "mig")
+    assert code == 0 and "mig " in out and "rows_represented" not in out
