@@ -181,17 +181,12 @@ class TrainingSession:
                     for warning in self._apply_changes(changes):
                         yield Warning_(warning)
                     force_emit = True
-                if control.save_requested.is_set():
-                    control.save_requested.clear()
-                    if run_dir is None:
-                        yield Warning_("no run folder is set, so the checkpoint was not written")
-                    else:
-                        yield self._write_run_checkpoint(run_dir)
+                yield from self._requested_checkpoint(control, run_dir)
                 if control.paused and not control.stopped:
                     pause_began = time.perf_counter()
                     yield Paused(self.step, self._pause_reason)
-                    while not control.wait_while_paused(0.5):
-                        pass
+                    while not control.wait_while_paused(0.2):
+                        yield from self._requested_checkpoint(control, run_dir)  # saving works while paused
                     self._pause_reason = "paused by user"
                     paused_for += time.perf_counter() - pause_began
                     last_emit_time = time.perf_counter()
@@ -291,6 +286,15 @@ class TrainingSession:
                 tb_writer.close()
 
     # --- controls ------------------------------------------------------------------------------------------
+    def _requested_checkpoint(self, control: Control, run_dir: Path | None) -> Iterator[Event]:
+        if not control.save_requested.is_set():
+            return
+        control.save_requested.clear()
+        if run_dir is None:
+            yield Warning_("no run folder is set, so the checkpoint was not written")
+        else:
+            yield self._write_run_checkpoint(run_dir)
+
     def _apply_changes(self, changes: list[tuple[str, Any]]) -> list[str]:
         warnings = []
         for name, value in changes:

@@ -124,6 +124,8 @@ def test_pause_stops_steps_and_live_changes_are_echoed(digits):
         assert not snapshot.training and not any(p.requires_grad for p in snapshot.parameters())
         for name, value in session.model.state_dict().items():
             torch.testing.assert_close(snapshot.state_dict()[name], value)
+        control.request_checkpoint()  # saving works while paused
+        wait_for(lambda: any(isinstance(e, Warning_) and "no run folder" in e.message for e in events))
         control.set("beta", 2.5)
         control.set("lr", 5e-4)
         control.set("latent_dim", 7)  # not live: a warning, training goes on
