@@ -115,6 +115,8 @@ def test_pause_stops_steps_and_live_changes_are_echoed(digits):
     worker, events = run_in_thread(session, control)
     try:
         wait_for(lambda: session.step >= 3)
+        running_copy = session.snapshot_model()  # while the worker thread is stepping
+        assert not running_copy.training and running_copy.hparams["beta"] == 4.0
         control.pause()
         wait_for(lambda: any(isinstance(e, Paused) for e in events))
         held = session.step
@@ -231,3 +233,16 @@ def test_fallback_dataset_is_announced():
 def test_beta_tcvae_dataset_size_defaults_to_the_train_size(digits):
     session = TrainingSession(config(family="beta-tcvae", max_steps=1), digits)
     assert session.model.hparams["dataset_size"] == len(session.train_indices)
+
+
+@pytest.mark.parametrize("family, extra", [("factor-vae", {"disc_hidden": 16, "disc_layers": 2}),
+                                           ("vq-vae", {})])
+def test_resume_is_exact_with_auxiliary_optimisers_and_codebooks(digits, tmp_path, family, extra):
+    hparams = {"hidden": 24, "depth": 1, **extra}
+    cfg = TrainConfig(dataset="digits", family=family, hparams=hparams, max_steps=24, batch_size=100,
+                      preview_every_s=60.0)
+    straight = totals(TrainingSession(cfg, digits).run())
+    first = TrainingSession(cfg.replace(max_steps=17), digits)
+    before = totals(first.run())
+    resumed = TrainingSession.from_checkpoint(first.save_checkpoint(tmp_path / "c.safetensors"), max_steps=24)
+    np.testing.assert_allclose(before + totals(resumed.run()), straight, rtol=1e-6, atol=1e-6)
