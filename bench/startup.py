@@ -1,7 +1,7 @@
 """Time from process start to the main window shown (median of 5 runs, offscreen unless QT_QPA_PLATFORM is set).
 
-Each run is a fresh `python` process doing what `python main.py` does (torch warm-up and thread cap included);
-it reports when the first event-loop turn after `show()` has run.
+Each run is a fresh `python` process calling `gui.app.run_app()` — exactly what `python main.py` does (torch
+thread cap and warm-up included) — which reports when the first event-loop turn after `show()` has run.
 Usage: python bench/startup.py [--quick] [--runs N]    Last line: RESULT startup_s=<median>
 """
 
@@ -21,21 +21,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import sys
 sys.path.insert(0, {root!r})
-from gui.app import configure_torch, prepare_torch_environment
-prepare_torch_environment()
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
-app = QApplication(sys.argv)
-configure_torch()
-from gui.main_window import MainWindow
-window = MainWindow()
-window.show()
-def shown():
+from gui.app import run_app
+def shown(window):
     print("SHOWN", flush=True)
     window.close()
-    app.quit()
-QTimer.singleShot(0, shown)
-app.exec()
+sys.exit(run_app(on_shown=shown))
 """
 
 

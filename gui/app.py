@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
 
@@ -49,14 +52,28 @@ def configure_torch() -> float:
     x = torch.randn(32, 64)
     loss = torch.nn.functional.binary_cross_entropy_with_logits(layer(torch.relu(layer(x))), torch.sigmoid(x))
     loss.backward()
-    torch.optim.Adam(layer.parameters(), lr=1e-3).step()
     with torch.inference_mode():
         layer(x)
     return time.perf_counter() - start
 
 
-def run_app(argv: list[str] | None = None) -> int:
-    """Open the window on the embedded default (dSprites + β-VAE) and run the event loop."""
+def warm_up_optimizer_in_background() -> threading.Thread:
+    """Adam's first construction imports torch._dynamo (~1.5 s): do it off the GUI thread while the user looks."""
+
+    def build_adam() -> None:
+        import torch
+
+        torch.optim.Adam(torch.nn.Linear(2, 2).parameters(), lr=1e-3)
+
+    thread = threading.Thread(target=build_adam, name="torch-optimizer-warm-up")
+    thread.start()
+    return thread
+
+
+def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | None = None) -> int:
+    """Open the window on the embedded default (dSprites + β-VAE) and run the event loop.
+
+    `on_shown(window)` runs at the first event-loop turn after the window is shown (bench/startup.py)."""
     guard_singleton_refcounts()
     prepare_torch_environment()
     from PySide6.QtCore import QCoreApplication
@@ -74,6 +91,11 @@ def run_app(argv: list[str] | None = None) -> int:
 
     from gui.main_window import MainWindow
 
-    window = MainWindow()
+    window = MainWindow(defer_panels=True)
     window.show()
+    warm_up_optimizer_in_background()
+    if on_shown is not None:
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(0, lambda: on_shown(window))
     return app.exec()

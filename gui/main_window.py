@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -67,6 +68,7 @@ FALLBACK_BATCH_SIZE = 64
 MAX_RECENT = 8
 SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
 THUMBNAILS = 16
+PANEL_IMPORT_DELAY_MS = 300
 
 # (module, class, tab title, objectName) of the exploration panels; a missing module shows a placeholder.
 PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
@@ -145,8 +147,11 @@ class MessageBanner(QFrame):
 class MainWindow(QMainWindow):
     """The whole app in its default state: ready to train the default preset with one click."""
 
-    def __init__(self, settings: QSettings | None = None) -> None:
+    def __init__(self, settings: QSettings | None = None, defer_panels: bool = False) -> None:
+        """`defer_panels`: show the window first and build the exploration panels once their modules (numpy,
+        scikit-learn …) have been imported off the GUI thread — what `python main.py` does to start fast."""
         super().__init__()
+        self._defer_panels = defer_panels
         self.setObjectName("mainWindow")
         self.setWindowTitle(APPLICATION)
         self.setAcceptDrops(True)
@@ -195,17 +200,74 @@ class MainWindow(QMainWindow):
         self.training_panel = TrainingPanel()
         self.tabs.addTab(self.training_panel, "Training")
         self.panels: dict[str, QWidget] = {"trainingPanel": self.training_panel}
+        self._pending_panels: dict[str, tuple[str, str, str]] = {}
         for module_name, class_name, title, object_name in PANEL_TABS:
-            widget = self._make_panel(module_name, class_name, title)
+            if self._defer_panels:
+                widget = self._placeholder(title, "Loading…")
+                self._pending_panels[object_name] = (module_name, class_name, title)
+            else:
+                widget = self._make_panel(module_name, class_name, title)
             widget.setObjectName(object_name)
             self.tabs.addTab(widget, title)
             self.panels[object_name] = widget
         layout.addWidget(self.tabs, 1)
+        if self._pending_panels:
+            self._panel_imports_done = threading.Event()
+            QTimer.singleShot(PANEL_IMPORT_DELAY_MS, self._start_panel_imports)
+            self._panel_timer = QTimer(self)
+            self._panel_timer.setInterval(50)
+            self._panel_timer.timeout.connect(self._build_pending_panels)
+            self.tabs.currentChanged.connect(self._tab_shown)
         self.setCentralWidget(central)
         self.training_panel.start_requested.connect(self.start_training)
         self.training_panel.pause_toggled.connect(self.toggle_pause)
         self.training_panel.stop_requested.connect(self.stop_training)
         self.training_panel.live_value_changed.connect(self.set_live_value)
+
+    def _start_panel_imports(self) -> None:
+        """After the window has painted: the imports hold the GIL much of the time, so they wait for it."""
+        if self._pending_panels:
+            threading.Thread(target=self._import_panel_modules, name="panel-imports").start()
+            self._panel_timer.start()
+
+    def _import_panel_modules(self) -> None:
+        """Background thread: import the panels' modules only (no Qt objects are made here)."""
+        for module_name, _, _ in list(self._pending_panels.values()):
+            try:
+                importlib.import_module(module_name)
+            except Exception:  # reported when the panel is built on the GUI thread
+                pass
+        self._panel_imports_done.set()
+
+    def _build_pending_panels(self) -> None:
+        if self._panel_imports_done.is_set():
+            self._panel_timer.stop()
+            for object_name in list(self._pending_panels):
+                self._build_panel(object_name)
+
+    def _tab_shown(self, index: int) -> None:
+        object_name = self.tabs.widget(index).objectName() if index >= 0 else ""
+        if object_name in self._pending_panels:
+            self._build_panel(object_name)
+
+    def _build_panel(self, object_name: str) -> None:
+        """Replace a deferred tab's placeholder with its panel (GUI thread)."""
+        entry = self._pending_panels.pop(object_name, None)
+        if entry is None:
+            return
+        module_name, class_name, title = entry
+        widget = self._make_panel(module_name, class_name, title)
+        widget.setObjectName(object_name)
+        placeholder = self.panels[object_name]
+        index = self.tabs.indexOf(placeholder)
+        current = self.tabs.currentIndex()
+        self.tabs.blockSignals(True)
+        self.tabs.removeTab(index)
+        self.tabs.insertTab(index, widget, title)
+        self.tabs.setCurrentIndex(current)
+        self.tabs.blockSignals(False)
+        placeholder.deleteLater()
+        self.panels[object_name] = widget
 
     def _make_panel(self, module_name: str, class_name: str, title: str) -> QWidget:
         """The exploration panel if its module is installed, else a plain placeholder saying why."""
@@ -508,7 +570,7 @@ class MainWindow(QMainWindow):
             self.hparam_form.set_values({k: v for k, v in FALLBACK_HPARAMS.items() if k in self.hparam_form.editors})
             self.batch_spin.setValue(FALLBACK_BATCH_SIZE)
             self.dataset_combo.setEditText(DEFAULT_DATASET)
-        QTimer.singleShot(0, self._load_initial_dataset)
+        QTimer.singleShot(PANEL_IMPORT_DELAY_MS // 2, self._load_initial_dataset)
 
     def _load_initial_dataset(self) -> None:
         if self.dataset is None and not self.is_training:
@@ -1082,6 +1144,9 @@ class MainWindow(QMainWindow):
 
     def shutdown_panels(self) -> None:
         """Stop the exploration panels' inference threads (each panel may offer `shutdown()`)."""
+        if self._pending_panels:
+            self._panel_timer.stop()
+            self._pending_panels.clear()
         for panel in self.panels.values():
             shutdown = getattr(panel, "shutdown", None)
             if callable(shutdown):
