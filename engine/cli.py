@@ -135,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=int, default=1, metavar="J", help="test-image index")
     p.add_argument("--steps", type=int, default=10, metavar="N")
     p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
+
+    from .sweep import add_sweep_parser
+
+    add_sweep_parser(sub)
     return parser
 
 
@@ -146,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = {"datasets": cmd_datasets, "models": cmd_models, "presets": cmd_presets, "train": cmd_train,
                "eval": cmd_eval, "sample": cmd_sample, "traverse": cmd_traverse,
-               "interpolate": cmd_interpolate}[args.command]
+               "interpolate": cmd_interpolate, "sweep": cmd_sweep}[args.command]
     try:
         return handler(args)
     except (ConfigError, DatasetError, CheckpointError, CliError) as exc:
@@ -163,6 +167,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         _error(f"unexpected {type(exc).__name__}: {exc}")
         return 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import cli_sweep
+
+    return cli_sweep(args)
 
 
 def _error(message: str) -> None:

@@ -180,3 +180,19 @@ def test_cli_sweep_runs_and_reports_bad_input(tmp_path, capsys):
     assert main(["--config", str(config), "--grid", "beta", "--out", str(out), "--quiet"]) == 2
     assert "expected NAME=V1,V2" in capsys.readouterr().err
     assert main(["--config", str(config), "--grid", "beta=1", "--out", str(out), "--metrics", "bogus"]) == 2
+
+
+def test_sweep_is_a_subcommand_of_main_py(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    config = tmp_path / "run.toml"
+    config.write_text(tiny_config().to_toml())
+    out = tmp_path / "via-main"
+    done = subprocess.run([sys.executable, str(root / "main.py"), "sweep", "--config", str(config), "--grid",
+                           "beta=1,4", "--max-steps", "2", "--out", str(out), "--metrics", "none", "--quiet"],
+                          capture_output=True, text=True, timeout=240, cwd=root)
+    assert done.returncode == 0, done.stderr
+    assert [r["beta"] for r in load_summary(out)] == [1, 4]
