@@ -150,6 +150,11 @@ class TrainingSession:
         control = control or Control()
         try:
             yield from self._run(control)
+        except torch.OutOfMemoryError as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            yield Failed(self.step, f"out of memory on {self.device} at step {self.step + 1} ({first}). Try a smaller "
+                                    f"batch (now {self.batch_size}) or a smaller model.",
+                         recoverable=False)
         except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
             yield Failed(self.step, f"{type(exc).__name__}: {exc}", recoverable=False)
 
