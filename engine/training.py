@@ -11,8 +11,10 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import io
 import json
 import math
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -477,7 +479,8 @@ class TrainingSession:
         run_dir = Path(self.config.out_dir)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         stored = self._stored_config()
-        (run_dir / "config.toml").write_text(stored.to_toml(), encoding="utf-8")
+        _write_text_atomically(run_dir / "config.toml", stored.to_toml())
+        _drop_partial_last_line(run_dir / "metrics.jsonl")
         return run_dir
 
     def _stored_config(self) -> TrainConfig:
@@ -636,16 +639,46 @@ class TrainingSession:
 
 
 def write_metrics_csv(history: list[dict[str, Any]], path: str | Path) -> Path:
-    """The step records of a history as CSV: step, epoch, every term, every live value."""
+    """The step records of a history as CSV: step, epoch, every term, every live value (written atomically)."""
     steps = [r for r in history if r.get("kind") == "step"]
     term_names = sorted({k for r in steps for k in r.get("terms", {})})
     live_names = sorted({k for r in steps for k in r.get("live", {})})
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["step", "epoch", *term_names, *live_names])
-        for r in steps:
-            writer.writerow([r["step"], r["epoch"], *(r["terms"].get(k, "") for k in term_names),
-                             *(r["live"].get(k, "") for k in live_names)])
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(["step", "epoch", *term_names, *live_names])
+    for r in steps:
+        writer.writerow([r["step"], r["epoch"], *(r["terms"].get(k, "") for k in term_names),
+                         *(r["live"].get(k, "") for k in live_names)])
+    return _write_text_atomically(path, buffer.getvalue())
+
+
+def _write_text_atomically(path: Path, text: str) -> Path:
+    """Temp file in the same folder, then os.replace: a crash leaves the old file or the new one, never half."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _drop_partial_last_line(path: Path) -> None:
+    """A killed run can leave metrics.jsonl ending mid-record; cut it so appended records stay one per line."""
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(max(0, size - 65536))
+            tail = handle.read()
+            if tail.endswith(b"\n"):
+                return
+            cut = tail.rfind(b"\n")
+            handle.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
+    except FileNotFoundError:
+        return

@@ -120,3 +120,19 @@ def test_only_temp_files_of_dead_writers_are_removed(tmp_path):
         path.write_bytes(b"x")
     assert remove_stale_temp_files(tmp_path) == [stale]
     assert live.exists() and other.exists() and not stale.exists()
+
+
+def test_a_record_cut_by_a_kill_is_dropped_before_appending(tmp_path):
+    from engine.config import TrainConfig
+    from engine.data import load_dataset
+    from engine.training import TrainingSession
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"kind": "step", "step": 1}\n{"kind": "st', encoding="utf-8")
+    cfg = TrainConfig(dataset="digits", family="ae", hparams={"latent_dim": 2, "hidden": 8, "depth": 1},
+                      max_steps=2, batch_size=32, out_dir=str(out))
+    list(TrainingSession(cfg, load_dataset("digits")).run())
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert records[0] == {"kind": "step", "step": 1} and [r["step"] for r in records[1:3]] == [1, 2]
+    assert not list(out.rglob("*.tmp")) and (out / "config.toml").read_text().startswith("[data]")
