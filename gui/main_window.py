@@ -69,6 +69,7 @@ MAX_RECENT = 8
 SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
 THUMBNAILS = 16
 PANEL_IMPORT_DELAY_MS = 300
+DOCK_MIN_WIDTH = 320
 
 # (module, class, tab title, objectName) of the exploration panels; a missing module shows a placeholder.
 PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
@@ -311,6 +312,7 @@ class MainWindow(QMainWindow):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidget(body)
         dock.setWidget(scroll)
+        dock.setMinimumWidth(DOCK_MIN_WIDTH)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
         return dock
 
