@@ -122,6 +122,9 @@ def main() -> int:
     os.environ["LATENT_EXPLORER_SETTINGS"] = str(Path(tmp.name) / "settings.ini")
     os.environ["LATENT_EXPLORER_RUNS"] = str(Path(tmp.name) / "runs")
     app = QApplication(sys.argv)
+    from gui.gc_guard import install_gui_thread_gc
+
+    install_gui_thread_gc(app)
     configure_torch()
     threads = gui_torch_threads()
     from gui.main_window import MainWindow

@@ -52,6 +52,9 @@ def main() -> int:
 
     guard_singleton_refcounts()
     app = QApplication.instance() or QApplication([])
+    from gui.gc_guard import install_gui_thread_gc
+
+    install_gui_thread_gc(app)
     configure_torch()
     from gui.main_window import MainWindow
 

@@ -84,6 +84,9 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)
     app = QApplication.instance() or QApplication(sys.argv if argv is None else argv)
+    from gui.gc_guard import install_gui_thread_gc
+
+    install_gui_thread_gc(app)
     configure_torch()
     style = RESOURCES / "style.qss"
     if style.is_file():

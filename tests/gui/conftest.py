@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 import time
 
@@ -22,10 +23,21 @@ def isolated_settings(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="session", autouse=True)
+def gui_thread_gc(qapp):
+    """As in the app: the cyclic collector runs on the GUI thread only (see gui/gc_guard.py)."""
+    from gui.gc_guard import install_gui_thread_gc
+
+    install_gui_thread_gc(qapp)
+    yield
+    gc.enable()
+
+
 @pytest.fixture(autouse=True)
 def no_leftover_qt_threads(qapp):
     """Fail a test that leaves a Qt pool thread, a QThread child of the app, or a training thread running."""
     yield
+    gc.collect()  # a test's Qt garbage is destroyed here, on the GUI thread
     pool = QThreadPool.globalInstance()
     pool.waitForDone(2000)
     assert pool.activeThreadCount() == 0, f"test left {pool.activeThreadCount()} QThreadPool job(s) running"

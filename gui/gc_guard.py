@@ -1,0 +1,47 @@
+"""Cyclic garbage collection on the GUI thread only.
+
+Python's collector runs in whichever thread happens to allocate when a threshold is crossed. If that is the
+training thread and the garbage holds a Qt widget, the widget is destroyed off the GUI thread: Qt deadlocks or
+crashes (seen here: a QMenu destroyed from the training thread deadlocked against the GUI thread). So the
+automatic collector is switched off and the same generational thresholds are checked from a GUI-thread timer.
+"""
+
+from __future__ import annotations
+
+import gc
+
+from PySide6.QtCore import QObject, QTimer
+
+
+class GuiThreadGarbageCollector(QObject):
+    """Owns the collection schedule while it exists (create one per QApplication, on the GUI thread)."""
+
+    def __init__(self, parent: QObject | None = None, interval_ms: int = 500) -> None:
+        super().__init__(parent)
+        self.thresholds = gc.get_threshold()
+        gc.disable()
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self.check)
+        self.timer.start()
+
+    def check(self) -> int:
+        """Collect the oldest generation whose count passed its threshold; returns the objects found."""
+        counts = gc.get_count()
+        if counts[0] <= self.thresholds[0]:
+            return 0
+        generation = 0
+        if counts[1] > self.thresholds[1]:
+            generation = 2 if counts[2] > self.thresholds[2] else 1
+        return gc.collect(generation)
+
+
+_installed: GuiThreadGarbageCollector | None = None
+
+
+def install_gui_thread_gc(app: QObject) -> GuiThreadGarbageCollector:
+    """Idempotent: the collector lives as long as `app`."""
+    global _installed
+    if _installed is None:
+        _installed = GuiThreadGarbageCollector(app)
+    return _installed
