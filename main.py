@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 
 
@@ -17,7 +18,11 @@ def main(argv: list[str] | None = None) -> int:
         return run_app()
     from engine.cli import main as cli_main
 
-    return cli_main(args)
+    try:
+        return cli_main(args)
+    finally:
+        if argv is None:  # a real process: a second Ctrl+C while the interpreter shuts down must not print a traceback
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

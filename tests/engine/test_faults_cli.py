@@ -139,5 +139,5 @@ def test_ctrl_c_twice_at_an_arbitrary_moment_leaves_no_half_written_file(tmp_pat
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (0, 130), err
     assert len([line for line in err.splitlines() if line.startswith("error:")]) <= 1, err
-    assert 'File "' + str(ROOT / "engine") not in err, err  # no traceback through our code (see docs/reliability.md)
+    assert "Traceback" not in err, err
     assert assert_consistent(out)
