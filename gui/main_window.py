@@ -1133,7 +1133,23 @@ class MainWindow(QMainWindow):
             QMessageBox.StandardButton.Save | QMessageBox.StandardButton.Discard | QMessageBox.StandardButton.Cancel,
             QMessageBox.StandardButton.Save)
 
+    def ask_stop_sweep_on_close(self) -> bool:
+        """Closing while a sweep runs: True to stop it and close (tests replace this method)."""
+        answer = QMessageBox.question(
+            self, "A sweep is running",
+            "A sweep is still running. Stop it and close? Finished runs stay in the sweep folder.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel, QMessageBox.StandardButton.Cancel)
+        return answer == QMessageBox.StandardButton.Yes
+
+    @property
+    def is_sweeping(self) -> bool:
+        sweep = getattr(self.panels.get("evaluationPanel"), "sweep_panel", None)
+        return bool(sweep is not None and sweep.is_running)
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
+        if self.is_sweeping and not self.ask_stop_sweep_on_close():
+            event.ignore()
+            return
         if self.is_training:
             answer = self.ask_save_on_close()
             if answer == QMessageBox.StandardButton.Cancel:

@@ -206,3 +206,26 @@ def test_training_tab_exports_png_and_csv(main_window, qtbot, tmp_path, tiny_che
     assert lines[0] == "split,term,step,value" and any(line.startswith("test,") for line in lines)
     window.training_panel.curves.set_log_scale(True)
     assert window.training_panel.curves.loss_plot.getAxis("left").logMode
+
+
+def test_closing_during_a_sweep_asks_and_cancel_keeps_it_running(main_window, qtbot, tmp_path):
+    window = main_window
+    qtbot.waitUntil(lambda: hasattr(window.panels.get("evaluationPanel"), "sweep_panel"), timeout=20_000)
+    sweep = window.panels["evaluationPanel"].sweep_panel
+    config = tmp_path / "base.toml"
+    config.write_text(TrainConfig(dataset="digits", family="beta-vae", batch_size=32, preview_every_s=60.0,
+                                  hparams={"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}).to_toml())
+    sweep.set_config_file(config)
+    sweep.steps_spin.setValue(100_000)
+    sweep.metrics_combo.setCurrentIndex(2)
+    sweep.out_edit.setText(str(tmp_path / "sweep"))
+    sweep.grid_edit.setText("beta=1,2")
+    assert sweep.start()
+    answers = [False, True]
+    asked = []
+    window.ask_stop_sweep_on_close = lambda: asked.append(True) or answers[len(asked) - 1]
+    window.close()
+    assert asked == [True] and window.isVisible() and sweep.is_running, "Cancel keeps the window and the sweep"
+    window.close()
+    assert asked == [True, True] and not window.isVisible()
+    qtbot.waitUntil(lambda: not sweep.is_running, timeout=20_000)
