@@ -13,6 +13,7 @@ lambda or partial alike) runs on the GUI thread and no cross-thread signal can l
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -67,7 +68,7 @@ class TrainingWorker(QObject):
         self.metric_emits = 0
         self.last_step = 0
         self._timer = QTimer(self)
-        self._timer.setInterval(max(1, round(1000.0 / max_emits_per_s)))
+        self._timer.setInterval(max(1, math.ceil(1000.0 / max_emits_per_s)))  # never above the cap
         self._timer.timeout.connect(self.pump)
 
     # --- lifecycle (GUI thread) -----------------------------------------------------------------
