@@ -139,23 +139,19 @@ class TrainingWorker(QObject):
 
     # --- delivery (GUI thread, timer) ------------------------------------------------------------
     def pump(self) -> None:
-        """Drain the mailbox and emit: metrics in one batch per run of consecutive steps, then the newest preview."""
+        """Drain the mailbox and emit: all metrics in one batch, then the other events in order, then the newest
+        preview (so an epoch summary or the end of a run never arrives before the steps it follows)."""
         done = self._thread_done.is_set()
         with self._lock:
             events = list(self._events)
             self._events.clear()
             preview, self._latest_preview = self._latest_preview, None
-        batch: list[StepMetrics] = []
-        for event in events:
-            if isinstance(event, StepMetrics):
-                batch.append(event)
-                continue
-            if batch:
-                self._emit_metrics(batch)
-                batch = []
-            self._emit_event(event)
-        if batch:
+        batch = [event for event in events if isinstance(event, StepMetrics)]
+        if batch:  # one emit per pump, however many epochs it spans; the other events follow, in their order
             self._emit_metrics(batch)
+        for event in events:
+            if not isinstance(event, StepMetrics):
+                self._emit_event(event)
         if preview is not None:
             self.preview.emit(preview)
         if done and not self._stopped_emitted:

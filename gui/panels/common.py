@@ -141,6 +141,7 @@ class PanelBase(QWidget):
         self.runner = InferenceRunner(type(self).__name__, self)
         self._model_cache: tuple[int, Any] | None = None
         self._shut = False
+        self._stale: str | None = None  # "rebuild" / "refresh" owed to a tab that was hidden when it was due
         outer = QVBoxLayout(self)
         outer.setContentsMargins(4, 4, 4, 4)
         self.stack = QStackedWidget()
@@ -195,7 +196,19 @@ class PanelBase(QWidget):
             return
         self.stack.setCurrentWidget(self.content)
         self.status.setText("")
-        self.rebuild()
+        if self.isVisible():
+            self._stale = None
+            self.rebuild()
+        else:  # a hidden tab does no inference (it would compete with training): it rebuilds when shown
+            self._stale = "rebuild"
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        stale, self._stale = self._stale, None
+        if stale == "rebuild" and not self._shut:
+            self.rebuild()
+        elif stale == "refresh" and not self._shut:
+            self.refresh()
 
     def _reset_cache(self) -> None:
         self._model_cache = None
@@ -205,8 +218,12 @@ class PanelBase(QWidget):
             self._live_timer.start()
 
     def _live_refresh(self) -> None:
-        if self.isVisible() and not self._shut:
+        if self._shut:
+            return
+        if self.isVisible():
             self.refresh()
+        elif self._stale is None:
+            self._stale = "refresh"
 
     # --- to implement ------------------------------------------------------------------------------
     def rebuild(self) -> None:

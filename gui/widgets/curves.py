@@ -69,6 +69,12 @@ class LossCurves(QWidget):
         self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(auto=True, mode="peak")
+        # Sticky ranges instead of auto-range: an axis that changes at every redraw re-renders all its tick text,
+        # which cost most of the GUI thread while training (pyqtgraph AxisItem.paint). The view grows in jumps.
+        self.loss_plot.disableAutoRange()
+        self._follow = True
+        self._force_range = True
+        self.loss_plot.vb.sigRangeChangedManually.connect(self._stop_following)
         self.live_plot = self.graphics.addPlot(row=1, col=0)
         self.live_plot.setTitle("Values in force", size="9pt")
         self.live_plot.setLabel("bottom", "step")
@@ -137,6 +143,8 @@ class LossCurves(QWidget):
         self._live.clear()
         self._items.clear()
         self._dirty = True
+        self._follow = True
+        self._force_range = True
 
     # --- queries (tests, export) -------------------------------------------------------------------
     def train_terms(self) -> list[str]:
@@ -166,6 +174,8 @@ class LossCurves(QWidget):
     # --- drawing ---------------------------------------------------------------------------------
     def set_log_scale(self, on: bool) -> None:
         self.loss_plot.setLogMode(y=bool(on))
+        self._force_range = True
+        self._dirty = True
         if self.log_check.isChecked() != bool(on):
             self.log_check.setChecked(bool(on))
 
@@ -221,7 +231,39 @@ class LossCurves(QWidget):
                 self.live_plot.setYRange(0.0, live_top * 1.15, padding=0)
             if "lr" in self._live and self._live["lr"].n:
                 self.lr_view.setYRange(0.0, float(np.nanmax(self._live["lr"].y)) * 1.15, padding=0)
+            self._follow_data()
         self.redraws += 1
+
+    def _stop_following(self, *_args) -> None:
+        """The user zoomed or panned: leave the view alone (the plot's auto-range button brings it back)."""
+        self._follow = False
+
+    def _follow_data(self) -> None:
+        """Keep the loss plot's view around the data, changing it only when the data leaves it (or fills
+        less than half of it): x grows to a round number 25 % past the last step, y keeps a margin below."""
+        vb = self.loss_plot.vb
+        if not self._follow or any(vb.autoRangeEnabled()):
+            return
+        series = [s for n, s in self._train.items() if n not in self._live and s.n]
+        series += [s for n, s in self._test.items() if n not in self._live and s.n]
+        if not series:
+            return
+        ys = np.concatenate([s.y for s in series])
+        if self.log_check.isChecked():
+            ys = np.log10(ys[ys > 0])
+        ys = ys[np.isfinite(ys)]
+        if ys.size == 0:
+            return
+        x_last = max(float(s.x[-1]) for s in series)
+        (x0, x1), (y0, y1) = vb.viewRange()
+        force, self._force_range = self._force_range, False
+        if force or x_last > x1 or x1 > 4.0 * max(x_last, 10.0):
+            vb.setXRange(0.0, nice_ceiling(1.25 * max(x_last, 1.0)), padding=0)
+        lo, hi = float(ys.min()), float(ys.max())
+        span = max(hi - lo, 1e-6)
+        if force or lo < y0 or hi > y1 or (y1 - y0) > 2.0 * span:
+            vb.setYRange(lo - 0.2 * span, hi + 0.05 * span, padding=0)
+
 
     @staticmethod
     def _live_step(item: pg.PlotDataItem, series: _Series) -> None:
@@ -234,3 +276,14 @@ class LossCurves(QWidget):
         keep[-1] = True
         xs, ys = x[keep], y[keep]
         item.setData(np.append(xs, x[-1] + 1.0), ys, stepMode="center")
+
+
+def nice_ceiling(value: float) -> float:
+    """The smallest of 1, 2, 5 × 10^k that is ≥ value."""
+    if value <= 0:
+        return 1.0
+    magnitude = 10.0 ** np.floor(np.log10(value))
+    for factor in (1.0, 2.0, 5.0, 10.0):
+        if factor * magnitude >= value * (1 - 1e-12):
+            return float(factor * magnitude)
+    return float(10.0 * magnitude)

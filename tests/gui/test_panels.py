@@ -185,3 +185,21 @@ def test_gallery_anomalies_rank_the_worst_reconstructions(qtbot, make_panel, vae
     assert panel.export_csv(tmp_path / "e.csv").read_text().startswith("index,reconstruction_error_nats")
     with Image.open(panel.export_png(tmp_path / "g.png")) as im:
         assert im.format == "PNG"
+
+
+def test_a_hidden_panel_waits_until_it_is_shown(qtbot, vae, digits):
+    from gui.panels.traversal import TraversalPanel
+
+    source = ModelSource()
+    panel = TraversalPanel(source)
+    qtbot.addWidget(panel)
+    _, test = digits.split(0.2, seed=0)
+    try:
+        source.set_static(vae, digits, test, {"step": 40})
+        qtbot.wait(300)
+        assert panel.grid is None and panel.runner.is_idle(), "a hidden tab must not run inference"
+        panel.resize(900, 600)
+        panel.show()
+        qtbot.waitUntil(lambda: panel.grid is not None, timeout=10000)
+    finally:
+        panel.shutdown()
