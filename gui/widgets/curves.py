@@ -49,7 +49,7 @@ class _Series:
 class LossCurves(QWidget):
     """Train curves per term (solid), test curves per term (dashed, with dots), live values as a step line."""
 
-    def __init__(self, redraw_hz: float = 10.0, parent: QWidget | None = None) -> None:
+    def __init__(self, redraw_hz: float = 5.0, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
