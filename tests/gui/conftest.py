@@ -28,7 +28,7 @@ def gui_thread_gc(qapp):
     """As in the app: the cyclic collector runs on the GUI thread only (see gui/gc_guard.py)."""
     from gui.gc_guard import install_gui_thread_gc
 
-    install_gui_thread_gc(qapp)
+    install_gui_thread_gc(qapp, freeze_after_ms=-1)  # tests must see every leftover collected
     yield
     gc.enable()
 
