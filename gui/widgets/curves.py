@@ -261,8 +261,11 @@ class LossCurves(QWidget):
             vb.setXRange(0.0, nice_ceiling(1.25 * max(x_last, 1.0)), padding=0)
         lo, hi = float(ys.min()), float(ys.max())
         span = max(hi - lo, 1e-6)
-        if force or lo < y0 or hi > y1 or (y1 - y0) > 2.0 * span:
-            vb.setYRange(lo - 0.2 * span, hi + 0.05 * span, padding=0)
+        bottom = lo - 0.2 * span
+        if lo >= 0.0 and not self.log_check.isChecked():
+            bottom = max(bottom, 0.0)  # non-negative terms: the axis starts at 0, never below
+        if force or lo < y0 or hi > y1 or (y1 - y0) > 2.0 * span + (lo - bottom):
+            vb.setYRange(bottom, hi + 0.05 * span, padding=0)
 
 
     @staticmethod
