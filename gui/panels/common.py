@@ -251,6 +251,15 @@ class PanelBase(QWidget):
             return None
         return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
 
+    def export_dialog(self, title: str, suffix: str, filter_text: str, write: Callable[[str], Any]) -> None:
+        """Ask for a file name, write it with `write(path)`; a failure is shown, never raised into Qt."""
+        path = self.ask_path(title, suffix, filter_text)
+        if path:
+            try:
+                write(path)
+            except (OSError, ValueError) as exc:
+                self.export_failed(exc)
+
     def exported(self, path: str | Path) -> None:
         self.status.setText(f"Saved {path}")
 

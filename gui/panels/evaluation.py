@@ -401,22 +401,14 @@ class EvaluationPanel(PanelBase):
         self.exported(path)
         return path
 
-    def _export(self, title: str, suffix: str, filter_text: str, write) -> None:
-        path = self.ask_path(title, suffix, filter_text)
-        if path:
-            try:
-                write(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
-
     def _export_png_dialog(self) -> None:
-        self._export("Export evaluation figure", "png", "PNG image (*.png)", self.export_png)
+        self.export_dialog("Export evaluation figure", "png", "PNG image (*.png)", self.export_png)
 
     def _export_csv_dialog(self) -> None:
-        self._export("Export evaluation numbers", "csv", "CSV (*.csv)", self.export_csv)
+        self.export_dialog("Export evaluation numbers", "csv", "CSV (*.csv)", self.export_csv)
 
     def _export_json_dialog(self) -> None:
-        self._export("Export evaluation JSON", "json", "JSON (*.json)", self.export_json)
+        self.export_dialog("Export evaluation JSON", "json", "JSON (*.json)", self.export_json)
 
     def shutdown(self) -> None:
         self._cancel.set()

@@ -154,20 +154,10 @@ class GalleryPanel(PanelBase):
         return self.export_csv(path) if Path(path).suffix.lower() == ".csv" else self.export_png(path)
 
     def _export_png_dialog(self) -> None:
-        path = self.ask_path("Export gallery", "png", "PNG image (*.png)")
-        if path:
-            try:
-                self.export_png(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        self.export_dialog("Export gallery", "png", "PNG image (*.png)", self.export_png)
 
     def _export_csv_dialog(self) -> None:
-        path = self.ask_path("Export reconstruction errors", "csv", "CSV (*.csv)")
-        if path:
-            try:
-                self.export_csv(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        self.export_dialog("Export reconstruction errors", "csv", "CSV (*.csv)", self.export_csv)
 
 
 def _interleave(groups: list[np.ndarray], names: list[str]) -> tuple[np.ndarray, list[str]]:

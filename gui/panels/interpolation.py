@@ -168,17 +168,7 @@ class InterpolationPanel(PanelBase):
         return self.export_gif(path) if Path(path).suffix.lower() == ".gif" else self.export_png(path)
 
     def _export_png_dialog(self) -> None:
-        path = self.ask_path("Export interpolation", "png", "PNG image (*.png)")
-        if path:
-            try:
-                self.export_png(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        self.export_dialog("Export interpolation", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        path = self.ask_path("Export interpolation GIF", "gif", "Animated GIF (*.gif)")
-        if path:
-            try:
-                self.export_gif(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        self.export_dialog("Export interpolation GIF", "gif", "Animated GIF (*.gif)", self.export_gif)

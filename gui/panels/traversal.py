@@ -427,18 +427,11 @@ class TraversalPanel(PanelBase):
         return self.export_png(path)
 
     def _export_png_dialog(self) -> None:
-        self._export_dialog("Export traversal grid", "png", "PNG image (*.png)", self.export_png)
+        self.export_dialog("Export traversal grid", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        self._export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
+        self.export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
 
     def _export_csv_dialog(self) -> None:
-        self._export_dialog("Export latent statistics", "csv", "CSV (*.csv)", self.export_csv)
+        self.export_dialog("Export latent statistics", "csv", "CSV (*.csv)", self.export_csv)
 
-    def _export_dialog(self, title, suffix, filt, fn) -> None:
-        path = self.ask_path(title, suffix, filt)
-        if path:
-            try:
-                fn(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)

@@ -203,3 +203,27 @@ def test_a_hidden_panel_waits_until_it_is_shown(qtbot, vae, digits):
         qtbot.waitUntil(lambda: panel.grid is not None, timeout=10000)
     finally:
         panel.shutdown()
+
+
+def test_export_dialog_writes_the_chosen_file_and_reports_failures(qtbot, tmp_path):
+    from gui.panels.gallery import GalleryPanel
+
+    panel = GalleryPanel(ModelSource())
+    qtbot.addWidget(panel)
+    try:
+        written, failed = [], []
+        panel.ask_path = lambda *args: str(tmp_path / "out.png")
+        panel.export_failed = failed.append
+        panel.export_dialog("t", "png", "PNG (*.png)", written.append)
+        assert written == [str(tmp_path / "out.png")] and not failed
+
+        def refuse(path):
+            raise ValueError("nothing to export yet")
+
+        panel.export_dialog("t", "png", "PNG (*.png)", refuse)
+        assert [str(e) for e in failed] == ["nothing to export yet"]
+        panel.ask_path = lambda *args: None  # dialog cancelled: nothing is written
+        panel.export_dialog("t", "png", "PNG (*.png)", written.append)
+        assert len(written) == 1
+    finally:
+        panel.shutdown()
