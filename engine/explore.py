@@ -429,30 +429,26 @@ def manifold_grid(model: ModelBase, embedding: Embedding, xs, ys, y=None, pad: i
 
 
 # --- galleries -------------------------------------------------------------------------------------
+def _batches(model: ModelBase, images_uint8, labels, batch: int):
+    """(float images, labels or None) in chunks of `batch`, labels checked once for conditional models."""
+    imgs = torch.as_tensor(images_uint8)
+    y = _labels(model, labels, imgs.shape[0]) if model.is_conditional else None
+    for start in range(0, imgs.shape[0], batch):
+        yield _as_float_images(model, imgs[start:start + batch]), None if y is None else y[start:start + batch]
+
+
 def reconstructions(model: ModelBase, images_uint8, labels=None, batch: int = 512) -> torch.Tensor:
     """Deterministic reconstructions in [0, 1] (decode of the posterior mean), in chunks of `batch`."""
-    imgs = torch.as_tensor(images_uint8)
-    n = imgs.shape[0]
-    y = _labels(model, labels, n) if model.is_conditional else None
-    out = []
     with torch.inference_mode():
-        for start in range(0, n, batch):
-            x = _as_float_images(model, imgs[start:start + batch])
-            out.append(model.reconstruct(x, None if y is None else y[start:start + batch]).float())
-    return torch.cat(out)
+        return torch.cat([model.reconstruct(x, y).float() for x, y in _batches(model, images_uint8, labels, batch)])
 
 
 def reconstruction_errors(model: ModelBase, images_uint8, labels=None, batch: int = 512) -> np.ndarray:
     """Per-image reconstruction error −log p(x | z = mean) in nats (the family's likelihood), float64 n."""
-    imgs = torch.as_tensor(images_uint8)
-    n = imgs.shape[0]
-    y = _labels(model, labels, n) if model.is_conditional else None
     out = []
     with torch.inference_mode():
-        for start in range(0, n, batch):
-            x = _as_float_images(model, imgs[start:start + batch])
-            yy = None if y is None else y[start:start + batch]
-            decoded = model.decode(model.encode(x, yy).mean, yy)
+        for x, y in _batches(model, images_uint8, labels, batch):
+            decoded = model.decode(model.encode(x, y).mean, y)
             out.append(obj.reconstruction_nll(decoded, x, model.hparams["likelihood"],
                                               model.hparams["sigma"]).double().cpu())
     return torch.cat(out).numpy() if out else np.zeros(0)
