@@ -1,7 +1,9 @@
 """Live loss curves (every term, train and test) above a step plot of the values in force (β, C, lr).
 
-Points are appended into growable numpy buffers; the plots are redrawn by a timer at most `redraw_hz` times a
-second with pyqtgraph's peak downsampling, so a fast run never costs the event loop more than a few ms.
+Points are appended into growable numpy buffers of at most CURVE_POINT_LIMIT points per curve, thinned evenly over
+the run when full, so a day-long run costs the same memory as a short one. The plots are redrawn by a timer at most
+`redraw_hz` times a second with pyqtgraph's peak downsampling, so a fast run never costs the event loop more than a
+few ms.
 """
 
 from __future__ import annotations
@@ -17,20 +19,42 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
+CURVE_POINT_LIMIT = 20_000  # points kept per curve: a long run is thinned evenly so memory stays bounded
 
 
 class _Series:
-    """An append-only (x, y) buffer that doubles its capacity when full."""
+    """An (x, y) buffer of at most `limit` points, evenly thinned over the whole run.
 
-    def __init__(self) -> None:
-        self._x = np.empty(256, dtype=np.float64)
-        self._y = np.empty(256, dtype=np.float64)
+    Point i of the stream is kept when i % stride == 0; when the buffer is full the stride doubles and every other
+    stored point goes, so a run of any length holds a bounded number of points spread evenly from its first step
+    to (within one stride of) its last.
+    """
+
+    def __init__(self, limit: int = CURVE_POINT_LIMIT) -> None:
+        if limit < 2:
+            raise ValueError(f"a curve needs a limit of at least 2 points, not {limit}")
+        self.limit = limit
+        self._x = np.empty(min(256, limit), dtype=np.float64)
+        self._y = np.empty(min(256, limit), dtype=np.float64)
         self.n = 0
+        self.stride = 1
+        self.seen = 0
 
     def extend(self, xs: np.ndarray, ys: np.ndarray) -> None:
+        index = self.seen + np.arange(xs.size)
+        self.seen += xs.size
+        keep = index % self.stride == 0
+        while self.n + int(keep.sum()) > self.limit:
+            self.stride *= 2
+            kept = (self.n + 1) // 2  # stored points sit at multiples of the old stride: the even ones remain
+            self._x[:kept] = self._x[: self.n: 2]
+            self._y[:kept] = self._y[: self.n: 2]
+            self.n = kept
+            keep = index % self.stride == 0
+        xs, ys = xs[keep], ys[keep]
         need = self.n + xs.size
         if need > self._x.size:
-            size = max(need, 2 * self._x.size)
+            size = min(max(need, 2 * self._x.size), self.limit)
             self._x = np.resize(self._x, size)
             self._y = np.resize(self._y, size)
         self._x[self.n:need] = xs

@@ -1,10 +1,11 @@
-"""Loss curves keep a sticky view: the axes change in jumps, not at every redraw (each change re-renders ticks)."""
+"""Loss curves keep a sticky view (the axes change in jumps, not at every redraw: each change re-renders ticks) and
+bounded memory (a long run is thinned evenly)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from gui.widgets.curves import LossCurves, nice_ceiling
+from gui.widgets.curves import LossCurves, _Series, nice_ceiling
 
 
 def test_nice_ceiling():
@@ -28,3 +29,44 @@ def test_view_follows_the_data_in_a_few_jumps(qtbot):
     assert 0.0 <= y0 <= 80.0 and y1 >= 3000 * np.exp(-1 / 300) + 100, "every point is in view, axis from 0"
     changes = sum(a != b for a, b in zip(ranges, ranges[1:], strict=False))
     assert changes <= 20, f"the view changed at {changes} of {len(ranges)} redraws"
+
+
+def test_series_is_thinned_evenly_and_bounded():
+    series = _Series(limit=100)
+    for start in range(0, 10_000, 37):  # uneven batch sizes, as the worker delivers them
+        steps = np.arange(start, min(start + 37, 10_000), dtype=float)
+        series.extend(steps, 2.0 * steps)
+        assert series.n <= 100 and series._x.size <= 100
+    assert series.seen == 10_000 and series.stride == 128
+    np.testing.assert_array_equal(series.x, np.arange(0, 10_000, 128, dtype=float))
+    np.testing.assert_array_equal(series.y, 2.0 * series.x)
+    assert series.x[-1] > 10_000 - series.stride, "the curve reaches the last stride of the run"
+
+
+def test_series_below_the_limit_keeps_every_point():
+    series = _Series(limit=1000)
+    series.extend(np.arange(600.0), np.arange(600.0))
+    series.extend(np.arange(600.0, 1000.0), np.arange(600.0, 1000.0))
+    assert series.stride == 1
+    np.testing.assert_array_equal(series.x, np.arange(1000.0))
+
+
+def test_one_batch_larger_than_the_limit():
+    series = _Series(limit=10)
+    series.extend(np.arange(95.0), np.zeros(95))
+    assert series.stride == 16 and series.n <= 10
+    np.testing.assert_array_equal(series.x, np.arange(0.0, 95.0, 16.0))
+
+
+def test_curve_memory_stays_bounded_on_a_long_run(qtbot):
+    curves = LossCurves()
+    qtbot.addWidget(curves)
+    for start in range(0, 200_000, 500):
+        steps = np.arange(start, start + 500, dtype=float)
+        curves.add_train(steps, {"total": 100.0 + 0.0 * steps, "kl": 5.0 + 0.0 * steps})
+        curves.add_live(steps, {"beta": np.where(steps < 1000, 1.0, 4.0)})
+    curves.redraw()
+    assert curves.point_count() <= 2 * 20_000
+    steps, betas = curves.live_series("beta")
+    assert steps.size <= 20_000 and betas[0] == 1.0 and betas[-1] == 4.0
+    assert steps[-1] >= 200_000 - 16, "the curve reaches the end of the run"
