@@ -1,10 +1,13 @@
-"""Time the full disentanglement-metric suite on dSprites for an MLP encoder (4096→256→10).
+"""Time the full disentanglement-metric suite on dSprites for an MLP encoder (a β-VAE: 4096→256→10 means).
 
-Uses a randomly initialised encoder (the scores are then near chance; the timing is what this measures):
-every factor row is rendered with dSprites' `render_factors`, encoded, and the codes go to compute_metrics.
+Uses a randomly initialised model from the registry (the scores are then near chance; the timing is what this
+measures) and the engine's own representation path (engine.sweep.model_representation, as `eval --metrics`, sweeps
+and the Evaluation tab use it): every factor row is rendered with dSprites' `render_factors`, encoded in batches,
+and the posterior means go to compute_metrics.
 
-    .venv/bin/python bench/metrics_speed.py            # common sizes (10,000 / 5,000 points, batches of 64)
-    .venv/bin/python bench/metrics_speed.py --quick    # MetricSizes.quick()
+    .venv/bin/python bench/metrics_speed.py                      # common sizes (10,000 / 5,000 points, batches of 64)
+    .venv/bin/python bench/metrics_speed.py --quick              # MetricSizes.quick()
+    .venv/bin/python bench/metrics_speed.py --dci-estimator exact  # DCI with the reference GradientBoostingClassifier
 Last line: RESULT metrics_s=<seconds of compute_metrics>.
 """
 
@@ -22,39 +25,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import load_dataset  # noqa: E402
 from engine.metrics import METRIC_NAMES, MetricSizes, compute_metrics  # noqa: E402
-
-
-def mlp_encoder(latents: int = 10, hidden: int = 256, seed: int = 0) -> torch.nn.Module:
-    torch.manual_seed(seed)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, hidden), torch.nn.ReLU(),
-                               torch.nn.Linear(hidden, latents)).eval()
+from engine.models import create_model  # noqa: E402
+from engine.sweep import model_representation  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="MetricSizes.quick() instead of the common sizes")
     parser.add_argument("--dci-train", type=int, default=None, help="DCI training points (default: all)")
+    parser.add_argument("--dci-estimator", choices=("hist", "exact"), default="hist",
+                        help="DCI's boosted trees (default hist; exact = GradientBoostingClassifier)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
     dataset = load_dataset("dsprites")
-    encoder = mlp_encoder()
+    torch.manual_seed(args.seed)
+    model = create_model("beta-vae", dataset.shape, backbone="mlp", hidden=256, depth=1, latent_dim=10).eval()
+    engine_represent = model_representation(model, dataset)
     print(f"dsprites loaded in {time.perf_counter() - started:.1f} s; torch threads {torch.get_num_threads()}")
 
     represent_seconds = [0.0]
 
-    @torch.inference_mode()
     def represent(factors: np.ndarray) -> np.ndarray:
         tick = time.perf_counter()
-        images = dataset.render_factors(factors).to(torch.float32).div_(255.0)
-        codes = encoder(images).double().numpy()
+        codes = engine_represent(factors)
         represent_seconds[0] += time.perf_counter() - tick
         return codes
 
-    sizes = MetricSizes.quick() if args.quick else MetricSizes()
-    if args.dci_train is not None:
-        sizes = MetricSizes(**{**sizes.to_dict(), "dci_train_points": args.dci_train})
+    sizes = MetricSizes.named("quick" if args.quick else "standard", dci_train_points=args.dci_train,
+                              dci_estimator=args.dci_estimator)
     print(f"sizes: {sizes.to_dict()}")
     started = time.perf_counter()
     last_stage = [""]

@@ -101,6 +101,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, metavar="B", help="images per batch for the ELBO pass")
     p.add_argument("--metrics", metavar="NAMES", help="disentanglement scores on datasets with factors: 'all' or "
                                                       "a comma list of beta_vae,factor_vae,mig,dci,sap")
+    p.add_argument("--metric-sizes", choices=("standard", "quick"), default="standard",
+                   help="standard: 10,000 train / 5,000 test points, batches of 64; quick: 1,000 / 500 / 32")
+    p.add_argument("--dci-train", type=int, default=None, metavar="N",
+                   help="training points for DCI's boosted trees (default: all train points)")
+    p.add_argument("--dci-estimator", choices=("hist", "exact"), default="hist",
+                   help="DCI's boosted trees: hist (histogram-based, default) or exact (GradientBoostingClassifier, "
+                        "the reference estimator, ~20x slower)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--device", default="cpu", metavar="D")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
@@ -399,8 +406,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     loaded, dataset, test = _open(args.checkpoint, str(resolve_device(args.device)))
     model = loaded.model
+    sizes = None
     if args.metrics:
         _check_metrics_possible(model, dataset)
+        from .metrics import MetricSizes
+
+        try:
+            sizes = MetricSizes.named(args.metric_sizes, dci_train_points=args.dci_train,
+                                      dci_estimator=args.dci_estimator)
+        except ValueError as exc:
+            raise CliError(str(exc)) from None
     with tqdm(total=len(test), unit="img", file=sys.stderr, dynamic_ncols=True, desc="evaluate",
               disable=args.json and not sys.stderr.isatty()) as bar:
         def progress(done: int, total: int) -> None:
@@ -412,7 +427,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     result = {"checkpoint": str(args.checkpoint), "step": loaded.step, "epoch": loaded.epoch,
               "dataset": loaded.dataset_spec, **result}
     if args.metrics:
-        result["metrics"] = _disentanglement(model, dataset, args.metrics, args.seed)
+        result["metrics"] = _disentanglement(model, dataset, args.metrics, args.seed, sizes)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
@@ -428,7 +443,7 @@ def _check_metrics_possible(model, dataset) -> None:
         raise CliError(f"--metrics needs an unconditional model with a continuous code ({model.family} is not)")
 
 
-def _disentanglement(model, dataset, names_text: str, seed: int) -> dict:
+def _disentanglement(model, dataset, names_text: str, seed: int, sizes) -> dict:
     """The disentanglement scores of engine.metrics (needs ground-truth factors, e.g. dSprites)."""
     from tqdm import tqdm
 
@@ -448,7 +463,7 @@ def _disentanglement(model, dataset, names_text: str, seed: int) -> dict:
             bar.update(round(100 * fraction) - bar.n)
 
         try:
-            return compute_metrics(represent, dataset, names=names, seed=seed, progress=progress)
+            return compute_metrics(represent, dataset, names=names, seed=seed, sizes=sizes, progress=progress)
         except ValueError as exc:
             raise CliError(str(exc)) from None
 

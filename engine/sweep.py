@@ -521,6 +521,9 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--dci-train", type=int, default=None,
                         help="training points for DCI's gradient-boosted trees (default: all train points; the trees "
                              "dominate the metric time)")
+    parser.add_argument("--dci-estimator", choices=("hist", "exact"), default="hist",
+                        help="DCI's boosted trees: hist (histogram-based, default) or exact "
+                             "(GradientBoostingClassifier, the reference estimator, ~20x slower)")
     parser.add_argument("--metric-seed", type=int, default=0)
     parser.add_argument("--iwae-k", type=int, default=0, help="importance samples for the IWAE-k NLL (0 = skip)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
@@ -565,9 +568,8 @@ def cli_sweep(args: argparse.Namespace) -> int:
             base = base.replace(**changes)
         runs = plan_sweep(base, parse_grid(args.grid), args.seeds, args.out, args.max_steps)
         names = _metric_names(args.metrics)
-        sizes = MetricSizes.quick() if args.metric_sizes == "quick" else MetricSizes()
-        if args.dci_train is not None:
-            sizes = MetricSizes(**{**sizes.to_dict(), "dci_train_points": args.dci_train})
+        sizes = MetricSizes.named(args.metric_sizes, dci_train_points=args.dci_train,
+                                  dci_estimator=args.dci_estimator)
         runner = SweepRunner(runs, out_dir=args.out, metrics=names, metric_sizes=sizes, metric_seed=args.metric_seed,
                              iwae_k=args.iwae_k)
     except (ConfigError, DatasetError, ValueError) as exc:

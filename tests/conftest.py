@@ -24,3 +24,27 @@ def no_leftover_threads():
             break
         time.sleep(0.02)
     assert not extra, f"test left threads running: {[t.name for t in extra]}"
+
+
+@pytest.fixture
+def loss_fault(monkeypatch):
+    """`faults["fault"](session, out, step)` runs inside the loss of every TrainingSession built (CLI or window)."""
+    from engine import training
+
+    faults = {}
+    real_init = training.TrainingSession.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        real_loss = self.model.loss
+
+        def loss(x, y=None, step=0):
+            out = real_loss(x, y, step)
+            if "fault" in faults:
+                faults["fault"](self, out, step)
+            return out
+
+        self._loss_fn = loss
+
+    monkeypatch.setattr(training.TrainingSession, "__init__", init)
+    return faults

@@ -44,6 +44,8 @@ class MetricSizes:
     `train_points` (+ `test_points` for DCI and discrete SAP) factor draws; DCI may use only the first
     `dci_train_points` of them (None → all) because its gradient-boosted trees dominate the run time.
     `chunk_rows` bounds how many rows are handed to `represent` at once (memory, not statistics).
+    `dci_estimator` picks DCI's gradient-boosted trees: "hist" (histogram-based, the default) or "exact"
+    (GradientBoostingClassifier, the reference estimator, ~20× slower); see metrics.dci.gbt_importance.
     """
 
     train_points: int = 10_000
@@ -53,6 +55,7 @@ class MetricSizes:
     mig_bins: int = 20
     dci_train_points: int | None = None
     chunk_rows: int = 8_192
+    dci_estimator: str = "hist"
 
     def __post_init__(self) -> None:
         for name in ("train_points", "test_points", "variance_points", "chunk_rows"):
@@ -65,6 +68,8 @@ class MetricSizes:
                              f"got {self.batch_size}")
         if self.mig_bins < 2:
             raise ValueError(f"MetricSizes.mig_bins must be ≥ 2, got {self.mig_bins}")
+        if self.dci_estimator not in ("hist", "exact"):
+            raise ValueError(f"MetricSizes.dci_estimator must be 'hist' or 'exact', got {self.dci_estimator!r}")
         if self.dci_train_points is not None and not 10 <= self.dci_train_points <= self.train_points:
             raise ValueError(f"MetricSizes.dci_train_points must be in [10, train_points], "
                              f"got {self.dci_train_points}")
@@ -73,6 +78,14 @@ class MetricSizes:
     def quick(cls) -> MetricSizes:
         """Small sizes for tests and GUI previews (scores are noisier; ranking usually holds)."""
         return cls(train_points=1_000, test_points=500, batch_size=32, variance_points=1_000)
+
+    @classmethod
+    def named(cls, name: str = "standard", **overrides) -> MetricSizes:
+        """"standard" (the common sizes) or "quick", with the given fields replaced (None leaves a field as is)."""
+        if name not in ("standard", "quick"):
+            raise ValueError(f"metric sizes must be 'standard' or 'quick', got {name!r}")
+        base = cls.quick() if name == "quick" else cls()
+        return cls(**{**base.to_dict(), **{k: v for k, v in overrides.items() if v is not None}})
 
     @property
     def dci_train(self) -> int:

@@ -4,7 +4,7 @@ matrix R (D codes × K factors) of per-factor gradient-boosted trees."""
 from __future__ import annotations
 
 import numpy as np
-from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from .core import Run
 
@@ -56,11 +56,23 @@ def completeness(importance: np.ndarray) -> float:
     return float((per_factor * factor_weight).sum())
 
 
+DCI_ESTIMATORS = ("hist", "exact")
+
+
 def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
                    test_factors: np.ndarray, random_state: int, run: Run | None = None,
-                   stage: str = "dci") -> tuple[np.ndarray, float, float]:
-    """(importance D×K, mean train accuracy, mean test accuracy) from one GradientBoostingClassifier
-    (scikit-learn defaults: 100 stages of depth-3 trees) per factor."""
+                   stage: str = "dci", estimator: str = "hist") -> tuple[np.ndarray, float, float]:
+    """(importance D×K, mean train accuracy, mean test accuracy) from one gradient-boosted classifier per factor.
+
+    Both estimators boost 100 depth-3 trees per class at learning rate 0.1 (scikit-learn's defaults, as in
+    disentanglement_lib); each factor's importance column sums to 1.
+    - "exact": GradientBoostingClassifier, importance = its `feature_importances_` (the reference estimator;
+      ~10 minutes for dSprites' 113 classes at 10,000 points on 2 cores).
+    - "hist": HistGradientBoostingClassifier on 255 quantile bins per code, importance = total split gain per
+      code (the same loss-reduction quantity; scikit-learn does not expose it for this estimator); ~20× faster.
+    """
+    if estimator not in DCI_ESTIMATORS:
+        raise ValueError(f"unknown DCI estimator {estimator!r}; choose from {', '.join(DCI_ESTIMATORS)}")
     num_factors = train_factors.shape[1]
     importance = np.zeros((train_codes.shape[1], num_factors))
     train_acc, test_acc = [], []
@@ -68,30 +80,75 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
         if len(np.unique(train_factors[:, k])) < 2:
             raise ValueError(f"factor {k} takes a single value in the DCI training sample; "
                              "use more training points")
-        model = GradientBoostingClassifier(random_state=random_state)
-
-        def monitor(stage_index: int, fitted: GradientBoostingClassifier, _locals: dict, k: int = k) -> bool:
-            if run is not None:
-                done = (k + (stage_index + 1) / fitted.n_estimators) / num_factors
-                run.report(stage, done, f"DCI: gradient-boosted trees for factor {k + 1}/{num_factors}")
-            return False
-
-        model.fit(train_codes, train_factors[:, k], monitor=monitor)
-        importance[:, k] = np.abs(model.feature_importances_)
+        message = f"DCI: gradient-boosted trees for factor {k + 1}/{num_factors}"
+        if estimator == "exact":
+            model, column = _fit_exact(train_codes, train_factors[:, k], random_state, run, stage, message,
+                                       k, num_factors)
+        else:
+            model = _fit_hist(train_codes, train_factors[:, k], random_state, run, stage, message, k, num_factors)
+            column = hist_gain_importance(model, train_codes.shape[1])
+        importance[:, k] = column
         train_acc.append(np.mean(model.predict(train_codes) == train_factors[:, k]))
         test_acc.append(np.mean(model.predict(test_codes) == test_factors[:, k]))
     return importance, float(np.mean(train_acc)), float(np.mean(test_acc))
 
 
+def _fit_exact(codes: np.ndarray, labels: np.ndarray, random_state: int, run: Run | None, stage: str,
+               message: str, k: int, num_factors: int) -> tuple[GradientBoostingClassifier, np.ndarray]:
+    model = GradientBoostingClassifier(random_state=random_state)
+
+    def monitor(stage_index: int, fitted: GradientBoostingClassifier, _locals: dict) -> bool:
+        if run is not None:
+            run.report(stage, (k + (stage_index + 1) / fitted.n_estimators) / num_factors, message)
+        return False
+
+    model.fit(codes, labels, monitor=monitor)
+    return model, np.abs(model.feature_importances_)
+
+
+HIST_CHUNK = 10  # boosting iterations between progress reports (warm start continues the same sequence of trees)
+
+
+def _fit_hist(codes: np.ndarray, labels: np.ndarray, random_state: int, run: Run | None, stage: str,
+              message: str, k: int, num_factors: int) -> HistGradientBoostingClassifier:
+    model = HistGradientBoostingClassifier(learning_rate=0.1, max_iter=HIST_CHUNK, max_depth=3, max_leaf_nodes=None,
+                                           min_samples_leaf=1, l2_regularization=0.0, early_stopping=False,
+                                           warm_start=True, random_state=random_state)
+    for iterations in range(HIST_CHUNK, 100 + 1, HIST_CHUNK):
+        model.set_params(max_iter=iterations)
+        model.fit(codes, labels)
+        if run is not None:
+            run.report(stage, (k + iterations / 100) / num_factors, message)
+    return model
+
+
+def hist_gain_importance(model: HistGradientBoostingClassifier, num_features: int) -> np.ndarray:
+    """Σ split gain per feature over every tree of a fitted HistGradientBoostingClassifier, normalised to sum 1
+    (all zeros when no tree split)."""
+    predictors = getattr(model, "_predictors", None)
+    if predictors is None:
+        raise RuntimeError("this scikit-learn's HistGradientBoostingClassifier does not expose its trees "
+                           "(_predictors); use the 'exact' DCI estimator")
+    gain = np.zeros(num_features)
+    for trees in predictors:
+        for tree in trees:
+            nodes = tree.nodes
+            split = nodes["is_leaf"] == 0
+            np.add.at(gain, nodes["feature_idx"][split], np.maximum(nodes["gain"][split], 0.0))
+    total = gain.sum()
+    return gain / total if total > 0 else gain
+
+
 def dci_scores(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
                test_factors: np.ndarray, random_state: int, run: Run | None = None,
-               stage: str = "dci") -> dict[str, float]:
+               stage: str = "dci", estimator: str = "hist") -> dict[str, float]:
     """disentanglement, completeness, informativeness (= mean held-out accuracy) and the importance matrix."""
     importance, _, test_accuracy = gbt_importance(train_codes, train_factors, test_codes, test_factors,
-                                                  random_state, run, stage)
+                                                  random_state, run, stage, estimator)
     return {
         "dci_disentanglement": disentanglement(importance),
         "dci_completeness": completeness(importance),
         "dci_informativeness": test_accuracy,
         "dci_importance": importance.tolist(),
+        "dci_estimator": estimator,
     }

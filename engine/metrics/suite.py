@@ -56,8 +56,8 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
 
     Returns a JSON-able dict: the requested scores (`beta_vae`, `factor_vae`, `mig`, `dci_disentanglement`,
     `dci_completeness`, `dci_informativeness`, `sap` [continuous variant], `sap_discrete` if asked),
-    `mi_matrix` (D×K normalised MI, columns = `factor_names`), `dci_importance` when DCI ran, `sizes`,
-    `seed`, `sap_variant`, `num_latents`, `rows_represented` and `seconds` per metric.
+    `mi_matrix` (D×K normalised MI, columns = `factor_names`), `dci_importance` and `dci_estimator` when DCI
+    ran, `sizes`, `seed`, `sap_variant`, `num_latents`, `rows_represented` and `seconds` per metric.
     Raises MetricsCancelled when `cancel()` returns True; `progress(fraction, message)` reports progress.
     """
     chosen = _check_names(names)
@@ -101,7 +101,7 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
             elif name == "dci":
                 n = sizes.dci_train
                 result.update(dci_scores(train_codes[:n], train_factors[:n], test_codes, test_factors,
-                                         sklearn_seed(_stream(seed, name)), run, name))
+                                         sklearn_seed(_stream(seed, name)), run, name, sizes.dci_estimator))
             elif name == "sap":
                 result["sap"] = sap_score(train_codes, train_factors)
             elif name == "sap_discrete":

@@ -228,7 +228,7 @@ class SweepPanel(QWidget):
 
         row2 = QHBoxLayout()
         self.metrics_combo = QComboBox()
-        self.metrics_combo.addItems(["All five (DCI is slow)", "Without DCI", "None"])
+        self.metrics_combo.addItems(["All five", "Without DCI", "None", "All five, reference DCI (slow)"])
         self.metrics_combo.setToolTip("Disentanglement scores per run (datasets with ground-truth factors only)")
         self.sizes_combo = QComboBox()
         self.sizes_combo.addItems(["Quick (1,000 / 500 points)", "Standard (10,000 / 5,000)"])
@@ -334,8 +334,9 @@ class SweepPanel(QWidget):
             steps = self.steps_spin.value() or None
             runs = plan_sweep(base, grid, self.seeds_spin.value(), folder, steps)
             choice = self.metrics_combo.currentIndex()
-            names = METRIC_NAMES if choice == 0 else tuple(n for n in METRIC_NAMES if n != "dci") if choice == 1 else ()
-            sizes = MetricSizes.quick() if self.sizes_combo.currentIndex() == 0 else MetricSizes()
+            names = {0: METRIC_NAMES, 1: tuple(n for n in METRIC_NAMES if n != "dci"), 3: METRIC_NAMES}.get(choice, ())
+            sizes = MetricSizes.named("quick" if self.sizes_combo.currentIndex() == 0 else "standard",
+                                      dci_estimator="exact" if choice == 3 else "hist")
             runner = SweepRunner(runs, out_dir=folder, metrics=names, metric_sizes=sizes)
         except (ConfigError, ValueError, OSError) as exc:
             self.status.setText(f"⚠ {exc}")

@@ -10,22 +10,7 @@ from engine import explore
 from engine.data import load_dataset
 from engine.errors import ConfigError
 from engine.models import create_model
-
-
-def _train(family: str, steps: int = 40, **hp) -> torch.nn.Module:
-    torch.manual_seed(0)
-    ds = load_dataset("digits")
-    model = create_model(family, ds.shape, ds.num_classes, latent_dim=4, hidden=32, depth=1, **hp)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    x = ds.images.float() / 255.0
-    y = ds.labels
-    for step in range(steps):
-        sl = slice((step * 128) % 1600, (step * 128) % 1600 + 128)
-        out = model.loss(x[sl], y[sl] if model.is_conditional else None, step)
-        opt.zero_grad()
-        out.total.backward()
-        opt.step()
-    return model.eval()
+from tests.helpers import train_digits_model
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +20,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def vae():
-    return _train("vae")
+    return train_digits_model("vae")
 
 
 def test_sample_images_repeatable_and_in_range(vae):
@@ -132,7 +117,7 @@ def test_bad_inputs_raise_clear_errors(vae):
 
 
 def test_deterministic_ae_bounds_are_data_percentiles(digits):
-    ae = _train("ae", steps=20)
+    ae = train_digits_model("ae", steps=20)
     stats = explore.latent_stats(ae, digits, torch.arange(400), n=400)
     assert stats.kl_per_dim is None
     assert np.allclose(stats.low, np.percentile(stats.means, 1, axis=0), atol=1e-5)
@@ -141,7 +126,7 @@ def test_deterministic_ae_bounds_are_data_percentiles(digits):
 
 
 def test_conditional_grid_keeps_z_per_column_and_changes_with_class(digits):
-    cvae = _train("cvae", steps=30)
+    cvae = train_digits_model("cvae", steps=30)
     imgs = explore.conditional_images(cvae, 3, seed=1).view(10, 3, 1, 8, 8)
     z = explore.prior_codes(cvae, 3, seed=1)
     for c in (0, 7):
@@ -154,7 +139,7 @@ def test_conditional_grid_keeps_z_per_column_and_changes_with_class(digits):
 
 
 def test_vq_codebook_traversal_changes_only_the_chosen_position(digits):
-    vq = _train("vq-vae", steps=20, positions=4, codebook_size=16)
+    vq = train_digits_model("vq-vae", steps=20, positions=4, codebook_size=16)
     assert explore.code_positions(vq) == 4
     x = digits.images_at(torch.tensor([0]))
     imgs = explore.codebook_traversal(vq, x, position=2, k=5)
@@ -165,7 +150,7 @@ def test_vq_codebook_traversal_changes_only_the_chosen_position(digits):
 
 
 def test_denoise_triplets_use_the_models_corruption(digits):
-    dae = _train("dae", steps=20)
+    dae = train_digits_model("dae", steps=20)
     noisy, denoised, clean = explore.denoise_triplets(dae, digits.images_at(torch.arange(6)))
     assert noisy.shape == denoised.shape == clean.shape == (6, 1, 8, 8)
     assert not torch.equal(noisy, clean)
@@ -176,7 +161,6 @@ def test_cvae_interpolates_between_labels_with_soft_labels():
     import torch
 
     from engine.explore import interpolate
-    from engine.models import create_model
 
     torch.manual_seed(0)
     model = create_model("cvae", (1, 8, 8), num_classes=10, latent_dim=3).eval()

@@ -18,7 +18,6 @@ import pytest
 import torch
 
 from engine import checkpoint as ckpt
-from engine import training
 from engine.checkpoint import load_checkpoint
 from engine.cli import main
 
@@ -32,28 +31,6 @@ def run_cli(argv: list[str]) -> tuple[int, list[str]]:
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         code = main(argv)
     return code, [line for line in err.getvalue().splitlines() if line.startswith("error:")]
-
-
-@pytest.fixture
-def loss_fault(monkeypatch):
-    """Install `fault(session, x, step)` into every session the CLI builds; it runs inside the loss."""
-    faults = {}
-    real_init = training.TrainingSession.__init__
-
-    def init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        real_loss = self.model.loss
-
-        def loss(x, y=None, step=0):
-            out = real_loss(x, y, step)
-            if "fault" in faults:
-                faults["fault"](self, out, step)
-            return out
-
-        self._loss_fn = loss
-
-    monkeypatch.setattr(training.TrainingSession, "__init__", init)
-    return faults
 
 
 def assert_consistent(out: Path) -> list[int]:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
 from engine.metrics import (
@@ -25,6 +27,7 @@ from engine.metrics import (
     sap_score,
 )
 from engine.metrics.core import CachedRepresent
+from engine.metrics.dci import gbt_importance, hist_gain_importance
 from engine.metrics.mig import mig_per_factor
 
 SMALL = MetricSizes(train_points=400, test_points=200, batch_size=16, variance_points=400)
@@ -74,14 +77,17 @@ def test_noise_representation_scores_low():
     assert all(result[k] <= 0.2 for k in SCORE_KEYS), scores(result, SCORE_KEYS)
 
 
-def test_dci_identity_high_and_noise_low():
+@pytest.mark.parametrize("estimator", ["hist", "exact"])
+def test_dci_identity_high_and_noise_low(estimator):
     """Three factors of ten values keep the 100-stage boosted trees cheap; chance accuracy is 0.1."""
     source = GridSource(count=3, size=10)
-    good = compute_metrics(identity, source, names=("dci",), sizes=SMALL)
+    sizes = replace(SMALL, dci_estimator=estimator)
+    good = compute_metrics(identity, source, names=("dci",), sizes=sizes)
     assert all(good[k] >= 0.9 for k in DCI_KEYS), scores(good, DCI_KEYS)
-    bad = compute_metrics(noise_of_width(3), source, names=("dci",), sizes=SMALL)
+    bad = compute_metrics(noise_of_width(3), source, names=("dci",), sizes=sizes)
     assert all(bad[k] <= 0.2 for k in DCI_KEYS), scores(bad, DCI_KEYS)
     assert np.asarray(good["dci_importance"]).shape == (3, 3)
+    assert good["dci_estimator"] == estimator and good["sizes"]["dci_estimator"] == estimator
 
 
 # --- MIG ---------------------------------------------------------------------------------------
@@ -146,17 +152,69 @@ def test_dci_extremes_of_the_importance_function():
     assert disentanglement(np.zeros((3, 3))) == pytest.approx(0.0, abs=1e-6)
 
 
-def test_dci_end_to_end_codes_carrying_two_factors():
+@pytest.mark.parametrize("estimator", ["hist", "exact"])
+def test_dci_end_to_end_codes_carrying_two_factors(estimator):
     """Four factors of four values; each code is a bijection of a factor pair (4·a + b)."""
     source = GridSource(count=4, size=4)
 
     def pairs(factors):
         return np.stack([4 * factors[:, 0] + factors[:, 1], 4 * factors[:, 2] + factors[:, 3]], 1).astype(float)
 
-    result = compute_metrics(pairs, source, names=("dci",), sizes=SMALL)
+    result = compute_metrics(pairs, source, names=("dci",), sizes=replace(SMALL, dci_estimator=estimator))
     assert result["dci_disentanglement"] == pytest.approx(1 - math.log(2) / math.log(4), abs=0.03)
     assert result["dci_completeness"] >= 0.95
     assert result["dci_informativeness"] >= 0.95
+
+
+def mixed_codes(factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Code 0 = factor 0; code 1 mostly factor 1 with some factor 2; code 2 = factor 2 + noise; code 3 noise."""
+    n = len(factors)
+    return np.stack([factors[:, 0], factors[:, 1] + 0.3 * factors[:, 2] + 0.1 * rng.normal(size=n),
+                     factors[:, 2] + 0.5 * rng.normal(size=n), rng.normal(size=n)], 1)
+
+
+def test_hist_and_exact_dci_estimators_agree():
+    """The histogram trees' split-gain importances match GradientBoostingClassifier.feature_importances_ closely
+    enough that D, C and I agree (the reference and the fast estimator boost the same depth-3 trees)."""
+    rng = np.random.default_rng(4)
+    source = GridSource(count=3, size=6)
+    train, test = source.sample_factors(1000, rng), source.sample_factors(500, rng)
+    train_codes, test_codes = mixed_codes(train, rng), mixed_codes(test, rng)
+    exact, exact_train, exact_test = gbt_importance(train_codes, train, test_codes, test, 0, estimator="exact")
+    hist, hist_train, hist_test = gbt_importance(train_codes, train, test_codes, test, 0, estimator="hist")
+    np.testing.assert_allclose(hist.sum(axis=0), 1.0)
+    assert np.abs(hist - exact).max() <= 0.1, (hist.round(3), exact.round(3))
+    assert (hist.argmax(axis=0) == exact.argmax(axis=0)).all()
+    assert disentanglement(hist) == pytest.approx(disentanglement(exact), abs=0.05)
+    assert completeness(hist) == pytest.approx(completeness(exact), abs=0.05)
+    assert hist_test == pytest.approx(exact_test, abs=0.05)
+    assert hist[3].max() <= 0.05 and exact[3].max() <= 0.05, "the noise code carries nothing"
+
+
+def test_hist_dci_in_chunks_equals_one_fit():
+    """Progress comes from warm-started chunks of 10 iterations: the trees are those of one 100-iteration fit."""
+    rng = np.random.default_rng(5)
+    factors = GridSource(count=2, size=5).sample_factors(600, rng)
+    codes = mixed_codes(np.hstack([factors, factors[:, :1]]), rng)
+    chunked, _, _ = gbt_importance(codes, factors, codes, factors, 3, estimator="hist")
+    for k in range(2):
+        one = HistGradientBoostingClassifier(learning_rate=0.1, max_iter=100, max_depth=3, max_leaf_nodes=None,
+                                             min_samples_leaf=1, early_stopping=False, random_state=3)
+        one.fit(codes, factors[:, k])
+        np.testing.assert_allclose(chunked[:, k], hist_gain_importance(one, codes.shape[1]), rtol=1e-9)
+
+
+def test_dci_estimator_choice_is_checked():
+    with pytest.raises(ValueError, match="dci_estimator"):
+        MetricSizes(dci_estimator="forest")
+    with pytest.raises(ValueError, match="unknown DCI estimator"):
+        gbt_importance(np.zeros((20, 2)), np.zeros((20, 1), int), np.zeros((20, 2)), np.zeros((20, 1), int), 0,
+                       estimator="forest")
+    quick = MetricSizes.named("quick", dci_estimator="exact", dci_train_points=None)
+    assert quick.train_points == 1_000 and quick.dci_estimator == "exact" and quick.dci_train_points is None
+    assert MetricSizes.named() == MetricSizes()
+    with pytest.raises(ValueError, match="standard"):
+        MetricSizes.named("huge")
 
 
 # --- SAP ---------------------------------------------------------------------------------------

@@ -12,31 +12,8 @@ import torch
 from PySide6.QtWidgets import QMessageBox
 
 from engine import checkpoint as ckpt
-from engine import training
 from engine.checkpoint import load_checkpoint
 from tests.gui.test_main_window import start, use_tiny_setup
-
-
-@pytest.fixture
-def loss_fault(monkeypatch):
-    """`faults["fault"](session, out, step)` runs inside the loss of every session the window builds."""
-    faults = {}
-    real_init = training.TrainingSession.__init__
-
-    def init(self, *args, **kwargs):
-        real_init(self, *args, **kwargs)
-        real_loss = self.model.loss
-
-        def loss(x, y=None, step=0):
-            out = real_loss(x, y, step)
-            if "fault" in faults:
-                faults["fault"](self, out, step)
-            return out
-
-        self._loss_fn = loss
-
-    monkeypatch.setattr(training.TrainingSession, "__init__", init)
-    return faults
 
 
 def messages_text(window) -> str:

@@ -10,23 +10,8 @@ from PIL import Image
 from engine import explore
 from engine.data import load_dataset
 from engine.imaging import to_uint8
-from engine.models import create_model
 from gui.model_source import ModelSource
-
-
-def _train(family: str, steps: int = 40, **hp):
-    torch.manual_seed(0)
-    ds = load_dataset("digits")
-    model = create_model(family, ds.shape, ds.num_classes, latent_dim=4, hidden=32, depth=1, **hp)
-    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    x, y = ds.images.float() / 255.0, ds.labels
-    for step in range(steps):
-        sl = slice((step * 128) % 1600, (step * 128) % 1600 + 128)
-        out = model.loss(x[sl], y[sl] if model.is_conditional else None, step)
-        opt.zero_grad()
-        out.total.backward()
-        opt.step()
-    return model.eval()
+from tests.helpers import train_digits_model
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +21,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def vae():
-    return _train("vae")
+    return train_digits_model("vae")
 
 
 @pytest.fixture
@@ -111,7 +96,7 @@ def test_interpolation_endpoints_decode_to_reconstructions(qtbot, make_panel, va
 def test_interpolation_blends_labels_for_a_conditional_model(qtbot, make_panel, digits):
     from gui.panels.interpolation import InterpolationPanel
 
-    cvae = _train("cvae", steps=30)
+    cvae = train_digits_model("cvae", steps=30)
     panel = make_panel(InterpolationPanel, cvae, digits)
     test = panel.test_indices()
     a, b = next((a, b) for a, b in [(0, 1), (0, 2), (0, 3), (0, 4)]
@@ -131,7 +116,7 @@ def test_interpolation_blends_labels_for_a_conditional_model(qtbot, make_panel, 
 def test_conditional_grid_changes_with_class_and_keeps_style(qtbot, make_panel, digits, vae, tmp_path):
     from gui.panels.conditional import ConditionalPanel
 
-    cvae = _train("cvae", steps=30)
+    cvae = train_digits_model("cvae", steps=30)
     panel = make_panel(ConditionalPanel, cvae, digits)
     qtbot.waitUntil(lambda: panel.grid is not None and panel.analogy is not None, timeout=10000)
     n = panel.samples_spin.value()
