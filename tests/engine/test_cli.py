@@ -189,3 +189,9 @@ def test_eval_with_disentanglement_metrics(tmp_path, capsys):
     assert code == 0 and 0.0 <= result["metrics"]["mig"] <= 1.0 and result["iwae_nll"] is None
     code, out, _ = in_process(capsys, "eval", ckpt, "--iwae-k", "0", "--metrics", "mig")
     assert code == 0 and "mig " in out and "rows_represented" not in out
+    code, out, _ = in_process(capsys, "eval", ckpt, "--iwae-k", "0", "--metrics", "mig", "--metric-sizes", "quick",
+                              "--dci-estimator", "exact", "--json")
+    sizes = json.loads(out)["metrics"]["sizes"]
+    assert code == 0 and sizes["train_points"] == 1_000 and sizes["dci_estimator"] == "exact"
+    code, out, err = in_process(capsys, "eval", ckpt, "--iwae-k", "0", "--metrics", "dci", "--dci-train", "5")
+    assert code != 0 and out == "" and "dci_train_points" in err and len(err.strip().splitlines()) == 1

@@ -136,3 +136,15 @@ def test_new_model_clears_old_results_and_live_weights_mark_them_stale(qtbot, ds
             panel.export_csv("unused.csv")
     finally:
         panel.shutdown()
+
+
+def test_score_choice_picks_metrics_and_dci_estimator(qtbot, dsprites):
+    panel, _ = make_panel(qtbot, dsprites)
+    texts = [panel.metrics_combo.itemText(i) for i in range(panel.metrics_combo.count())]
+    assert texts == ["All five", "Without DCI", "All five, reference DCI (slow)"]
+    panel.set_metric_sizes(SIZES)
+    for index, has_dci, estimator in ((0, True, "hist"), (1, False, "hist"), (2, True, "exact")):
+        panel.metrics_combo.setCurrentIndex(index)
+        assert ("dci" in panel.metric_names()) == has_dci
+        assert panel.metric_sizes().dci_estimator == estimator
+        assert panel.metric_sizes().train_points == SIZES.train_points
