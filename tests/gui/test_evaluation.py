@@ -148,3 +148,19 @@ def test_score_choice_picks_metrics_and_dci_estimator(qtbot, dsprites):
         assert ("dci" in panel.metric_names()) == has_dci
         assert panel.metric_sizes().dci_estimator == estimator
         assert panel.metric_sizes().train_points == SIZES.train_points
+
+
+def test_all_five_scores_with_the_default_dci(qtbot, dsprites):
+    panel, _ = make_panel(qtbot, dsprites)
+    try:
+        panel.set_metric_sizes(SIZES)
+        panel.iwae_spin.setValue(0)
+        panel.compute_button.click()
+        finish(qtbot, panel, timeout=120_000)
+        result = panel.result
+        assert result is not None, panel.status.text()
+        assert result["dci_estimator"] == "hist" and 0.0 <= result["dci_disentanglement"] <= 1.0
+        assert "histogram gradient-boosted trees" in panel.status.text()
+        assert panel.score_table.rowCount() == 7
+    finally:
+        panel.shutdown()
