@@ -381,6 +381,10 @@ class MainWindow(QMainWindow):
             self.family_combo.addItem(f"{name} — {cls.title}" if cls.title else name, name)
             self.family_combo.setItemData(self.family_combo.count() - 1, cls.formula, Qt.ItemDataRole.ToolTipRole)
         self.family_combo.activated.connect(self._family_chosen)
+        for combo in (self.preset_combo, self.family_combo):  # long names must not widen the dock: elide, full popup
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(14)
+            combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
         form.addRow("Family", self.family_combo)
         layout.addLayout(form)
         self.hparam_form = HParamForm(self.family_combo.currentData())

@@ -148,6 +148,7 @@ class TrainingPanel(QWidget):
         """One slider per live hyperparameter of the family, plus the learning rate."""
         for slider in self.live_sliders.values():
             self.live_layout.removeWidget(slider)
+            slider.hide()  # gone at once, even before the event loop gets to the deferred delete
             slider.deleteLater()
         self.live_sliders = {}
         self.live_layout.removeWidget(self.in_force_label)

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
+AXIS_WIDTH = 56  # px of each plot's left and right axis
 CURVE_POINT_LIMIT = 20_000  # points kept per curve: a long run is thinned evenly so memory stays bounded
 
 
@@ -112,6 +113,13 @@ class LossCurves(QWidget):
         self.live_plot.getAxis("right").setLabel("lr")
         self.lr_view.setXLink(self.live_plot)
         self.live_plot.vb.sigResized.connect(self._sync_lr_view)
+        # Both plots share the step axis: equal left and right axis widths keep their x axes exactly aligned (the
+        # lower plot's right axis carries the learning rate; the upper one gets an empty axis of the same width).
+        self.loss_plot.showAxis("right")
+        self.loss_plot.getAxis("right").setStyle(showValues=False)
+        for plot in (self.loss_plot, self.live_plot):
+            plot.getAxis("left").setWidth(AXIS_WIDTH)
+            plot.getAxis("right").setWidth(AXIS_WIDTH)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self._train: dict[str, _Series] = {}

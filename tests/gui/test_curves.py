@@ -70,3 +70,19 @@ def test_curve_memory_stays_bounded_on_a_long_run(qtbot):
     steps, betas = curves.live_series("beta")
     assert steps.size <= 20_000 and betas[0] == 1.0 and betas[-1] == 4.0
     assert steps[-1] >= 200_000 - 16, "the curve reaches the end of the run"
+
+
+def test_loss_and_live_plots_share_aligned_step_axes(qtbot):
+    curves = LossCurves()
+    qtbot.addWidget(curves)
+    curves.resize(700, 500)
+    curves.show()
+    steps = np.arange(1.0, 3001.0)
+    curves.add_train(steps, {"total": 500.0 + 0.0 * steps})
+    curves.add_live(steps, {"beta": np.minimum(4.0, steps / 500.0), "lr": np.full(steps.size, 1e-3)})
+    curves.redraw()
+    qtbot.wait(50)
+    upper = curves.loss_plot.vb.sceneBoundingRect()
+    lower = curves.live_plot.vb.sceneBoundingRect()
+    assert abs(upper.left() - lower.left()) < 1.0 and abs(upper.right() - lower.right()) < 1.0
+    assert curves.loss_plot.vb.viewRange()[0] == curves.live_plot.vb.viewRange()[0]
