@@ -154,8 +154,19 @@ class TrainingSession:
             yield from self._run(control)
         except torch.OutOfMemoryError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            saved = ""
+            if self.config.out_dir is not None and self.step > 0:
+                # Memory runs out in the forward or backward pass, before the update: the weights are step N's.
+                self.optimizer.zero_grad(set_to_none=True)
+                try:
+                    written = self._write_run_checkpoint(Path(self.config.out_dir))
+                    yield written
+                    saved = (f" The weights of step {self.step} were saved to {written.path} (resume from it with "
+                             "--resume, e.g. on another device).")
+                except OSError as save_error:
+                    saved = f" Saving the weights of step {self.step} failed too ({save_error})."
             yield Failed(self.step, f"out of memory on {self.device} at step {self.step + 1} ({first}). Try a smaller "
-                                    f"batch (now {self.batch_size}) or a smaller model.",
+                                    f"batch (now {self.batch_size}) or a smaller model.{saved}",
                          recoverable=False)
         except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
             yield Failed(self.step, f"{type(exc).__name__}: {exc}", recoverable=False)

@@ -98,6 +98,13 @@ def test_out_of_memory_is_explained_with_a_smaller_batch(tmp_path, loss_fault):
     assert code == 1 and len(errors) == 1 and "out of memory" in errors[0].lower()
     assert "smaller batch" in errors[0], errors
     assert_consistent(tmp_path / "run")
+    assert "weights of step 3 were saved" in errors[0], errors
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").step == 3
+    loss_fault.clear()  # memory is there again (another device, or other jobs gone): resume where it stopped
+    code, errors = run_cli(["train", "--resume", str(tmp_path / "run" / "checkpoints" / "last.safetensors"),
+                            "--max-steps", "8", "--out", str(tmp_path / "run")])
+    assert code == 0, errors
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").step == 8
 
 
 @pytest.mark.slow
