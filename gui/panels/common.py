@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyqtgraph as pg
 import torch
-from PySide6.QtCore import QPointF, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -52,65 +51,6 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Sequence[Sequence[A
 def cell_of(pixel_x: float, pixel_y: float, cell_h: int, cell_w: int, pad: int) -> tuple[int, int]:
     """(row, col) of the grid cell under an image pixel (tile's layout: pad, then cells of size+pad)."""
     return int((pixel_y - pad) // (cell_h + pad)), int((pixel_x - pad) // (cell_w + pad))
-
-
-class GridView(pg.PlotWidget):
-    """A uint8 grid on one ImageItem (row-major, levels fixed at 0–255), optional row/column tick labels,
-    and `clicked(x, y)` in image pixel coordinates."""
-
-    clicked = Signal(float, float)
-
-    def __init__(self, parent: QWidget | None = None, axes: bool = True) -> None:
-        super().__init__(parent=parent, background="#1e1e1e")
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.addItem(self.image_item)
-        item = self.getPlotItem()
-        item.invertY(True)
-        item.setAspectLocked(True)
-        item.setMouseEnabled(False, False)
-        item.setMenuEnabled(False)
-        item.hideButtons()
-        self._axes = axes
-        for side in ("left", "bottom"):
-            item.showAxis(side, axes)
-        self._shape: tuple[int, ...] | None = None
-        self.image: np.ndarray | None = None
-        self.updates = 0
-        self.scene().sigMouseClicked.connect(self._on_scene_click)
-
-    def set_grid(self, grid: np.ndarray | None, row_ticks: Sequence[tuple[float, str]] | None = None,
-                 col_ticks: Sequence[tuple[float, str]] | None = None) -> None:
-        if grid is None:
-            self.image_item.clear()
-            self.image, self._shape = None, None
-            return
-        grid = np.ascontiguousarray(grid)
-        self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
-        item = self.getPlotItem()
-        if self._axes:
-            item.showAxis("left", bool(row_ticks))
-            item.showAxis("bottom", bool(col_ticks))
-        item.getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
-        item.getAxis("bottom").setTicks([list(col_ticks)] if col_ticks else None)
-        if self._shape != grid.shape:
-            item.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.01)
-            self._shape = grid.shape
-        self.image = grid
-        self.updates += 1
-
-    def _on_scene_click(self, event) -> None:
-        if self.image is None or event.button() != Qt.MouseButton.LeftButton:
-            return
-        point = self.getPlotItem().vb.mapSceneToView(event.scenePos())
-        self.click_pixel(point.x(), point.y())
-
-    def click_pixel(self, x: float, y: float) -> None:
-        """Emit `clicked` if (x, y) lies on the image (also the entry point tests use)."""
-        if self.image is not None and 0 <= x < self.image.shape[1] and 0 <= y < self.image.shape[0]:
-            self.clicked.emit(float(x), float(y))
-
-    def scene_point(self, x: float, y: float) -> QPointF:
-        return self.getPlotItem().vb.mapViewToScene(QPointF(x, y))
 
 
 def grid_ticks(count: int, cell: int, pad: int, labels: Sequence[str]) -> list[tuple[float, str]]:

@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QSplitter, QVBoxLay
 
 from engine import explore
 from engine.imaging import tile, to_uint8
-from gui.panels.common import GridView, PanelBase, button, grid_ticks
+from gui.panels.common import PanelBase, button, grid_ticks
+from gui.widgets import GridView
 
 NOT_CONDITIONAL = ("{family} is not conditional: its decoder p(x|z) takes no class label, so the class cannot be "
                    "changed while the style is held. Train a CVAE (q(z|x,y), p(x|z,y) with one-hot y) on a labelled "

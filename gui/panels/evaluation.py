@@ -40,8 +40,9 @@ from engine.evaluate import EvaluationCancelled, evaluate
 from engine.metrics import METRIC_NAMES, MetricsCancelled, MetricSizes, compute_metrics
 from engine.sweep import SCORE_KEYS, model_representation
 from gui.model_source import ModelSource
-from gui.panels.common import GridView, PanelBase, button, grid_ticks, write_csv
+from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SweepPanel
+from gui.widgets import GridView
 
 EVAL_IMAGES = 5000
 TRAVERSAL_STEPS = 9

@@ -12,7 +12,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitte
 
 from engine import explore
 from engine.imaging import tile, to_uint8
-from gui.panels.common import GridView, PanelBase, button, grid_ticks, write_csv
+from gui.panels.common import PanelBase, button, grid_ticks, write_csv
+from gui.widgets import GridView
 
 VIEWS = ("Reconstructions", "Prior samples", "Denoising", "Anomalies")
 PER_ROW = 12

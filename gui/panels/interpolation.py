@@ -10,7 +10,8 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBo
 
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
-from gui.panels.common import GridView, PanelBase, button, grid_ticks, upscale
+from gui.panels.common import PanelBase, button, grid_ticks, upscale
+from gui.widgets import GridView
 
 
 class InterpolationPanel(PanelBase):

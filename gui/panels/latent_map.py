@@ -14,7 +14,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpi
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.inference import InferenceRunner
-from gui.panels.common import GridView, PanelBase, button, write_csv
+from gui.panels.common import PanelBase, button, write_csv
+from gui.widgets import GridView
 
 METHODS = (("Two most active dims", "dims"), ("PCA", "pca"), ("t-SNE", "tsne"))
 PICK_RADIUS_PX = 8

@@ -27,7 +27,8 @@ from superqt import QLabeledDoubleSlider
 
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
-from gui.panels.common import GridView, PanelBase, button, cell_of, grid_ticks, upscale, write_csv
+from gui.panels.common import PanelBase, button, cell_of, grid_ticks, upscale, write_csv
+from gui.widgets import GridView
 
 GRID_FOLLOW_MS = 150
 THUMBS = 16

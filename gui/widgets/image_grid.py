@@ -1,14 +1,83 @@
-"""An image grid drawn by one pyqtgraph ImageItem: uint8, row-major, fixed levels (the fastest path measured)."""
+"""Image grids drawn by one pyqtgraph ImageItem: uint8, row-major, fixed levels (the fastest path measured).
+
+`GridView` is the one implementation (optional row/column tick labels, clicks in pixel coordinates); `ImageGrid`
+is a GridView under a title, as the Training tab and the Data dock show previews.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 
+class GridView(pg.PlotWidget):
+    """A uint8 grid on one ImageItem (row-major, levels fixed at 0–255), optional row/column tick labels,
+    and `clicked(x, y)` in image pixel coordinates."""
+
+    clicked = Signal(float, float)
+
+    def __init__(self, parent: QWidget | None = None, axes: bool = True) -> None:
+        super().__init__(parent=parent, background="#1e1e1e")
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.addItem(self.image_item)
+        item = self.getPlotItem()
+        item.invertY(True)
+        item.setAspectLocked(True)
+        item.setMouseEnabled(False, False)
+        item.setMenuEnabled(False)
+        item.hideButtons()
+        self._axes = axes
+        for side in ("left", "bottom"):
+            item.showAxis(side, axes)
+        self._shape: tuple[int, ...] | None = None
+        self.image: np.ndarray | None = None
+        self.updates = 0
+        self.scene().sigMouseClicked.connect(self._on_scene_click)
+
+    def set_grid(self, grid: np.ndarray | None, row_ticks: Sequence[tuple[float, str]] | None = None,
+                 col_ticks: Sequence[tuple[float, str]] | None = None) -> None:
+        """Draw a uint8 H×W or H×W×3 grid (None clears it), with optional (position, label) ticks."""
+        if grid is None:
+            self.image_item.clear()
+            self.image, self._shape = None, None
+            return
+        if grid.dtype != np.uint8 or grid.ndim not in (2, 3):
+            raise ValueError(f"image grid needs uint8 H×W or H×W×3, got {grid.dtype} {grid.shape}")
+        grid = np.ascontiguousarray(grid)
+        self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
+        item = self.getPlotItem()
+        if self._axes:
+            item.showAxis("left", bool(row_ticks))
+            item.showAxis("bottom", bool(col_ticks))
+            item.getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
+            item.getAxis("bottom").setTicks([list(col_ticks)] if col_ticks else None)
+        if self._shape != grid.shape:
+            item.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.01)
+            self._shape = grid.shape
+        self.image = grid
+        self.updates += 1
+
+    def _on_scene_click(self, event) -> None:
+        if self.image is None or event.button() != Qt.MouseButton.LeftButton:
+            return
+        point = self.getPlotItem().vb.mapSceneToView(event.scenePos())
+        self.click_pixel(point.x(), point.y())
+
+    def click_pixel(self, x: float, y: float) -> None:
+        """Emit `clicked` if (x, y) lies on the image (also the entry point tests use)."""
+        if self.image is not None and 0 <= x < self.image.shape[1] and 0 <= y < self.image.shape[0]:
+            self.clicked.emit(float(x), float(y))
+
+    def scene_point(self, x: float, y: float) -> QPointF:
+        return self.getPlotItem().vb.mapViewToScene(QPointF(x, y))
+
+
 class ImageGrid(QWidget):
-    """Shows a C-contiguous uint8 H×W or H×W×3 array; `set_image` costs well under a millisecond for 640×704."""
+    """A titled GridView without axes; `set_image` costs well under a millisecond for 640×704."""
 
     def __init__(self, title: str = "", parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -17,39 +86,21 @@ class ImageGrid(QWidget):
         layout.setSpacing(2)
         self.title_label = QLabel(title)
         self.title_label.setObjectName("imageGridTitle")
-        if title:
-            layout.addWidget(self.title_label)
-        else:
-            self.title_label.hide()
-        self.view_widget = pg.GraphicsLayoutWidget()
-        self.view_widget.setBackground("#1e1e1e")
-        self.view_widget.ci.setContentsMargins(0, 0, 0, 0)
-        self.view_box = self.view_widget.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
-        self.view_box.setMenuEnabled(False)
-        self.image_item = pg.ImageItem(axisOrder="row-major")
-        self.view_box.addItem(self.image_item)
-        layout.addWidget(self.view_widget, 1)
-        self._image: np.ndarray | None = None
-        self.updates = 0
+        layout.addWidget(self.title_label)
+        self.title_label.setVisible(bool(title))
+        self.view = GridView(axes=False)
+        layout.addWidget(self.view, 1)
 
     def set_image(self, grid: np.ndarray | None) -> None:
         """Draw a uint8 grid (None clears it)."""
-        if grid is None:
-            self.image_item.clear()
-            self._image = None
-            return
-        if grid.dtype != np.uint8 or grid.ndim not in (2, 3):
-            raise ValueError(f"image grid needs uint8 H×W or H×W×3, got {grid.dtype} {grid.shape}")
-        grid = np.ascontiguousarray(grid)
-        reshaped = self._image is None or self._image.shape != grid.shape
-        self.image_item.setImage(grid, autoLevels=False, levels=(0, 255))
-        if reshaped:
-            self.view_box.autoRange(padding=0.0)
-        self._image = grid
-        self.updates += 1
+        self.view.set_grid(grid)
 
     def image(self) -> np.ndarray | None:
-        return self._image
+        return self.view.image
+
+    @property
+    def updates(self) -> int:
+        return self.view.updates
 
     def set_title(self, title: str) -> None:
         self.title_label.setText(title)
