@@ -34,6 +34,8 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .sweep import add_metric_size_arguments, add_sweep_parser
+
     parser = _Parser(prog=PROG, formatter_class=_formatter,
                      description="Train autoencoders and VAEs and explore their latent spaces.\n"
                                  "Run without a command to open the app.",
@@ -101,13 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=256, metavar="B", help="images per batch for the ELBO pass")
     p.add_argument("--metrics", metavar="NAMES", help="disentanglement scores on datasets with factors: 'all' or "
                                                       "a comma list of beta_vae,factor_vae,mig,dci,sap")
-    p.add_argument("--metric-sizes", choices=("standard", "quick"), default="standard",
-                   help="standard: 10,000 train / 5,000 test points, batches of 64; quick: 1,000 / 500 / 32")
-    p.add_argument("--dci-train", type=int, default=None, metavar="N",
-                   help="training points for DCI's boosted trees (default: all train points)")
-    p.add_argument("--dci-estimator", choices=("hist", "exact"), default="hist",
-                   help="DCI's boosted trees: hist (histogram-based, default) or exact (GradientBoostingClassifier, "
-                        "the reference estimator, ~20x slower)")
+    add_metric_size_arguments(p)
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--device", default="cpu", metavar="D")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
@@ -142,8 +138,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=int, default=1, metavar="J", help="test-image index")
     p.add_argument("--steps", type=int, default=10, metavar="N")
     p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
-
-    from .sweep import add_sweep_parser
 
     add_sweep_parser(sub)
     return parser
@@ -409,11 +403,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     sizes = None
     if args.metrics:
         _check_metrics_possible(model, dataset)
-        from .metrics import MetricSizes
+        from .sweep import metric_sizes_from_args
 
         try:
-            sizes = MetricSizes.named(args.metric_sizes, dci_train_points=args.dci_train,
-                                      dci_estimator=args.dci_estimator)
+            sizes = metric_sizes_from_args(args)
         except ValueError as exc:
             raise CliError(str(exc)) from None
     with tqdm(total=len(test), unit="img", file=sys.stderr, dynamic_ncols=True, desc="evaluate",

@@ -35,7 +35,7 @@ from .errors import CheckpointError, ConfigError
 from .evaluate import evaluate
 from .events import EpochSummary, Failed, Finished, StepMetrics, Warning_
 from .imaging import save_png
-from .metrics import METRIC_NAMES, MetricsCancelled, MetricSizes, compute_metrics
+from .metrics import DCI_ESTIMATORS, METRIC_NAMES, MetricsCancelled, MetricSizes, compute_metrics
 from .models import ModelBase, model_class
 
 TRAINING_GRID_KEYS = ("lr", "batch_size", "weight_decay", "epochs", "max_steps")
@@ -516,20 +516,29 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, help="sweep folder (one sub-folder per run)")
     parser.add_argument("--metrics", default="all",
                         help="'all', 'none' or a comma list of beta_vae,factor_vae,mig,dci,sap")
-    parser.add_argument("--metric-sizes", choices=("standard", "quick"), default="standard",
-                        help="standard: 10,000 train / 5,000 test points, batches of 64; quick: 1,000 / 500 / 32")
-    parser.add_argument("--dci-train", type=int, default=None,
-                        help="training points for DCI's gradient-boosted trees (default: all train points; the trees "
-                             "dominate the metric time)")
-    parser.add_argument("--dci-estimator", choices=("hist", "exact"), default="hist",
-                        help="DCI's boosted trees: hist (histogram-based, default) or exact "
-                             "(GradientBoostingClassifier, the reference estimator, ~20x slower)")
+    add_metric_size_arguments(parser)
     parser.add_argument("--metric-seed", type=int, default=0)
     parser.add_argument("--iwae-k", type=int, default=0, help="importance samples for the IWAE-k NLL (0 = skip)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: the config's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(handler=cli_sweep)
     return parser
+
+
+def add_metric_size_arguments(parser: argparse.ArgumentParser) -> None:
+    """--metric-sizes, --dci-train and --dci-estimator (shared by `sweep` and `eval --metrics`)."""
+    parser.add_argument("--metric-sizes", choices=("standard", "quick"), default="standard",
+                        help="standard: 10,000 train / 5,000 test points, batches of 64; quick: 1,000 / 500 / 32")
+    parser.add_argument("--dci-train", type=int, default=None, metavar="N",
+                        help="training points for DCI's gradient-boosted trees (default: all train points)")
+    parser.add_argument("--dci-estimator", choices=DCI_ESTIMATORS, default=DCI_ESTIMATORS[0],
+                        help="DCI's boosted trees: hist (histogram-based, default) or exact "
+                             "(GradientBoostingClassifier, the reference estimator, ~20x slower)")
+
+
+def metric_sizes_from_args(args: argparse.Namespace) -> MetricSizes:
+    """The MetricSizes that `add_metric_size_arguments`' options ask for (ValueError when out of range)."""
+    return MetricSizes.named(args.metric_sizes, dci_train_points=args.dci_train, dci_estimator=args.dci_estimator)
 
 
 def _base_config(args: argparse.Namespace) -> TrainConfig:
@@ -568,8 +577,7 @@ def cli_sweep(args: argparse.Namespace) -> int:
             base = base.replace(**changes)
         runs = plan_sweep(base, parse_grid(args.grid), args.seeds, args.out, args.max_steps)
         names = _metric_names(args.metrics)
-        sizes = MetricSizes.named(args.metric_sizes, dci_train_points=args.dci_train,
-                                  dci_estimator=args.dci_estimator)
+        sizes = metric_sizes_from_args(args)
         runner = SweepRunner(runs, out_dir=args.out, metrics=names, metric_sizes=sizes, metric_seed=args.metric_seed,
                              iwae_k=args.iwae_k)
     except (ConfigError, DatasetError, ValueError) as exc:

@@ -4,13 +4,14 @@ The caller supplies `represent(factors) -> codes` (render the images for those f
 return posterior means) and a factor source (engine.data.Dataset with factors, e.g. dSprites).
 """
 
-from .core import FactorSource, MetricsCancelled, MetricSizes
+from .core import DCI_ESTIMATORS, FactorSource, MetricsCancelled, MetricSizes
 from .dci import completeness, dci_scores, disentanglement, disentanglement_per_code
 from .mig import discrete_mutual_info, histogram_discretize, mig_score, mutual_info_matrix
 from .sap import sap_score
 from .suite import EXTRA_METRIC_NAMES, METRIC_NAMES, SAP_VARIANT, compute_metrics
 
 __all__ = [
+    "DCI_ESTIMATORS",
     "EXTRA_METRIC_NAMES",
     "METRIC_NAMES",
     "SAP_VARIANT",

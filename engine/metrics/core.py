@@ -13,6 +13,7 @@ import numpy as np
 Represent = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
+DCI_ESTIMATORS = ("hist", "exact")  # DCI trees: histogram-based (default) or GradientBoostingClassifier
 
 
 class MetricsCancelled(Exception):
@@ -68,8 +69,9 @@ class MetricSizes:
                              f"got {self.batch_size}")
         if self.mig_bins < 2:
             raise ValueError(f"MetricSizes.mig_bins must be ≥ 2, got {self.mig_bins}")
-        if self.dci_estimator not in ("hist", "exact"):
-            raise ValueError(f"MetricSizes.dci_estimator must be 'hist' or 'exact', got {self.dci_estimator!r}")
+        if self.dci_estimator not in DCI_ESTIMATORS:
+            raise ValueError(f"MetricSizes.dci_estimator must be one of {', '.join(DCI_ESTIMATORS)}, "
+                             f"got {self.dci_estimator!r}")
         if self.dci_train_points is not None and not 10 <= self.dci_train_points <= self.train_points:
             raise ValueError(f"MetricSizes.dci_train_points must be in [10, train_points], "
                              f"got {self.dci_train_points}")

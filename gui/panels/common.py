@@ -53,6 +53,27 @@ def cell_of(pixel_x: float, pixel_y: float, cell_h: int, cell_w: int, pad: int) 
     return int((pixel_y - pad) // (cell_h + pad)), int((pixel_x - pad) // (cell_w + pad))
 
 
+def ask_save_path(parent: QWidget, title: str, stem: str, suffix: str, filter_text: str) -> str | None:
+    """A save dialog proposing `stem.suffix`; the chosen path with the suffix added if missing (None: cancelled)."""
+    path, _ = QFileDialog.getSaveFileName(parent, title, f"{stem}.{suffix}", filter_text)
+    if not path:
+        return None
+    return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+
+
+def warn_export_failed(parent: QWidget, exc: Exception) -> None:
+    QMessageBox.warning(parent, "Export failed", str(exc))
+
+
+def write_chosen(path: str | None, write: Callable[[str], Any], failed: Callable[[Exception], Any]) -> None:
+    """`write(path)` unless the dialog was cancelled; an OSError/ValueError goes to `failed`, never into Qt."""
+    if path:
+        try:
+            write(path)
+        except (OSError, ValueError) as exc:
+            failed(exc)
+
+
 def grid_ticks(count: int, cell: int, pad: int, labels: Sequence[str]) -> list[tuple[float, str]]:
     """Tick positions at the centre of each grid row/column."""
     return [(pad + i * (cell + pad) + cell / 2.0, labels[i]) for i in range(min(count, len(labels)))]
@@ -185,26 +206,17 @@ class PanelBase(QWidget):
         return torch.as_tensor(idx, dtype=torch.long).reshape(-1)
 
     def ask_path(self, title: str, suffix: str, filter_text: str) -> str | None:
-        name = f"{type(self).__name__.removesuffix('Panel').lower()}.{suffix}"
-        path, _ = QFileDialog.getSaveFileName(self, title, name, filter_text)
-        if not path:
-            return None
-        return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+        return ask_save_path(self, title, type(self).__name__.removesuffix("Panel").lower(), suffix, filter_text)
 
     def export_dialog(self, title: str, suffix: str, filter_text: str, write: Callable[[str], Any]) -> None:
         """Ask for a file name, write it with `write(path)`; a failure is shown, never raised into Qt."""
-        path = self.ask_path(title, suffix, filter_text)
-        if path:
-            try:
-                write(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        write_chosen(self.ask_path(title, suffix, filter_text), write, self.export_failed)
 
     def exported(self, path: str | Path) -> None:
         self.status.setText(f"Saved {path}")
 
     def export_failed(self, exc: Exception) -> None:
-        QMessageBox.warning(self, "Export failed", str(exc))
+        warn_export_failed(self, exc)
 
     def save_grid_png(self, grid: np.ndarray | None, path: str | Path) -> Path:
         if grid is None:

@@ -133,11 +133,6 @@ class ConditionalPanel(PanelBase):
         return self.export_png(path)
 
     def _export_dialog(self) -> None:
-        path = self.ask_path("Export class × sample grid", "png", "PNG image (*.png)")
-        if path:
-            try:
-                self.export_png(path)
-            except (OSError, ValueError) as exc:
-                self.export_failed(exc)
+        self.export_dialog("Export class × sample grid", "png", "PNG image (*.png)", self.export_png)
 
 

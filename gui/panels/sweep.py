@@ -55,7 +55,7 @@ from engine.sweep import (
     write_summary,
 )
 from gui.model_source import ModelSource
-from gui.panels.common import button, write_csv
+from gui.panels.common import ask_save_path, button, warn_export_failed, write_chosen, write_csv
 
 DRAIN_MS = 100
 THREAD_NAME = "latent-explorer-sweep"
@@ -64,6 +64,12 @@ COLUMN_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_un
                  "beta_vae": "BetaVAE", "factor_vae": "FactorVAE", "mig": "MIG", "dci_disentanglement": "DCI-D",
                  "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I", "sap": "SAP"}
 
+
+# Score choices of the Sweep and Evaluation tabs: (metric names, DCI estimator).
+SCORE_CHOICES = {"All five": (METRIC_NAMES, "hist"),
+                 "Without DCI": (tuple(n for n in METRIC_NAMES if n != "dci"), "hist"),
+                 "None": ((), "hist"),
+                 "All five, reference DCI (slow)": (METRIC_NAMES, "exact")}
 
 class SweepWorker(QObject):
     """Runs a SweepRunner in a plain thread; the mailbox is drained on the GUI thread by a timer of this object."""
@@ -228,7 +234,8 @@ class SweepPanel(QWidget):
 
         row2 = QHBoxLayout()
         self.metrics_combo = QComboBox()
-        self.metrics_combo.addItems(["All five", "Without DCI", "None", "All five, reference DCI (slow)"])
+        for text, choice in SCORE_CHOICES.items():
+            self.metrics_combo.addItem(text, choice)
         self.metrics_combo.setToolTip("Disentanglement scores per run (datasets with ground-truth factors only)")
         self.sizes_combo = QComboBox()
         self.sizes_combo.addItems(["Quick (1,000 / 500 points)", "Standard (10,000 / 5,000)"])
@@ -333,10 +340,9 @@ class SweepPanel(QWidget):
             folder = Path(self.out_edit.text().strip()) if self.out_edit.text().strip() else self._default_folder()
             steps = self.steps_spin.value() or None
             runs = plan_sweep(base, grid, self.seeds_spin.value(), folder, steps)
-            choice = self.metrics_combo.currentIndex()
-            names = {0: METRIC_NAMES, 1: tuple(n for n in METRIC_NAMES if n != "dci"), 3: METRIC_NAMES}.get(choice, ())
+            names, estimator = self.metrics_combo.currentData()
             sizes = MetricSizes.named("quick" if self.sizes_combo.currentIndex() == 0 else "standard",
-                                      dci_estimator="exact" if choice == 3 else "hist")
+                                      dci_estimator=estimator)
             runner = SweepRunner(runs, out_dir=folder, metrics=names, metric_sizes=sizes)
         except (ConfigError, ValueError, OSError) as exc:
             self.status.setText(f"⚠ {exc}")
@@ -477,27 +483,15 @@ class SweepPanel(QWidget):
         """summary.csv / summary.json / rate_distortion.png of the shown records into `folder`."""
         return write_summary(self.records, folder)
 
-    def _ask(self, title: str, suffix: str, filter_text: str) -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self, title, f"sweep.{suffix}", filter_text)
-        if not path:
-            return None
-        return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
+    def _export_dialog(self, title: str, suffix: str, filter_text: str, write: Callable[[str], Any]) -> None:
+        write_chosen(ask_save_path(self, title, "sweep", suffix, filter_text), write,
+                     lambda exc: warn_export_failed(self, exc))
 
     def _export_png_dialog(self) -> None:
-        path = self._ask("Export rate–distortion plot", "png", "PNG image (*.png)")
-        if path:
-            try:
-                self.export_png(path)
-            except (OSError, ValueError) as exc:
-                QMessageBox.warning(self, "Export failed", str(exc))
+        self._export_dialog("Export rate–distortion plot", "png", "PNG image (*.png)", self.export_png)
 
     def _export_csv_dialog(self) -> None:
-        path = self._ask("Export sweep table", "csv", "CSV (*.csv)")
-        if path:
-            try:
-                self.export_csv(path)
-            except (OSError, ValueError) as exc:
-                QMessageBox.warning(self, "Export failed", str(exc))
+        self._export_dialog("Export sweep table", "csv", "CSV (*.csv)", self.export_csv)
 
     def labels(self) -> list[str]:
         return [point_label(r) for r in self.records]
