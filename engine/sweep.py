@@ -533,7 +533,7 @@ def add_metric_size_arguments(parser: argparse.ArgumentParser) -> None:
                         help="training points for DCI's gradient-boosted trees (default: all train points)")
     parser.add_argument("--dci-estimator", choices=DCI_ESTIMATORS, default=DCI_ESTIMATORS[0],
                         help="DCI's boosted trees: hist (histogram-based, default) or exact "
-                             "(GradientBoostingClassifier, the reference estimator, ~20x slower)")
+                             "(GradientBoostingClassifier, the reference estimator, ~35x slower)")
 
 
 def metric_sizes_from_args(args: argparse.Namespace) -> MetricSizes:

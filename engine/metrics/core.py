@@ -46,7 +46,7 @@ class MetricSizes:
     `dci_train_points` of them (None → all) because its gradient-boosted trees dominate the run time.
     `chunk_rows` bounds how many rows are handed to `represent` at once (memory, not statistics).
     `dci_estimator` picks DCI's gradient-boosted trees: "hist" (histogram-based, the default) or "exact"
-    (GradientBoostingClassifier, the reference estimator, ~20× slower); see metrics.dci.gbt_importance.
+    (GradientBoostingClassifier, the reference estimator, ~35× slower); see metrics.dci.gbt_importance.
     """
 
     train_points: int = 10_000
