@@ -168,22 +168,45 @@ def vq_losses(z_e: torch.Tensor, z_q: torch.Tensor) -> tuple[torch.Tensor, torch
 
 
 # --- total correlation (β-TCVAE, FactorVAE) ------------------------------------------------------------
-def tc_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor,
-                     dataset_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(index-code MI, total correlation, dimension-wise KL) per image, minibatch-weighted sampling
-    (Chen et al. 2018): log q(z_i) ≈ logsumexp_j log q(z_i|x_j) − log(N·M), and likewise per dimension.
+def tc_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
+                     estimator: str = "mws") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(index-code MI, total correlation, dimension-wise KL) per image (Chen et al. 2018), with log q(z_i) ≈
+    log Σ_j w_ij q(z_i|x_j) and likewise per dimension (weights from `tc_log_weights`).
 
     MI = log q(z|x) − log q(z), TC = log q(z) − Σ_d log q(z_d), dim-KL = Σ_d log q(z_d) − log p(z);
     their sum is the single-sample KL estimate log q(z|x) − log p(z).
     """
-    m = z.shape[0]
-    log_norm = math.log(dataset_size * m)
+    log_w = tc_log_weights(z.shape[0], dataset_size, estimator, z.device, z.dtype)
     pairwise = log_normal_diag(z.unsqueeze(1), mu.unsqueeze(0), logvar.unsqueeze(0))  # M×M×D: log q(z_i,d|x_j)
     log_qz_given_x = log_normal_diag(z, mu, logvar).sum(1)
-    log_qz = torch.logsumexp(pairwise.sum(2), dim=1) - log_norm
-    log_prod_qzd = (torch.logsumexp(pairwise, dim=1) - log_norm).sum(1)
+    log_qz = torch.logsumexp(pairwise.sum(2) + log_w, dim=1)
+    log_prod_qzd = torch.logsumexp(pairwise + log_w.unsqueeze(-1), dim=1).sum(1)
     log_pz = log_standard_normal(z).sum(1)
     return log_qz_given_x - log_qz, log_qz - log_prod_qzd, log_prod_qzd - log_pz
+
+
+def tc_log_weights(m: int, dataset_size: int, estimator: str, device: torch.device | str | None = None,
+                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """M×M log-weights w_ij of the minibatch estimate q(z_i) ≈ Σ_j w_ij q(z_i|x_j) (Chen et al. 2018, appendix).
+
+    mws (minibatch-weighted sampling): every w_ij = 1/(N·M). mss (minibatch-stratified sampling): the sample's
+    own x_i weighs 1/N, one other (j = i+1 mod M) (N − M + 1)/(N·(M − 1)) and the remaining M − 2 weigh
+    1/(M − 1) each; the weights of a row sum to 1, so with N ≫ M the other samples stand for the whole data
+    set instead of being weighted down by N (mws's small-batch bias).
+    """
+    n = float(dataset_size)
+    if estimator == "mws" or m < 2:
+        return torch.full((m, m), -math.log(n * m), device=device, dtype=dtype)
+    if estimator != "mss":
+        raise ValueError(f"TC estimator must be 'mws' or 'mss', got {estimator!r}")
+    if n < m:
+        raise ValueError(f"the stratified TC estimate needs the data set size N ≥ the batch size M, got N={n:g}, M={m}")
+    others = 1.0 / (m - 1)
+    log_w = torch.full((m, m), math.log(others), device=device, dtype=dtype)
+    rows = torch.arange(m, device=device)
+    log_w[rows, (rows + 1) % m] = math.log((n - m + 1) / (n * (m - 1))) if n > m - 1 else -math.inf
+    log_w[rows, rows] = -math.log(n)
+    return log_w
 
 
 def permute_dims(z: torch.Tensor) -> torch.Tensor:
