@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
@@ -145,6 +146,40 @@ class ConvDecoder(nn.Module):
         return self.deconv(self.fc(z).view(z.shape[0], self.start_channels, fh, fw))
 
 
+class BroadcastDecoder(nn.Module):
+    """Spatial broadcast decoder (Watters et al. 2019) as a per-pixel MLP: logit(pixel) = f([z, x, y]).
+
+    z is tiled over an r×r grid with x/y coordinate channels and every pixel goes through the same
+    `depth` ReLU layers of `width` units (1×1 convolutions), then the r×r logits are resized bilinearly to
+    H×W. The first layer is split as W_z·z (once per image) + W_xy·(x, y) (once per pixel), so the tiled
+    n×r²×(D+2) input is never built. Position is a coordinate the decoder reads directly, which is what makes
+    small objects' position easy to encode in one latent each.
+    """
+
+    def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int, depth: int,
+                 resolution: int) -> None:
+        super().__init__()
+        c, h, w = shape
+        self.shape = (c, h, w)
+        self.grid = (h, w) if resolution <= 0 else (min(resolution, h), min(resolution, w))
+        gh, gw = self.grid
+        ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, gh), torch.linspace(-1.0, 1.0, gw), indexing="ij")
+        self.register_buffer("coords", torch.stack([xs, ys], -1).reshape(gh * gw, 2), persistent=False)
+        self.from_z = he_init(nn.Linear(latent_dim, width))
+        self.from_xy = he_init(nn.Linear(2, width))
+        self.pixel_mlp = mlp([width] * depth + [c])
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        n = z.shape[0]
+        c, h, w = self.shape
+        gh, gw = self.grid
+        hidden = torch.relu(self.from_z(z).unsqueeze(1) + self.from_xy(self.coords).unsqueeze(0))  # n×P×width
+        logits = self.pixel_mlp(hidden).transpose(1, 2).reshape(n, c, gh, gw)
+        if (gh, gw) != (h, w):
+            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+        return logits
+
+
 def resolve_backbone(shape: tuple[int, int, int], choice: str) -> str:
     """'auto' → 'conv' for images ≥ 28×28, else 'mlp'; explicit choices pass through."""
     if choice != "auto":
@@ -167,7 +202,10 @@ def build_encoder(shape: tuple[int, int, int], hp: dict[str, Any], extra_in: int
 
 def build_decoder(shape: tuple[int, int, int], hp: dict[str, Any], in_dim: int) -> nn.Module:
     """The family's decoder: module(z) → n×C×H×W logits (Bernoulli) or means (Gaussian)."""
-    if resolve_backbone(shape, hp["backbone"]) == "conv":
+    kind = hp.get("decoder", "same")
+    if kind == "broadcast":
+        return BroadcastDecoder(shape, in_dim, hp["broadcast_width"], hp["depth"], hp["broadcast_resolution"])
+    if (resolve_backbone(shape, hp["backbone"]) if kind == "same" else kind) == "conv":
         blocks, base = _conv_plan(shape, hp)
         return ConvDecoder(shape, in_dim, hp["hidden"], hp["depth"], blocks, base)
     return MLPDecoder(shape, in_dim, hp["hidden"], hp["depth"])

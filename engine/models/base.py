@@ -94,6 +94,13 @@ COMMON_HPARAMS: tuple[HyperParam, ...] = (
     HyperParam("hidden", int, 256, 8, 4096, "Width of the hidden layers (MLP units / conv base channels×8)."),
     HyperParam("depth", int, 2, 1, 6, "Number of fully connected hidden layers (MLP; after the conv stack for conv)."),
     HyperParam("conv_blocks", int, 0, 0, 6, "Conv backbone: stride-2 blocks (4×4 kernels), 0 = auto (down to ≤ 4×4)."),
+    HyperParam("decoder", str, "same", choices=("same", "mlp", "conv", "broadcast"),
+               help="Decoder network: same as the backbone, MLP, conv, or the spatial broadcast decoder "
+                    "(z tiled over the image with x/y coordinates, a per-pixel MLP; Watters et al. 2019)."),
+    HyperParam("broadcast_width", int, 32, 4, 512, "Broadcast decoder: units of its per-pixel hidden layers "
+               "(`depth` of them)."),
+    HyperParam("broadcast_resolution", int, 32, 0, 256, "Broadcast decoder: side r of the grid it decodes "
+               "(resized bilinearly to the image); 0 = the image size. Its cost grows with r²."),
     HyperParam("likelihood", str, "bernoulli", choices=("bernoulli", "gaussian"),
                help="p(x|z): Bernoulli on logits (BCE) or Gaussian with fixed σ (‖x−x̂‖²/2σ² + const)."),
     HyperParam("sigma", float, 1.0, 0.0, 10.0, "σ of the Gaussian likelihood (fixed variance).",

@@ -9,7 +9,7 @@ from engine import objectives as obj
 from engine.data import load_dataset
 from engine.errors import ConfigError
 from engine.models import create_model, families, model_class
-from engine.models.backbones import ConvDecoder, ConvEncoder, MLPEncoder, resolve_backbone
+from engine.models.backbones import BroadcastDecoder, ConvDecoder, ConvEncoder, MLPEncoder, resolve_backbone
 
 EXPECTED_FAMILIES = ["ae", "dae", "sparse-ae", "k-sparse-ae", "contractive-ae", "vae", "beta-vae", "capacity-vae",
                      "fullcov-vae", "cvae", "iwae", "hvae", "vq-vae", "beta-tcvae", "factor-vae"]
@@ -426,3 +426,40 @@ def test_factor_vae_after_step_trains_only_the_discriminator(digits):
     assert any(not torch.equal(a, b) for a, b in zip(disc_before, model.discriminator.parameters(), strict=True))
     out = model.loss(x)
     torch.testing.assert_close(out.total.detach(), out.terms["recon"] + out.terms["kl"] + 35.0 * out.terms["tc"])
+
+
+# --- spatial broadcast decoder -----------------------------------------------------------------------------
+@pytest.mark.parametrize(("shape", "resolution"), [((1, 64, 64), 16), ((1, 64, 64), 0), ((3, 28, 28), 32),
+                                                   ((1, 8, 8), 4), ((1, 20, 36), 16)])
+def test_broadcast_decoder_fits_every_image_size(shape, resolution):
+    model = create_model("beta-vae", shape, backbone="mlp", hidden=32, latent_dim=3, decoder="broadcast",
+                         broadcast_width=8, broadcast_resolution=resolution)
+    assert isinstance(model.decoder, BroadcastDecoder)
+    x = torch.rand(2, *shape)
+    assert model.decode(model.encode(x).z).shape == x.shape
+    assert "decoder.coords" not in model.state_dict()  # coordinates are rebuilt, not stored in checkpoints
+
+
+def test_broadcast_decoder_reads_position_from_its_coordinate_channels():
+    """With z fixed, the logit field differs between pixels only through (x, y): a decoder whose coordinate
+    weights are zero paints a constant image, one that weighs x paints a left-right ramp."""
+    dec = BroadcastDecoder((1, 8, 8), latent_dim=2, width=4, depth=1, resolution=0)
+    with torch.no_grad():
+        dec.from_xy.weight.zero_()
+        flat = dec(torch.randn(1, 2))
+        assert torch.allclose(flat, flat.flatten()[0].expand_as(flat))
+        dec.from_xy.weight.copy_(torch.tensor([[1.0, 0.0]] * 4))
+        dec.from_xy.bias.fill_(2.0)
+        dec.from_z.weight.zero_()
+        dec.from_z.bias.zero_()
+        dec.pixel_mlp[0].weight.fill_(1.0)
+        dec.pixel_mlp[0].bias.zero_()
+        ramp = dec(torch.zeros(1, 2))[0, 0]
+    assert torch.allclose(ramp[0], ramp[7]) and (ramp[:, 1:] > ramp[:, :-1]).all()
+
+
+def test_mixed_decoder_choices_build_the_named_network():
+    conv_dec = create_model("vae", (1, 28, 28), backbone="mlp", decoder="conv", hidden=64, latent_dim=3)
+    assert isinstance(conv_dec.encoder, MLPEncoder) and isinstance(conv_dec.decoder, ConvDecoder)
+    with pytest.raises(ConfigError, match="decoder must be one of"):
+        create_model("vae", (1, 8, 8), decoder="transformer")
