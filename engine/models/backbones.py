@@ -152,8 +152,10 @@ class BroadcastDecoder(nn.Module):
     z is tiled over an r×r grid with x/y coordinate channels and every pixel goes through the same
     `depth` ReLU layers of `width` units (1×1 convolutions), then the r×r logits are resized bilinearly to
     H×W. The first layer is split as W_z·z (once per image) + W_xy·(x, y) (once per pixel), so the tiled
-    n×r²×(D+2) input is never built. Position is a coordinate the decoder reads directly, which is what makes
-    small objects' position easy to encode in one latent each.
+    n×r²×(D+2) input is never built; the bilinear resize is two small matrix products U_h·L·U_wᵀ (the same
+    numbers as F.interpolate, whose CPU backward pass cost more than the rest of the decoder). Position is a
+    coordinate the decoder reads directly, which is what makes small objects' position easy to encode in one
+    latent each.
     """
 
     def __init__(self, shape: tuple[int, int, int], latent_dim: int, width: int, depth: int,
@@ -165,6 +167,8 @@ class BroadcastDecoder(nn.Module):
         gh, gw = self.grid
         ys, xs = torch.meshgrid(torch.linspace(-1.0, 1.0, gh), torch.linspace(-1.0, 1.0, gw), indexing="ij")
         self.register_buffer("coords", torch.stack([xs, ys], -1).reshape(gh * gw, 2), persistent=False)
+        self.register_buffer("resize_h", linear_resize_matrix(gh, h), persistent=False)
+        self.register_buffer("resize_w", linear_resize_matrix(gw, w), persistent=False)
         self.from_z = he_init(nn.Linear(latent_dim, width))
         self.from_xy = he_init(nn.Linear(2, width))
         self.pixel_mlp = mlp([width] * depth + [c])
@@ -176,8 +180,14 @@ class BroadcastDecoder(nn.Module):
         hidden = torch.relu(self.from_z(z).unsqueeze(1) + self.from_xy(self.coords).unsqueeze(0))  # n×P×width
         logits = self.pixel_mlp(hidden).transpose(1, 2).reshape(n, c, gh, gw)
         if (gh, gw) != (h, w):
-            logits = F.interpolate(logits, size=(h, w), mode="bilinear", align_corners=False)
+            logits = self.resize_h @ logits @ self.resize_w.T
         return logits
+
+
+def linear_resize_matrix(size_in: int, size_out: int) -> torch.Tensor:
+    """size_out×size_in matrix of 1-D linear interpolation (align_corners=False), as F.interpolate resizes."""
+    eye = torch.eye(size_in).unsqueeze(1)  # size_in signals of length size_in
+    return F.interpolate(eye, size=size_out, mode="linear", align_corners=False).squeeze(1).T.contiguous()
 
 
 def resolve_backbone(shape: tuple[int, int, int], choice: str) -> str:

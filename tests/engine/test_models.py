@@ -463,3 +463,12 @@ def test_mixed_decoder_choices_build_the_named_network():
     assert isinstance(conv_dec.encoder, MLPEncoder) and isinstance(conv_dec.decoder, ConvDecoder)
     with pytest.raises(ConfigError, match="decoder must be one of"):
         create_model("vae", (1, 8, 8), decoder="transformer")
+
+
+def test_broadcast_resize_equals_bilinear_interpolation():
+    from engine.models.backbones import linear_resize_matrix
+
+    low = torch.randn(3, 1, 16, 12)
+    expected = torch.nn.functional.interpolate(low, size=(64, 40), mode="bilinear", align_corners=False)
+    resized = linear_resize_matrix(16, 64) @ low @ linear_resize_matrix(12, 40).T
+    torch.testing.assert_close(resized, expected, atol=1e-5, rtol=1e-5)
