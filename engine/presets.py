@@ -9,7 +9,7 @@ from .config import TrainConfig
 from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "resources" / "presets"
-DEFAULT_PRESET = "dsprites-beta-vae"
+DEFAULT_PRESET = "dsprites-disentangle"  # the first-run default: a code that disentangles within minutes
 
 
 def preset_path(name: str) -> Path:

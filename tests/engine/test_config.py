@@ -47,7 +47,7 @@ def test_missing_file(tmp_path):
 def test_every_preset_loads_and_fits_its_family():
     names = [name for name, _ in list_presets()]
     assert {"mnist-vae", "dsprites-beta-vae", "dsprites-capacity-vae", "mnist-cvae", "digits-ae", "digits-dae",
-            "mnist-vq-vae"} <= set(names) and DEFAULT_PRESET in names
+            "mnist-vq-vae", "dsprites-disentangle", "dsprites-position"} <= set(names) and DEFAULT_PRESET in names
     for name, description in list_presets():
         config = load_preset(name)
         assert description and config.description == description
