@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="traverse ±R around 0 (default: ±3 prior std, or the data's range for autoencoders)")
     p.add_argument("--base", default="0", metavar="index|prior",
                    help="base code: a test-image index (default 0) or 'prior' (the prior mean)")
+    p.add_argument("--cell-size", type=int, default=64, metavar="PX", dest="cell_size",
+                   help="height of each image in the labelled figure, 8…1024 pixels (default 64)")
 
     p = sub.add_parser("interpolate", help="decode the latent path between two test images",
                        formatter_class=_formatter, description="Encode test images I and J and decode the path "
@@ -577,13 +579,28 @@ def cmd_traverse(args: argparse.Namespace) -> int:
         labels = dataset.labels_at(item) if model.is_conditional else None
         label = None if labels is None else labels.tolist()
         base = explore.encode_means(model, dataset.images_at(item), labels)
+    if not 8 <= args.cell_size <= 1024:
+        raise CliError(f"--cell-size must be in 8…1024 pixels, got {args.cell_size}")
+    factors = _factor_labels(model, dataset, loaded.config.seed, loaded.step, dims)
+    figure = {"row_labels": [explore.latent_label(stats, d, f) for d, f in zip(dims, factors, strict=True)],
+              "dimmed": [not bool(stats.active()[d]) for d in dims], "cell_size": args.cell_size}
+    figure["col_labels"], figure["axis_title"] = explore.traversal_axis(stats, values)
     out = args.out
     if out.lower().endswith(".gif"):
-        save_gif(explore.traversal_frames(model, base, dims, values, label), out)
+        save_gif(explore.traversal_figure_frames(model, base, dims, values, label, **figure), out)
     else:
-        _save(explore.traversal_grid(model, base, dims, values, label), out)
+        _save(explore.traversal_figure(model, base, dims, values, label, **figure), out)
     print(f"{out} (dims {', '.join(map(str, dims))})")
     return 0
+
+
+def _factor_labels(model, dataset, seed: int, step: int, dims: list[int]) -> list[str]:
+    """Per dim, its best-matching ground-truth factor and normalised MI ('posX 0.62'), or '' without factors."""
+    from .probe import FactorProbe, factor_labels, unavailable_reason
+
+    if unavailable_reason(dataset, model) is not None:
+        return [""] * len(dims)
+    return factor_labels(FactorProbe(dataset, seed).measure(model, step), dims)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:

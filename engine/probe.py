@@ -12,6 +12,7 @@ probe is slow so that probing takes at most PROBE_MAX_SHARE of the wall time (be
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,8 +20,9 @@ import numpy as np
 import torch
 
 from .events import DisentanglementProbe
-from .metrics.core import sample_factors, varying_factors
-from .metrics.mig import mig_per_factor, mutual_info_matrix
+
+# engine.metrics is imported inside the functions: its package pulls in scikit-learn (seconds at start-up), which the
+# app and a session without a probe never need.
 
 PROBE_POINTS = 2000  # factor rows scored per probe (MIG on 2,000 points, 20 bins)
 PROBE_BINS = 20
@@ -33,10 +35,8 @@ def unavailable_reason(dataset: Any, model: Any) -> str | None:
     """Why no live disentanglement can be measured for this model on this data (None: it can)."""
     if dataset is None or getattr(dataset, "factor_spec", None) is None:
         return "no disentanglement curve: this dataset has no ground-truth factors (dSprites has)"
-    try:
-        varying_factors(dataset)
-    except ValueError as exc:
-        return f"no disentanglement curve: {exc}"
+    if not any(int(size) >= 2 for size in dataset.factor_spec.sizes):
+        return "no disentanglement curve: no factor of this dataset takes two or more values"
     if getattr(model, "latent_kind", "continuous") != "continuous":
         return "no disentanglement curve: this model's code is discrete (MIG needs a continuous code)"
     if getattr(model, "is_conditional", False):
@@ -48,6 +48,8 @@ class FactorProbe:
     """A fixed factor sample of a dataset (rendered once) and the MI/MIG of a model's posterior means on it."""
 
     def __init__(self, dataset: Any, seed: int = 0, points: int = PROBE_POINTS, bins: int = PROBE_BINS) -> None:
+        from .metrics.core import sample_factors, varying_factors
+
         varying = varying_factors(dataset)
         factors = sample_factors(dataset, int(points), np.random.default_rng([int(seed), 0]))
         self.images = dataset.render_factors(factors)  # uint8 n×C×H×W on the dataset's device
@@ -70,7 +72,7 @@ class FactorProbe:
 
     def measure(self, model: Any, step: int) -> DisentanglementProbe:
         """MIG and the D×K normalised MI matrix of `model` on the sample (engine.metrics' definitions)."""
-        import time
+        from .metrics.mig import mig_per_factor, mutual_info_matrix
 
         started = time.perf_counter()
         with torch.inference_mode():
