@@ -240,7 +240,7 @@ class TraversalPanel(PanelBase):
         super().shutdown()
 
     def refresh(self) -> None:
-        """Newer live weights: recompute the KL order and bounds, keep the user's base and slider values."""
+        """Newer live weights: recompute KL and bounds; the rows, the base and the slider values stay as they are."""
         self.rebuild()
 
     def _rebuilt(self, result) -> None:
