@@ -187,3 +187,22 @@ def test_training_tab_says_why_there_is_no_curve(main_window, qtbot):
     view = window.training_panel.disentanglement
     assert not view.plots.isVisibleTo(window.training_panel)
     assert "no ground-truth factors" in view.note.text() and view.steps == []
+
+
+def test_a_panel_built_after_training_started_shows_the_live_model(qtbot):
+    from gui.panels.traversal import TraversalPanel
+
+    digits = load_dataset("digits")
+    model = train_digits_model("vae")
+    source = ModelSource()
+    _, test = digits.split(0.2, seed=0)
+    source.set_live(lambda: copy.deepcopy(model), digits, test)  # the run began before the tab was built
+    panel = TraversalPanel(source)
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    try:
+        qtbot.waitUntil(lambda: panel.grid is not None, timeout=10_000)
+        assert panel.stack.currentWidget() is panel.content
+    finally:
+        panel.shutdown()
