@@ -107,10 +107,10 @@ class TraversalPanel(PanelBase):
         self.cell_spin = QSpinBox()
         self.cell_spin.setRange(16, 512)
         self.cell_spin.setValue(64)
+        self.cell_spin.setPrefix("cell ")
         self.cell_spin.setSuffix(" px")
         self.cell_spin.setToolTip("Image size in exported PNG/GIF figures (rows labelled with latent, KL and "
                                   "matched factor; the value axis below)")
-        controls.addWidget(QLabel("Export cell"))
         controls.addWidget(self.cell_spin)
         controls.addWidget(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
         controls.addWidget(button("Export PNG…", self._export_png_dialog))
