@@ -243,7 +243,7 @@ class TrainingPanel(QWidget):
 
     # --- export ----------------------------------------------------------------------------------------
     def export_figure(self, path: str | Path) -> Path:
-        """.csv: every recorded train/test point; anything else: a PNG of the tab as shown."""
+        """.csv: every recorded train/test point and MIG probe; anything else: a PNG of the tab as shown."""
         path = Path(path)
         if path.suffix.lower() == ".csv":
             with path.open("w", newline="", encoding="utf-8") as handle:
@@ -255,6 +255,9 @@ class TrainingPanel(QWidget):
                     for name in names:
                         xs, ys = getter(name)
                         writer.writerows((split, name, int(x), repr(float(y))) for x, y in zip(xs, ys, strict=True))
+                view = self.disentanglement
+                writer.writerows(("probe", "mig", step, repr(mig)) for step, mig in zip(view.steps, view.migs,
+                                                                                       strict=True))
             return path
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")

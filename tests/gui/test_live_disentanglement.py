@@ -173,6 +173,10 @@ def test_training_tab_draws_the_curve_and_heatmap_and_restores_them(main_window,
     assert view.steps[: len(steps)] == steps
     assert np.allclose(view.migs[: len(steps)], migs, atol=1e-6)
     assert view.plots.isVisibleTo(window.training_panel) and view.matrix is not None
+    window.training_panel.export_figure(tmp_path / "curves.csv")
+    rows = [line.split(",") for line in (tmp_path / "curves.csv").read_text().splitlines()
+            if line.startswith("probe,mig,")]
+    assert [int(r[2]) for r in rows] == view.steps and float(rows[-1][3]) == pytest.approx(view.migs[-1])
 
 
 def test_training_tab_says_why_there_is_no_curve(main_window, qtbot):
