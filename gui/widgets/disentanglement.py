@@ -34,6 +34,7 @@ class DisentanglementView(QWidget):
         layout.setSpacing(2)
         self.note = QLabel("")
         self.note.setObjectName("disentanglementNote")
+        self.note.setWordWrap(True)  # never widens the tab (the window fits 1366×768)
         layout.addWidget(self.note)
         self.plots = QWidget()
         row = QHBoxLayout(self.plots)
@@ -48,6 +49,7 @@ class DisentanglementView(QWidget):
         item.setMouseEnabled(x=True, y=False)
         self.curve = item.plot([], [], pen=pg.mkPen(MIG_COLOUR, width=2), symbol="o", symbolSize=4,
                                symbolBrush=MIG_COLOUR, symbolPen=None, name="MIG")
+        self.curve_plot.setMinimumSize(120, 80)
         row.addWidget(self.curve_plot, 3)
         self.heatmap = pg.GraphicsLayoutWidget()
         self.heatmap.setObjectName("miHeatmap")
@@ -63,6 +65,7 @@ class DisentanglementView(QWidget):
         self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(COLOUR_MAP), interactive=False,
                                           width=12, label="normalised MI")
         self.colour_bar.setImageItem(self.heat_image, insert_in=self.heat_plot)
+        self.heatmap.setMinimumSize(120, 80)
         row.addWidget(self.heatmap, 2)
         layout.addWidget(self.plots, 1)
         self.set_unavailable(None)
