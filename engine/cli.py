@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, metavar="T", help="torch threads (0 = torch's default)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N steps")
     p.add_argument("--compile", action="store_true", help="torch.compile the loss (slow first start)")
+    p.add_argument("--probe-every", type=float, metavar="S", dest="probe_every",
+                   help="score MIG on a fixed factor sample every S s of training (datasets with factors; 0 = off)")
     p.add_argument("--resume", metavar="CKPT", help="continue this checkpoint (with --epochs/--max-steps as the "
                                                     "new total length)")
     p.add_argument("--out", metavar="DIR", required=True, help="run folder to write")
@@ -128,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="traverse ±R around 0 (default: ±3 prior std, or the data's range for autoencoders)")
     p.add_argument("--base", default="0", metavar="index|prior",
                    help="base code: a test-image index (default 0) or 'prior' (the prior mean)")
+    p.add_argument("--cell-size", type=int, default=64, metavar="PX", dest="cell_size",
+                   help="height of each image in the labelled figure, 8…1024 pixels (default 64)")
 
     p = sub.add_parser("interpolate", help="decode the latent path between two test images",
                        formatter_class=_formatter, description="Encode test images I and J and decode the path "
@@ -273,7 +277,8 @@ def train_config(args: argparse.Namespace):
     if args.max_steps is not None:
         changes["max_steps"] = args.max_steps
     for option, key in (("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"), ("seed", "seed"),
-                        ("threads", "threads"), ("checkpoint_every", "checkpoint_every_steps")):
+                        ("threads", "threads"), ("checkpoint_every", "checkpoint_every_steps"),
+                        ("probe_every", "probe_every_s")):
         if getattr(args, option) is not None:
             changes[key] = getattr(args, option)
     if args.compile:
@@ -288,7 +293,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .control import Control
-    from .events import CheckpointWritten, EpochSummary, Failed, Finished, StepMetrics, Warning_
+    from .events import CheckpointWritten, DisentanglementProbe, EpochSummary, Failed, Finished, StepMetrics, Warning_
     from .training import TrainingSession, write_metrics_csv
 
     if args.resume:
@@ -300,15 +305,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             overrides.update(epochs=args.epochs, max_steps=None)
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
-        for key in ("device", "threads"):
+        for key, name in (("device", "device"), ("threads", "threads"), ("probe_every", "probe_every_s")):
             if getattr(args, key) is not None:
-                overrides[key] = getattr(args, key)
+                overrides[name] = getattr(args, key)
         session = TrainingSession.from_checkpoint(args.resume, **overrides)
     else:
         session = TrainingSession(train_config(args))
     info = session.info()
     for message in session.warnings:
         print(f"warning: {message}", file=sys.stderr)
+    if session.config.probe_every_s and session.probe_note:
+        print(f"warning: {session.probe_note}", file=sys.stderr)
     print(f"training {info['family']} on {info['dataset']} ({info['train_size']:,} train / {info['test_size']:,} "
           f"test images, {info['parameters']:,} parameters) on {info['device']}: {info['total_steps']:,} steps "
           f"of batch {info['batch_size']} → {args.out}", file=sys.stderr)
@@ -339,6 +346,8 @@ def cmd_train(args: argparse.Namespace) -> int:
                     last_postfix = now
             elif isinstance(event, EpochSummary):
                 bar.write(_epoch_line(event), file=sys.stderr)
+            elif isinstance(event, DisentanglementProbe):
+                bar.write(_probe_line(event), file=sys.stderr)
             elif isinstance(event, Warning_):
                 if event.message not in seen_warnings:
                     bar.write(f"warning: {event.message}", file=sys.stderr)
@@ -362,6 +371,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         final = ", ".join(f"{k} {v:.4g}" for k, v in finished.final.items())
         print(f"{finished.reason} at step {finished.step:,} ({final}); run folder: {args.out}")
     return status
+
+
+def _probe_line(event) -> str:
+    """'probe (step 1,200): MIG 0.412 | posX → z3 0.81, posY → z7 0.64' (each factor's best latent)."""
+    best = []
+    for k, name in enumerate(event.factor_names):
+        column = [row[k] for row in event.mi]
+        j = max(range(len(column)), key=column.__getitem__)
+        best.append(f"{name} → z{j} {column[j]:.2f}")
+    return f"probe (step {event.step:,}): MIG {event.mig:.3f} | " + ", ".join(best)
 
 
 def _epoch_line(event) -> str:
@@ -560,13 +579,28 @@ def cmd_traverse(args: argparse.Namespace) -> int:
         labels = dataset.labels_at(item) if model.is_conditional else None
         label = None if labels is None else labels.tolist()
         base = explore.encode_means(model, dataset.images_at(item), labels)
+    if not 8 <= args.cell_size <= 1024:
+        raise CliError(f"--cell-size must be in 8…1024 pixels, got {args.cell_size}")
+    factors = _factor_labels(model, dataset, loaded.config.seed, loaded.step, dims)
+    figure = {"row_labels": [explore.latent_label(stats, d, f) for d, f in zip(dims, factors, strict=True)],
+              "dimmed": [not bool(stats.active()[d]) for d in dims], "cell_size": args.cell_size}
+    figure["col_labels"], figure["axis_title"] = explore.traversal_axis(stats, values)
     out = args.out
     if out.lower().endswith(".gif"):
-        save_gif(explore.traversal_frames(model, base, dims, values, label), out)
+        save_gif(explore.traversal_figure_frames(model, base, dims, values, label, **figure), out)
     else:
-        _save(explore.traversal_grid(model, base, dims, values, label), out)
+        _save(explore.traversal_figure(model, base, dims, values, label, **figure), out)
     print(f"{out} (dims {', '.join(map(str, dims))})")
     return 0
+
+
+def _factor_labels(model, dataset, seed: int, step: int, dims: list[int]) -> list[str]:
+    """Per dim, its best-matching ground-truth factor and normalised MI ('posX 0.62'), or '' without factors."""
+    from .probe import FactorProbe, factor_labels, unavailable_reason
+
+    if unavailable_reason(dataset, model) is not None:
+        return [""] * len(dims)
+    return factor_labels(FactorProbe(dataset, seed).measure(model, step), dims)
 
 
 def cmd_interpolate(args: argparse.Namespace) -> int:

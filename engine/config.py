@@ -44,13 +44,15 @@ class TrainConfig:
     preview_every_s: float = 0.5  # previews are produced at most this often (and at epoch ends)
     metrics_every: int = 1  # yield StepMetrics every N steps
     checkpoint_every_steps: int = 0  # 0 = only at the end (and on request)
+    probe_every_s: float = 0.0  # live MIG probe every N s of training on datasets with factors; 0 = off
     compile: bool = False  # torch.compile the loss (CPU: ~30 s first compile)
     out_dir: str | None = None  # run folder; None = no files written
     fallback: list[str] = field(default_factory=list)
     description: str = ""
 
     _TRAINING_KEYS = ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "seed", "device", "threads",
-                      "preview_every_s", "metrics_every", "checkpoint_every_steps", "compile", "out_dir")
+                      "preview_every_s", "metrics_every", "checkpoint_every_steps", "probe_every_s", "compile",
+                      "out_dir")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -62,6 +64,7 @@ class TrainConfig:
             ("weight_decay", float, 0.0, 1.0), ("seed", int, 0, 2**31 - 1), ("threads", int, 0, 256),
             ("test_fraction", float, 0.0, 0.9), ("preview_every_s", float, 0.05, 3600.0),
             ("metrics_every", int, 1, 1_000_000), ("checkpoint_every_steps", int, 0, 10**9),
+            ("probe_every_s", float, 0.0, 3600.0),
         ]
         for name, kind, lo, hi in checks:
             value = getattr(self, name)

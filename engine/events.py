@@ -41,6 +41,20 @@ class Preview:
 
 
 @dataclass(frozen=True)
+class DisentanglementProbe:
+    """MIG and the latent × factor normalised MI of the posterior means on a fixed factor sample (engine/probe.py)."""
+
+    step: int
+    mig: float
+    mig_per_factor: tuple[float, ...]  # the gap per factor; mig is their mean
+    mi: tuple[tuple[float, ...], ...]  # D×K: I(z_j; v_k) / H(v_k) ∈ [0, 1]
+    factor_names: tuple[str, ...]  # the K varying factors
+    best_factor: tuple[int, ...]  # per latent j: argmax_k of its MI row
+    points: int  # factor rows in the sample
+    seconds: float  # what this probe cost
+
+
+@dataclass(frozen=True)
 class CheckpointWritten:
     step: int
     path: str
@@ -79,4 +93,5 @@ class Failed:
     recoverable: bool = False
 
 
-Event = StepMetrics | EpochSummary | Preview | CheckpointWritten | Paused | Resumed | Warning_ | Finished | Failed
+Event = (StepMetrics | EpochSummary | Preview | DisentanglementProbe | CheckpointWritten | Paused | Resumed | Warning_
+         | Finished | Failed)

@@ -14,7 +14,7 @@ import torch
 
 from . import objectives as obj
 from .errors import ConfigError
-from .imaging import tile, to_uint8
+from .imaging import labelled_grid, tile, to_uint8
 from .models.base import ModelBase
 
 DEFAULT_RADIUS = 3.0
@@ -224,6 +224,53 @@ def traversal_frames(model: ModelBase, base_z, dims, values, y=None, bounce: boo
     u8 = to_uint8(by_col.reshape(rows * cols, *imgs.shape[1:])).reshape(cols, rows, *imgs.shape[1:])
     frames = [tile(u8[c], rows, pad=pad) for c in range(cols)]
     if bounce and cols > 2:
+        frames = frames + frames[-2:0:-1]
+    return frames
+
+
+# --- labelled traversal figures (the one export path of the Traversal tab and `traverse`) ----------------------
+def latent_label(stats: LatentStats, dim: int, factor: str = "") -> str:
+    """A traversal row's label: 'z3 · posX 0.62 · 1.23 nats' (latent, matched factor if known, KL or variance)."""
+    score = (f"{stats.kl_per_dim[dim]:.2f} nats" if stats.kl_per_dim is not None
+             else f"var {stats.variance[dim]:.2g}")
+    return " · ".join(part for part in (f"z{dim}", factor, score) if part)
+
+
+def traversal_axis(stats: LatentStats, values) -> tuple[list[str], str]:
+    """Column labels and axis title: shared values as they are, else prior std (VAEs) or data percentiles (AEs)."""
+    values = np.asarray(values, dtype=np.float32)
+    cols = values.shape[-1]
+    if values.ndim == 1:
+        return [f"{v:+.2g}" for v in values], "value of z_j"
+    if stats.kl_per_dim is not None:
+        return [f"{v:+.1f}" for v in values[0]], "z_j in prior standard deviations"
+    return [f"{p:.0f}%" for p in np.linspace(1, 99, cols)], "z_j as a percentile of its values on the data"
+
+
+def _traversal_cells(model: ModelBase, base_z, dims, values, y=None) -> np.ndarray:
+    """Decoded traversal as uint8 rows×cols×H×W (grayscale) or rows×cols×H×W×3."""
+    images = to_uint8(traversal_images(model, base_z, dims, values, y))
+    rows = len(np.asarray(dims).reshape(-1))
+    cells = images.reshape(rows, -1, *images.shape[1:])
+    return cells[:, :, 0] if cells.shape[2] == 1 else np.ascontiguousarray(cells.transpose(0, 1, 3, 4, 2))
+
+
+def traversal_figure(model: ModelBase, base_z, dims, values, y=None, *, row_labels: list[str],
+                     col_labels: list[str], axis_title: str = "", cell_size: int = 64,
+                     dimmed: list[bool] | None = None) -> np.ndarray:
+    """The traversal grid as a labelled RGB figure: row labels (latent, KL, factor) and the value axis."""
+    cells = _traversal_cells(model, base_z, dims, values, y)
+    return labelled_grid(cells, row_labels, col_labels, axis_title, cell_size, dimmed)
+
+
+def traversal_figure_frames(model: ModelBase, base_z, dims, values, y=None, *, row_labels: list[str],
+                            col_labels: list[str], axis_title: str = "", cell_size: int = 64,
+                            dimmed: list[bool] | None = None, bounce: bool = True) -> list[np.ndarray]:
+    """GIF frames: frame c shows every row at its c-th value, labelled, with that value under the column."""
+    cells = _traversal_cells(model, base_z, dims, values, y)
+    frames = [labelled_grid(cells[:, c:c + 1], row_labels, [col_labels[c]], axis_title, cell_size, dimmed)
+              for c in range(cells.shape[1])]
+    if bounce and len(frames) > 2:
         frames = frames + frames[-2:0:-1]
     return frames
 

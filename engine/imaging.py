@@ -58,3 +58,74 @@ def save_gif(frames: list[np.ndarray], path: str | Path, frame_ms: int = 120, lo
     pil[0].save(path, format="GIF", save_all=True, append_images=pil[1:], duration=frame_ms,
                 loop=0 if loop else 1, disposal=2)
     return path
+
+
+LABEL_BACKGROUND = 255
+LABEL_TEXT = (20, 20, 20)
+LABEL_TEXT_DIM = (150, 150, 150)
+DIM_FACTOR = 0.35
+
+
+def labelled_grid(cells: np.ndarray, row_labels: list[str], col_labels: list[str], axis_title: str = "",
+                  cell_size: int = 64, dimmed: list[bool] | None = None, pad: int = 2) -> np.ndarray:
+    """A figure of a rows×cols grid of images with a label left of each row and a value axis below (RGB uint8).
+
+    `cells`: uint8 rows×cols×H×W (grayscale) or rows×cols×H×W×3; each cell is scaled (nearest neighbour) to
+    `cell_size` pixels high. `dimmed[r]` greys row r's images and label (an inactive latent).
+    """
+    from PIL import Image, ImageDraw, ImageFont
+
+    cells = np.asarray(cells)
+    if cells.dtype != np.uint8 or cells.ndim not in (4, 5):
+        raise ValueError(f"cells must be uint8 rows×cols×H×W[×3], got {cells.dtype} {cells.shape}")
+    rows, cols, h, w = cells.shape[:4]
+    if len(row_labels) != rows or len(col_labels) != cols:
+        raise ValueError(f"{len(row_labels)} row labels and {len(col_labels)} column labels for a {rows}×{cols} grid")
+    if not 8 <= int(cell_size) <= 1024:
+        raise ValueError(f"cell size must be in 8…1024 pixels, got {cell_size}")
+    dimmed = list(dimmed) if dimmed is not None else [False] * rows
+    cell_h = int(cell_size)
+    cell_w = max(1, round(w * cell_h / h))
+    font = ImageFont.load_default(size=max(10, min(18, cell_h // 4)))
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+
+    def text_size(text: str) -> tuple[int, int]:
+        left, top, right, bottom = probe.textbbox((0, 0), text, font=font)
+        return right - left, bottom - top
+
+    line_h = text_size("Ag")[1] + 4
+    row_h = max(cell_h, line_h)
+    label_w = max([text_size(t)[0] for t in row_labels] + [0]) + 12
+    margin = 8
+    col_label_h = line_h + 4
+    title_h = line_h + 4 if axis_title else 0
+    content_w = cols * (cell_w + pad) - pad
+    title_w = text_size(axis_title)[0] if axis_title else 0
+    width = margin + label_w + max(content_w, title_w) + margin
+    height = margin + rows * (row_h + pad) + col_label_h + title_h + margin
+    figure = Image.new("RGB", (width, height), (LABEL_BACKGROUND,) * 3)
+    draw = ImageDraw.Draw(figure)
+    x0 = margin + label_w
+    for r in range(rows):
+        y = margin + r * (row_h + pad)
+        for c in range(cols):
+            cell = cells[r, c]
+            if dimmed[r]:
+                cell = (cell.astype(np.float32) * DIM_FACTOR + 255 * (1 - DIM_FACTOR) * 0.5).astype(np.uint8)
+            image = Image.fromarray(cell).convert("RGB").resize((cell_w, cell_h), Image.Resampling.NEAREST)
+            figure.paste(image, (x0 + c * (cell_w + pad), y + (row_h - cell_h) // 2))
+        tw, th = text_size(row_labels[r])
+        draw.text((x0 - 8 - tw, y + (row_h - th) // 2), row_labels[r], font=font,
+                  fill=LABEL_TEXT_DIM if dimmed[r] else LABEL_TEXT)
+    axis_y = margin + rows * (row_h + pad)
+    draw.line([(x0, axis_y + 1), (x0 + cols * (cell_w + pad) - pad, axis_y + 1)], fill=LABEL_TEXT, width=1)
+    for c, text in enumerate(col_labels):
+        centre = x0 + c * (cell_w + pad) + cell_w // 2
+        draw.line([(centre, axis_y + 1), (centre, axis_y + 4)], fill=LABEL_TEXT, width=1)
+        tw, _ = text_size(text)
+        draw.text((centre - tw // 2, axis_y + 5), text, font=font, fill=LABEL_TEXT)
+    if axis_title:
+        tw, _ = text_size(axis_title)
+        centre = x0 + content_w // 2
+        draw.text((max(x0, centre - tw // 2), axis_y + col_label_h + 2), axis_title, font=font, fill=LABEL_TEXT)
+    return np.ascontiguousarray(np.asarray(figure, dtype=np.uint8))

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from . import checkpoint as ckpt
+from . import probe as live_probe
 from .config import TrainConfig
 from .control import Control
 from .data import Dataset, DatasetError, load_dataset
@@ -51,7 +52,7 @@ TRAVERSAL_DIMS = 5
 TRAVERSAL_STEPS = 7
 HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving beyond this)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
-                       "checkpoint_every_steps", "compile")
+                       "checkpoint_every_steps", "compile", "probe_every_s")
 
 
 def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
@@ -123,6 +124,15 @@ class TrainingSession:
         self._preview_broken = False
         self._last_kl: torch.Tensor | None = None
         self._preview_idx = (self.test_indices if len(self.test_indices) else self.train_indices)[:PREVIEW_IMAGES]
+        self.probe_note = live_probe.unavailable_reason(self.dataset, self.model)  # None: a live probe is possible
+        self._probe: live_probe.FactorProbe | None = None
+        self._probe_schedule: live_probe.ProbeSchedule | None = None
+        if config.probe_every_s > 0 and self.probe_note is None:
+            try:
+                self._probe = live_probe.FactorProbe(self.dataset, config.seed)
+                self._probe_schedule = live_probe.ProbeSchedule(config.probe_every_s)
+            except (DatasetError, ValueError) as exc:
+                self.probe_note = f"no disentanglement curve: {exc}"
 
     def _make_optimizer(self) -> torch.optim.Adam:
         params = [p for p in self.model.main_parameters() if p.requires_grad]
@@ -286,6 +296,10 @@ class TrainingSession:
                     cost = time.perf_counter() - t0
                     preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
                     next_preview = time.perf_counter() + preview_gap
+                if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
+                    clock = time.perf_counter() - paused_for  # training time: pauses excluded
+                    if is_last or self._probe_schedule.due(clock):
+                        yield from self._probe_events(clock, metrics_file)
                 if run_dir is not None and cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0 \
                         and not is_last:
                     yield self._write_run_checkpoint(run_dir)
@@ -422,6 +436,22 @@ class TrainingSession:
 
     def _rng_devices(self) -> list:
         return [self.device] if self.device.type == "cuda" else []
+
+    def _probe_events(self, clock: float, metrics_file) -> Iterator[Event]:
+        """Score the live probe, record it in the history (→ checkpoint) and metrics.jsonl, and yield it."""
+        try:
+            with self._evaluating():
+                event = self._probe.measure(self.model, self.step)
+        except (RuntimeError, ValueError) as exc:
+            self._probe_schedule.done(clock, 1.0)
+            yield Warning_(f"disentanglement probe skipped at step {self.step}: {exc}")
+            return
+        self._probe_schedule.done(clock + event.seconds, event.seconds)
+        record = live_probe.probe_record(event)
+        self.history = live_probe.thin_probe_records(self.history + [record])
+        if metrics_file is not None:
+            metrics_file.write(json.dumps(record) + "\n")
+        yield event
 
     def _preview_event(self) -> Preview | Warning_ | None:
         if self._preview_broken:

@@ -46,6 +46,7 @@ from engine.errors import CheckpointError, ConfigError, DatasetError
 from engine.events import EpochSummary, Failed, Finished, Paused, Preview, Resumed, StepMetrics
 from engine.imaging import tile
 from engine.models import families, model_class
+from engine.probe import unavailable_reason
 from gui.app import guard_singleton_refcounts
 from gui.forms import HParamForm
 from gui.model_source import ModelSource
@@ -67,6 +68,7 @@ FALLBACK_HPARAMS = {"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 
 FALLBACK_BATCH_SIZE = 64
 MAX_RECENT = 8
 SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
+APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds of training; engine/probe.py)
 THUMBNAILS = 16
 PANEL_IMPORT_DELAY_MS = 300
 DOCK_MIN_WIDTH = 320
@@ -735,7 +737,7 @@ class MainWindow(QMainWindow):
             epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
             batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
             device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
-            fallback=fallback, **extra)
+            fallback=fallback, probe_every_s=APP_PROBE_EVERY_S, **extra)
 
     # ================================================================================================
     # running
@@ -773,9 +775,10 @@ class MainWindow(QMainWindow):
         more_steps = self.max_steps_spin.value()
         if more_steps:
             return {"max_steps": step + more_steps, "threads": self.threads_spin.value(),
-                    "device": self.device_combo.currentText()}
+                    "device": self.device_combo.currentText(), "probe_every_s": APP_PROBE_EVERY_S}
         return {"epochs": min(epoch + self.epochs_spin.value(), 100_000), "max_steps": None,
-                "threads": self.threads_spin.value(), "device": self.device_combo.currentText()}
+                "threads": self.threads_spin.value(), "device": self.device_combo.currentText(),
+                "probe_every_s": APP_PROBE_EVERY_S}
 
     def begin_session(self, session: Any, continuing: bool = False) -> None:
         """Run an already built session: wire a worker, reset the dashboard, publish live weights to panels."""
@@ -787,6 +790,7 @@ class MainWindow(QMainWindow):
         self.training_panel.reset(getattr(session, "total_steps", config.max_steps))
         if continuing and getattr(session, "history", None):
             self.training_panel.load_history(session.history)
+        self.training_panel.set_probe_note(getattr(session, "probe_note", None))
         try:
             model_cls = model_class(config.family)
         except ConfigError:
@@ -808,6 +812,7 @@ class MainWindow(QMainWindow):
         worker.metrics.connect(self._on_metrics)
         worker.epoch_ended.connect(self._on_epoch)
         worker.preview.connect(self._on_preview)
+        worker.probes.connect(self._on_probes)
         worker.checkpoint_written.connect(self._on_checkpoint_written)
         worker.paused.connect(self._on_paused)
         worker.resumed.connect(self._on_resumed)
@@ -873,6 +878,10 @@ class MainWindow(QMainWindow):
     def _on_preview(self, preview: Preview) -> None:
         self.training_panel.on_preview(preview)
 
+    def _on_probes(self, probes: list[Any]) -> None:
+        self.training_panel.on_probes(probes)
+        self.source.set_probe(probes[-1])
+
     def _on_checkpoint_written(self, event: Any) -> None:
         self._add_recent(event.path)
         self.statusBar().showMessage(f"checkpoint written: {event.path}", 6000)
@@ -880,6 +889,7 @@ class MainWindow(QMainWindow):
     def _on_paused(self, event: Paused) -> None:
         self.paused_event = event
         self.training_panel.set_state("paused")
+        self.source.notify_settled()
         if event.reason and event.reason != "paused by user":
             self.show_message(f"Training paused at step {event.step}: {event.reason}", "warning")
         self._update_actions()
@@ -976,6 +986,7 @@ class MainWindow(QMainWindow):
             _, test_indices = dataset.split(config.test_fraction, config.seed)
         self.training_panel.reset(config.max_steps)
         drawn = self.training_panel.load_history(loaded.history)
+        self.training_panel.set_probe_note(unavailable_reason(dataset, loaded.model))
         self.training_panel.configure_live_controls(type(loaded.model), loaded.model.hparams, config.lr)
         self.training_panel.set_finished_text(f"checkpoint at step {loaded.step:,} (epoch {loaded.epoch}) — "
                                               "Start continues it")

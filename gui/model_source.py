@@ -18,6 +18,8 @@ class ModelSource(QObject):
 
     changed = Signal()
     weights_updated = Signal(int)
+    probe_updated = Signal()  # a newer live disentanglement probe (`latest_probe`)
+    settled = Signal()  # the live weights stopped changing for now (training paused): panels may re-sort
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -28,6 +30,7 @@ class ModelSource(QObject):
         self._test_indices: Any = None
         self._info: dict[str, Any] = {}
         self._step = 0
+        self._probe: Any = None
 
     # --- written by the main window -------------------------------------------------------------
     def set_static(self, model: Any, dataset: Any, test_indices: Any = None, info: dict | None = None) -> None:
@@ -39,6 +42,7 @@ class ModelSource(QObject):
             self._model, self._dataset, self._test_indices = model, dataset, test_indices
             self._info = dict(info or {})
             self._step = int(self._info.get("step", 0))
+            self._probe = None
         self.changed.emit()
 
     def set_live(self, snapshotter: Callable[[], Any], dataset: Any, test_indices: Any = None,
@@ -50,12 +54,22 @@ class ModelSource(QObject):
             self._dataset, self._test_indices = dataset, test_indices
             self._info = dict(info or {})
             self._step = 0
+            self._probe = None
         self.changed.emit()
 
     def notify_step(self, step: int) -> None:
         """Called (throttled) by the main window while training: newer weights exist."""
         self._step = int(step)
         self.weights_updated.emit(self._step)
+
+    def set_probe(self, probe: Any) -> None:
+        """The newest DisentanglementProbe of the live run (which factor each latent has become)."""
+        self._probe = probe
+        self.probe_updated.emit()
+
+    def notify_settled(self) -> None:
+        """Training paused: the weights hold still until it resumes."""
+        self.settled.emit()
 
     def clear(self) -> None:
         with self._lock:
@@ -88,6 +102,10 @@ class ModelSource(QObject):
     @property
     def step(self) -> int:
         return self._step
+
+    @property
+    def latest_probe(self) -> Any:
+        return self._probe
 
     @property
     def is_live(self) -> bool:

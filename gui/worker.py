@@ -26,6 +26,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from engine.control import Control
 from engine.events import (
     CheckpointWritten,
+    DisentanglementProbe,
     EpochSummary,
     Failed,
     Finished,
@@ -45,6 +46,7 @@ class TrainingWorker(QObject):
     metrics = Signal(object)  # list[StepMetrics], oldest first
     epoch_ended = Signal(object)  # EpochSummary
     preview = Signal(object)  # Preview (only the newest)
+    probes = Signal(object)  # list[DisentanglementProbe], oldest first (one emit per pump, like metrics)
     checkpoint_written = Signal(object)  # CheckpointWritten
     paused = Signal(object)  # Paused
     resumed = Signal(object)  # Resumed
@@ -149,8 +151,11 @@ class TrainingWorker(QObject):
         batch = [event for event in events if isinstance(event, StepMetrics)]
         if batch:  # one emit per pump, however many epochs it spans; the other events follow, in their order
             self._emit_metrics(batch)
+        probes = [event for event in events if isinstance(event, DisentanglementProbe)]
+        if probes:
+            self.probes.emit(probes)
         for event in events:
-            if not isinstance(event, StepMetrics):
+            if not isinstance(event, StepMetrics | DisentanglementProbe):
                 self._emit_event(event)
         if preview is not None:
             self.preview.emit(preview)

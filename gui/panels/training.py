@@ -21,9 +21,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.events import EpochSummary, Preview, StepMetrics
+from engine.events import DisentanglementProbe, EpochSummary, Preview, StepMetrics
 from engine.models.base import HyperParam, ModelBase
+from engine.probe import probes_in_history
 from gui.widgets import ImageGrid, KLBarChart, LabeledSlider, LossCurves
+from gui.widgets.disentanglement import DisentanglementView
 
 
 def _format_duration(seconds: float | None) -> str:
@@ -101,7 +103,13 @@ class TrainingPanel(QWidget):
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         self.curves = LossCurves()
-        splitter.addWidget(self.curves)
+        self.disentanglement = DisentanglementView()  # MIG curve + latent × factor MI (live probe)
+        left = QSplitter(Qt.Orientation.Vertical)
+        left.addWidget(self.curves)
+        left.addWidget(self.disentanglement)
+        left.setStretchFactor(0, 3)
+        left.setStretchFactor(1, 2)
+        splitter.addWidget(left)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -136,6 +144,7 @@ class TrainingPanel(QWidget):
         self.recon_grid.set_image(None)
         self.samples_grid.set_image(None)
         self.kl_bars.set_values([])
+        self.disentanglement.clear()
         self.last_metrics = None
         self.last_preview_step = None
         self.previews_shown = 0
@@ -202,6 +211,13 @@ class TrainingPanel(QWidget):
         self.last_preview_step = preview.step
         self.previews_shown += 1
 
+    def on_probes(self, probes: Sequence[DisentanglementProbe]) -> None:
+        self.disentanglement.add_probes(probes)
+
+    def set_probe_note(self, reason: str | None) -> None:
+        """None: a live disentanglement probe runs for this model and data; text: why not (one line)."""
+        self.disentanglement.set_unavailable(reason)
+
     def set_finished_text(self, text: str) -> None:
         self.progress.setFormat(text)
 
@@ -219,12 +235,15 @@ class TrainingPanel(QWidget):
               if isinstance(r, Mapping) and r.get("kl_per_dim")]
         if kl:
             self.kl_bars.set_values(kl[-1])
+        probes = probes_in_history(history if isinstance(history, list) else [])
+        if probes:
+            self.disentanglement.add_probes(probes)
         self.curves.redraw()
         return len(train)
 
     # --- export ----------------------------------------------------------------------------------------
     def export_figure(self, path: str | Path) -> Path:
-        """.csv: every recorded train/test point; anything else: a PNG of the tab as shown."""
+        """.csv: every recorded train/test point and MIG probe; anything else: a PNG of the tab as shown."""
         path = Path(path)
         if path.suffix.lower() == ".csv":
             with path.open("w", newline="", encoding="utf-8") as handle:
@@ -236,6 +255,9 @@ class TrainingPanel(QWidget):
                     for name in names:
                         xs, ys = getter(name)
                         writer.writerows((split, name, int(x), repr(float(y))) for x, y in zip(xs, ys, strict=True))
+                view = self.disentanglement
+                writer.writerows(("probe", "mig", step, repr(mig)) for step, mig in zip(view.steps, view.migs,
+                                                                                       strict=True))
             return path
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
@@ -274,7 +296,7 @@ def _history_records(history: Any) -> tuple[list, list, list]:
                 live.extend(sub_live)
         return train, test, live
     for record in history:
-        if not isinstance(record, Mapping) or "step" not in record:
+        if not isinstance(record, Mapping) or "step" not in record or record.get("kind") == "probe":
             continue
         step = float(record["step"])
         numbers = {k: float(v) for k, v in record.items()

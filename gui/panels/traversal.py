@@ -1,5 +1,11 @@
 """Latent traversal: the β-VAE disentanglement probe. One row per latent dim (ordered by KL), live sliders,
-GIF export; VQ-VAE codes are traversed through the nearest codebook entries at a chosen spatial position."""
+GIF export; VQ-VAE codes are traversed through the nearest codebook entries at a chosen spatial position.
+
+Rows say which ground-truth factor each latent has become (`z3 · posX 0.62 · 1.23 nats`: best-matching factor and
+its normalised MI, from the run's latest live probe, or measured once off the GUI thread for a fixed model). Rows
+keep their order while training refreshes them: they re-sort by KL only on "Sort by KL", when training pauses or
+stops, or for a new model — and never while a slider is held. Exports are labelled figures at a chosen cell size.
+"""
 
 from __future__ import annotations
 
@@ -26,8 +32,9 @@ from PySide6.QtWidgets import (
 from superqt import QLabeledDoubleSlider
 
 from engine import explore
-from engine.imaging import save_gif, tile, to_uint8
-from gui.panels.common import PanelBase, button, cell_of, grid_ticks, upscale, write_csv
+from engine import probe as live_probe
+from engine.imaging import save_gif, save_png, tile, to_uint8
+from gui.panels.common import PanelBase, button, cell_of, grid_ticks, write_csv
 from gui.widgets import GridView
 
 GRID_FOLLOW_MS = 150
@@ -51,7 +58,15 @@ class TraversalPanel(PanelBase):
         self.is_conditional = False
         self.discrete = False
         self.sliders: dict[int, QLabeledDoubleSlider] = {}
+        self.slider_labels: dict[int, QLabel] = {}
+        self.row_order: list[int] = []  # the rows as shown; changes only on an explicit or a settled re-sort
+        self.match = None  # DisentanglementProbe: which factor each latent has become (None: unknown / no factors)
+        self._resort = True
+        self._match_cache: tuple[int, object] | None = None
+        self._cell_h = 0
         self._build()
+        source.probe_updated.connect(self._probe_updated)
+        source.settled.connect(self.sort_by_kl)
 
     # --- widgets -------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -85,7 +100,18 @@ class TraversalPanel(PanelBase):
             controls.addWidget(QLabel(label))
             controls.addWidget(widget)
         controls.addWidget(self.hide_inactive)
+        self.sort_button = button("Sort by KL", self.sort_by_kl, "Re-order the rows by KL now (they also re-sort "
+                                                               "when training pauses or stops, never on their own)")
+        controls.addWidget(self.sort_button)
         controls.addStretch(1)
+        self.cell_spin = QSpinBox()
+        self.cell_spin.setRange(16, 512)
+        self.cell_spin.setValue(64)
+        self.cell_spin.setPrefix("cell ")
+        self.cell_spin.setSuffix(" px")
+        self.cell_spin.setToolTip("Image size in exported PNG/GIF figures (rows labelled with latent, KL and "
+                                  "matched factor; the value axis below)")
+        controls.addWidget(self.cell_spin)
         controls.addWidget(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
         controls.addWidget(button("Export PNG…", self._export_png_dialog))
         controls.addWidget(button("Export GIF…", self._export_gif_dialog, "Animated traversal of all shown dims"))
@@ -159,9 +185,62 @@ class TraversalPanel(PanelBase):
             return model, stats, thumbs, images, None
 
         self.submit("rebuild", job, self._rebuilt)
+        if not self.source.is_live and live_probe.unavailable_reason(dataset, None) is None:
+            self._request_match(dataset)
+
+    def _request_match(self, dataset) -> None:
+        """A fixed model (checkpoint, finished run): measure once which factor each latent has become."""
+        def job(model):
+            cached = self._match_cache
+            if cached is not None and cached[0] == id(model):
+                return cached[1]
+            if live_probe.unavailable_reason(dataset, model) is not None:
+                return None
+            measured = live_probe.FactorProbe(dataset).measure(model, self.source.step)
+            self._match_cache = (id(model), measured)
+            return measured
+
+        self.submit("match", job, self._set_match)
+
+    def _set_match(self, probe) -> None:
+        self.match = probe
+        self._relabel_rows()
+
+    def _probe_updated(self) -> None:
+        if self.source.is_live:
+            self._set_match(self.source.latest_probe)
+
+    def _on_source_changed(self) -> None:
+        self._resort = True  # a different model (or the run's final weights): its rows start sorted by KL
+        self.match = self.source.latest_probe if self.source.is_live else None
+        super()._on_source_changed()
+
+    def sort_by_kl(self) -> None:
+        """Re-order the rows by KL (largest first) at the next statistics update, which this requests."""
+        self._resort = True
+        if self.isVisible():
+            self.rebuild()
+        elif self._stale is None:
+            self._stale = "rebuild"
+
+    def _slider_held(self) -> bool:
+        return any(slider.isSliderDown() for slider in self.sliders.values())
+
+    def _slider_released(self) -> None:
+        if self._resort and self.stats is not None:
+            self.rebuild()
+
+    def shutdown(self) -> None:
+        if not self._shut:
+            try:
+                self.source.probe_updated.disconnect(self._probe_updated)
+                self.source.settled.disconnect(self.sort_by_kl)
+            except (RuntimeError, TypeError):
+                pass
+        super().shutdown()
 
     def refresh(self) -> None:
-        """Newer live weights: recompute the KL order and bounds, keep the user's base and slider values."""
+        """Newer live weights: recompute KL and bounds; the rows, the base and the slider values stay as they are."""
         self.rebuild()
 
     def _rebuilt(self, result) -> None:
@@ -190,7 +269,13 @@ class TraversalPanel(PanelBase):
         self.base_combo.setEnabled(True)
         keep = self.stats is not None and self.current_z is not None and self.current_z.size == stats.low.size
         self.stats = stats
-        self._build_sliders()
+        new_dims = len(self.row_order) != stats.low.size
+        if new_dims or (self._resort and not self._slider_held()):
+            self.row_order = [int(d) for d in stats.order]
+            self._resort = False
+            self._build_sliders()
+        else:  # live weights: same rows in the same order, fresh numbers
+            self._relabel_rows()
         if keep:
             self._sync_sliders()
             self.request_grid()
@@ -205,12 +290,10 @@ class TraversalPanel(PanelBase):
             if w is not None:
                 w.deleteLater()
         self.sliders = {}
+        self.slider_labels = {}
         active = stats.active()
-        for row, d in enumerate(stats.order):
-            d = int(d)
-            score = (f"{stats.kl_per_dim[d]:.2f} nats" if stats.kl_per_dim is not None
-                     else f"var {stats.variance[d]:.2g}")
-            label = QLabel(f"z{d}  {score}")
+        for row, d in enumerate(self.row_order):
+            label = QLabel(self.row_text(d))
             label.setEnabled(bool(active[d]))
             slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
             slider.setRange(float(min(stats.low[d], -1e-3)), float(max(stats.high[d], 1e-3)))
@@ -219,9 +302,27 @@ class TraversalPanel(PanelBase):
             slider.setDecimals(2)
             slider.setToolTip(f"z{d}: drag to decode a single image live")
             slider.valueChanged.connect(partial(self._slider_moved, d))
+            slider.sliderReleased.connect(self._slider_released)
             self.slider_layout.addWidget(label, row, 0)
             self.slider_layout.addWidget(slider, row, 1)
             self.sliders[d] = slider
+            self.slider_labels[d] = label
+
+    def row_text(self, dim: int) -> str:
+        """'z3 · posX 0.62 · 1.23 nats': the latent, the factor it matches best (when known) and its KL."""
+        factor = live_probe.factor_labels(self.match, [dim])[0]
+        return explore.latent_label(self.stats, dim, factor)
+
+    def _relabel_rows(self) -> None:
+        """New numbers (KL, matched factor) on the rows as they stand: nothing moves."""
+        if self.stats is None:
+            return
+        active = self.stats.active()
+        for d, label in self.slider_labels.items():
+            label.setText(self.row_text(d))
+            label.setEnabled(bool(active[d]))
+        if self.grid is not None and self.shown_dims and not self.discrete:
+            self.grid_view.set_row_ticks(self._grid_row_ticks(self.shown_dims))
 
     def _sync_sliders(self) -> None:
         for d, slider in self.sliders.items():
@@ -331,7 +432,7 @@ class TraversalPanel(PanelBase):
         self.single_view.set_grid(self.single)
 
     def visible_dims(self) -> list[int]:
-        order = [int(d) for d in self.stats.order]
+        order = list(self.row_order) or [int(d) for d in self.stats.order]
         if self.hide_inactive.isChecked():
             active = self.stats.active()
             shown = [d for d in order if active[d]]
@@ -363,19 +464,19 @@ class TraversalPanel(PanelBase):
             if not active[d]:
                 top = 1 + row * (h + 1)
                 grid[top:top + h] = (grid[top:top + h] * 0.35).astype(np.uint8)
-        labels = []
-        for d in dims:
-            score = (f"{stats.kl_per_dim[d]:.2f} nats" if stats.kl_per_dim is not None
-                     else f"var {stats.variance[d]:.2g}")
-            labels.append(f"z{d}  {score}" + ("" if active[d] else " (inactive)"))
         cols = values.shape[1]
-        col_labels = [f"{v:.1f}" for v in values[0]] if self._variational() else [
-            f"{p:.0f}%" for p in np.linspace(1, 99, cols)]
+        col_labels, axis_title = explore.traversal_axis(stats, values)
         self.grid = grid
+        self._cell_h = h
         self.shown_dims = list(dims)
-        self.grid_view.set_grid(grid, grid_ticks(len(dims), h, 1, labels), grid_ticks(cols, w, 1, col_labels))
-        self.grid_view.setToolTip("Rows: latent dims by KL (largest first); columns: the traversed value "
-                                  + ("in prior std" if self._variational() else "as a percentile on the data"))
+        self.grid_view.set_grid(grid, self._grid_row_ticks(dims), grid_ticks(cols, w, 1, col_labels))
+        self.grid_view.setToolTip("Rows: latent dims (sorted by KL, largest first, on Sort by KL or when training "
+                                  f"pauses), each with the factor it matches best; columns: {axis_title}")
+
+    def _grid_row_ticks(self, dims: list[int]) -> list[tuple[float, str]]:
+        active = self.stats.active()
+        labels = [self.row_text(d) + ("" if active[d] else " (inactive)") for d in dims]
+        return grid_ticks(len(dims), self._cell_h, 1, labels)
 
     def _request_codebook(self) -> None:
         dataset, index = self.source.dataset, int(self.base_index)
@@ -392,18 +493,37 @@ class TraversalPanel(PanelBase):
         self.vq_view.set_grid(grid)
 
     # --- exports -------------------------------------------------------------------------------------
+    def _figure_labels(self, dims: list[int], values: np.ndarray) -> dict:
+        """Row labels (latent · factor · KL), dimmed inactive rows, the value axis and the chosen cell size."""
+        active = self.stats.active()
+        col_labels, axis_title = explore.traversal_axis(self.stats, values)
+        return {"row_labels": [self.row_text(d) for d in dims], "dimmed": [not bool(active[d]) for d in dims],
+                "col_labels": col_labels, "axis_title": axis_title, "cell_size": self.cell_spin.value()}
+
     def export_png(self, path: str | Path) -> Path:
-        return self.save_grid_png(self.grid, path)
+        """The shown rows as a labelled figure, rendered from the latest weights (codebook rows: the grid as is)."""
+        if self.discrete:
+            return self.save_grid_png(self.grid, path)
+        if self.current_z is None or self.stats is None:
+            raise ValueError("nothing to export yet")
+        dims = self.visible_dims()
+        values = explore.traversal_values(self.stats, dims, self.steps_spin.value())
+        figure = explore.traversal_figure(self.source.snapshot(), self.current_z, dims, values, self.label_value(),
+                                          **self._figure_labels(dims, values))
+        out = save_png(figure, path)
+        self.exported(out)
+        return out
 
     def export_gif(self, path: str | Path, frame_ms: int = 120) -> Path:
-        """Animated traversal (every shown dim side by side, forth and back), rendered from the latest weights."""
+        """Animated traversal (every shown dim, labelled, forth and back), rendered from the latest weights."""
         if self.current_z is None or self.stats is None:
             raise ValueError("nothing to export yet")
         model = self.source.snapshot()
         dims = self.visible_dims()
         values = explore.traversal_values(self.stats, dims, max(self.steps_spin.value(), 12))
-        frames = explore.traversal_frames(model, self.current_z, dims, values, self.label_value())
-        out = save_gif([upscale(f, 256) for f in frames], path, frame_ms=frame_ms)
+        frames = explore.traversal_figure_frames(model, self.current_z, dims, values, self.label_value(),
+                                                 **self._figure_labels(dims, values))
+        out = save_gif(frames, path, frame_ms=frame_ms)
         self.exported(out)
         return out
 
@@ -414,8 +534,10 @@ class TraversalPanel(PanelBase):
         active = s.active()
         rows = [[int(d), "" if s.kl_per_dim is None else f"{s.kl_per_dim[d]:.6g}", f"{s.variance[d]:.6g}",
                  f"{s.low[d]:.6g}", f"{s.high[d]:.6g}", int(active[d]),
-                 "" if self.current_z is None else f"{self.current_z[d]:.6g}"] for d in s.order]
-        out = write_csv(path, ["dim", "kl_nats", "code_variance", "low", "high", "active", "value"], rows)
+                 "" if self.current_z is None else f"{self.current_z[d]:.6g}",
+                 live_probe.factor_labels(self.match, [int(d)])[0]] for d in self.visible_dims()]
+        out = write_csv(path, ["dim", "kl_nats", "code_variance", "low", "high", "active", "value",
+                               "matched_factor"], rows)
         self.exported(out)
         return out
 

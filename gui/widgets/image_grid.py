@@ -34,6 +34,7 @@ class GridView(pg.PlotWidget):
         for side in ("left", "bottom"):
             item.showAxis(side, axes)
         self._shape: tuple[int, ...] | None = None
+        self.row_ticks: list[tuple[float, str]] = []
         self.image: np.ndarray | None = None
         self.updates = 0
         self.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -54,12 +55,19 @@ class GridView(pg.PlotWidget):
             item.showAxis("left", bool(row_ticks))
             item.showAxis("bottom", bool(col_ticks))
             item.getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
+            self.row_ticks = list(row_ticks or [])
             item.getAxis("bottom").setTicks([list(col_ticks)] if col_ticks else None)
         if self._shape != grid.shape:
             item.setRange(xRange=(0, grid.shape[1]), yRange=(0, grid.shape[0]), padding=0.01)
             self._shape = grid.shape
         self.image = grid
         self.updates += 1
+
+    def set_row_ticks(self, row_ticks: Sequence[tuple[float, str]]) -> None:
+        """New row labels for the grid shown (the image stays)."""
+        if self._axes and self.image is not None:
+            self.getPlotItem().getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
+        self.row_ticks = list(row_ticks)
 
     def _on_scene_click(self, event) -> None:
         if self.image is None or event.button() != Qt.MouseButton.LeftButton:

@@ -1,0 +1,127 @@
+"""The live disentanglement view: MIG over steps beside the latent × factor MI heatmap (fixed 0–1 colour scale).
+
+Fed by the engine's `DisentanglementProbe` events (engine/probe.py) while training, or by the probe records of a
+checkpoint's history. When no probe is possible (no ground-truth factors, a discrete or conditional code) the
+plots hide and one line says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+from engine.events import DisentanglementProbe
+
+MIG_COLOUR = "#59a14f"
+COLOUR_MAP = "viridis"
+
+
+class DisentanglementView(QWidget):
+    """`add_probes(list)` appends to the curve and shows the newest matrix; `set_unavailable(reason)` hides both."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("disentanglementView")
+        self.steps: list[int] = []
+        self.migs: list[float] = []
+        self.latest: DisentanglementProbe | None = None
+        self.reason: str | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        self.note = QLabel("")
+        self.note.setObjectName("disentanglementNote")
+        self.note.setWordWrap(True)  # never widens the tab (the window fits 1366×768)
+        layout.addWidget(self.note)
+        self.plots = QWidget()
+        row = QHBoxLayout(self.plots)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.curve_plot = pg.PlotWidget(background="#1e1e1e")
+        self.curve_plot.setObjectName("migCurve")
+        item = self.curve_plot.getPlotItem()
+        item.setTitle("Disentanglement: MIG on a fixed factor sample", size="9pt")
+        item.setLabel("bottom", "step")
+        item.showGrid(x=True, y=True, alpha=0.2)
+        item.setYRange(0.0, 1.0, padding=0.02)
+        item.setMouseEnabled(x=True, y=False)
+        self.curve = item.plot([], [], pen=pg.mkPen(MIG_COLOUR, width=2), symbol="o", symbolSize=4,
+                               symbolBrush=MIG_COLOUR, symbolPen=None, name="MIG")
+        self.curve_plot.setMinimumSize(120, 80)
+        row.addWidget(self.curve_plot, 3)
+        self.heatmap = pg.GraphicsLayoutWidget()
+        self.heatmap.setObjectName("miHeatmap")
+        self.heatmap.setBackground("#1e1e1e")
+        self.heat_plot = self.heatmap.addPlot(row=0, col=0)
+        self.heat_plot.setTitle("I(z_j; v_k) / H(v_k)", size="9pt")
+        self.heat_plot.invertY(True)
+        self.heat_plot.setMouseEnabled(False, False)
+        self.heat_plot.setMenuEnabled(False)
+        self.heat_plot.hideButtons()
+        self.heat_image = pg.ImageItem(axisOrder="row-major")
+        self.heat_plot.addItem(self.heat_image)
+        self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(COLOUR_MAP), interactive=False,
+                                          width=12, label="normalised MI")
+        self.colour_bar.setImageItem(self.heat_image, insert_in=self.heat_plot)
+        self.heatmap.setMinimumSize(120, 80)
+        row.addWidget(self.heatmap, 2)
+        layout.addWidget(self.plots, 1)
+        self.set_unavailable(None)
+
+    # --- state -----------------------------------------------------------------------------------------------
+    def set_unavailable(self, reason: str | None) -> None:
+        """None: probes are expected (the plots show, a hint until the first one); text: hide the plots, say why."""
+        self.reason = reason
+        self.plots.setVisible(reason is None)
+        if reason is not None:
+            self.note.setText(reason)
+        elif self.latest is None:
+            self.note.setText("Disentanglement: the first MIG probe comes with the first training steps.")
+        self._update_note()
+
+    def clear(self) -> None:
+        self.steps, self.migs, self.latest = [], [], None
+        self.curve.setData([], [])
+        self.heat_image.clear()
+        self.set_unavailable(self.reason)
+
+    # --- data --------------------------------------------------------------------------------------------------
+    def add_probes(self, probes: Sequence[DisentanglementProbe]) -> None:
+        """Append probes (oldest first) to the curve and draw the newest one's matrix."""
+        if not probes:
+            return
+        for probe in probes:
+            if self.steps and probe.step <= self.steps[-1]:  # a resumed run repeats no steps; keep the curve monotone
+                cut = int(np.searchsorted(self.steps, probe.step))
+                self.steps, self.migs = self.steps[:cut], self.migs[:cut]
+            self.steps.append(int(probe.step))
+            self.migs.append(float(probe.mig))
+        self.curve.setData(np.asarray(self.steps, dtype=np.float64), np.asarray(self.migs, dtype=np.float64))
+        self._show_matrix(probes[-1])
+        if self.reason is not None:
+            self.set_unavailable(None)
+        self._update_note()
+
+    def _show_matrix(self, probe: DisentanglementProbe) -> None:
+        self.latest = probe
+        matrix = np.asarray(probe.mi, dtype=np.float32)
+        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, 1.0))
+        self.colour_bar.setLevels((0.0, 1.0))
+        rows = [(j + 0.5, f"z{j}") for j in range(matrix.shape[0])]
+        cols = [(k + 0.5, name) for k, name in enumerate(probe.factor_names)]
+        self.heat_plot.getAxis("left").setTicks([rows])
+        self.heat_plot.getAxis("bottom").setTicks([cols])
+        self.heat_plot.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.0)
+
+    def _update_note(self) -> None:
+        if self.reason is not None or self.latest is None:
+            return
+        p = self.latest
+        self.note.setText(f"MIG {p.mig:.3f} at step {p.step:,} ({len(self.steps)} probes, {p.points:,} factor "
+                          f"samples, {1000 * p.seconds:.0f} ms each)")
+
+    @property
+    def matrix(self) -> np.ndarray | None:
+        return None if self.latest is None else np.asarray(self.latest.mi, dtype=np.float32)
