@@ -129,7 +129,7 @@ def _fit_exact_factors(codes: np.ndarray, factors: np.ndarray, random_state: int
             if run is not None:
                 with lock:
                     done_rounds[k] = stage_index + 1
-                    built = sum(r * t for r, t in zip(done_rounds, trees_per_round))
+                    built = sum(r * t for r, t in zip(done_rounds, trees_per_round, strict=True))
                     run.report(stage, built / total_trees,
                                f"DCI: gradient-boosted trees, {sum(r == 100 for r in done_rounds)}/{num_factors} "
                                "factors done")
