@@ -11,7 +11,7 @@ from typing import Any
 from PySide6.QtWidgets import QMenu
 
 from engine.errors import CheckpointError
-from engine.examples import Example, list_examples
+from engine.examples import Example, find_example, list_examples
 
 
 def installed_examples() -> tuple[list[Example], str]:
@@ -32,8 +32,14 @@ def panel_for(model: Any) -> str:
 
 
 def open_example(window: Any, name: str) -> bool:
-    """Open `example:NAME` in the window and switch to its best panel; errors go to the window's banner."""
-    if not window.open_checkpoint(f"example:{name}"):
+    """Open the example's file in the window (so Recent runs can reopen it) and switch to its best panel; errors
+    (unknown name, missing or damaged file) go to the window's message strip."""
+    try:
+        path = find_example(name).path
+    except CheckpointError as exc:
+        window.show_message(f"Could not open the example: {exc}", "error")
+        return False
+    if not window.open_checkpoint(path):
         return False
     panel = window.panels.get(panel_for(window.source.snapshot()))
     if panel is not None:

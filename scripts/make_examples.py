@@ -62,7 +62,8 @@ def machine() -> str:
     import torch
 
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return (f"{platform.system()} {platform.machine()}, {cores} CPU cores, torch {torch.__version__}, "
+    load = f", load average {os.getloadavg()[0]:.1f} when training ended" if hasattr(os, "getloadavg") else ""
+    return (f"{platform.system()} {platform.machine()}, {cores} CPU cores{load}, torch {torch.__version__}, "
             f"python {platform.python_version()}")
 
 

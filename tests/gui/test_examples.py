@@ -32,10 +32,11 @@ def test_welcome_card_on_first_run_opens_an_example(main_window, qtbot):
     assert names == [e.name for e in SHIPPED]
     card.example_combo.setCurrentIndex(names.index("mnist-vae-2d"))
     card.explore_button.click()
-    qtbot.waitUntil(lambda: window.checkpoint_path == "example:mnist-vae-2d", timeout=20_000)
+    path = str(DEFAULT_EXAMPLES_DIR / "mnist-vae-2d.safetensors")
+    qtbot.waitUntil(lambda: window.checkpoint_path == path, timeout=20_000)
     assert not card.isVisible() and window.settings.value(SEEN_KEY, False, type=bool)
     assert window.tabs.currentWidget() is window.panels["latentMapPanel"]
-    assert window.source.has_model and window.source.info["checkpoint"] == "example:mnist-vae-2d"
+    assert window.source.has_model and window.source.info["checkpoint"] == path
 
 
 def test_welcome_card_train_one_yourself_starts_training_and_is_not_shown_again(main_window, qtbot):
@@ -67,10 +68,11 @@ def test_file_examples_lists_each_with_its_description_and_opens_it(main_window,
         assert example.description in action.text() and action.statusTip() == example.description
         assert example.command in action.toolTip()
     next(a for a in actions if a.data() == "mnist-cvae").trigger()
-    qtbot.waitUntil(lambda: window.checkpoint_path == "example:mnist-cvae", timeout=20_000)
+    path = str(DEFAULT_EXAMPLES_DIR / "mnist-cvae.safetensors")
+    qtbot.waitUntil(lambda: window.checkpoint_path == path, timeout=20_000)
     assert window.tabs.currentWidget() is window.panels["conditionalPanel"]
     assert not window.welcome_card.isVisible(), "a model on screen hides the welcome card"
-    assert window.recent_runs()[0] == "example:mnist-cvae"
+    assert window.recent_runs()[0] == path, "Recent runs can reopen it"
 
 
 @pytest.mark.parametrize("example", SHIPPED, ids=[e.name for e in SHIPPED])
@@ -115,6 +117,9 @@ def test_a_missing_example_is_reported_in_the_window(main_window, qtbot, tmp_pat
     actions[0].trigger()
     level, text = window.messages[-1]
     assert level == "error" and "not a Latent Explorer checkpoint" in text and window.checkpoint_path is None
+    assert not open_example(window, "nosuch")
+    level, text = window.messages[-1]
+    assert level == "error" and "no such example model; shipped: lost" in text
     (folder / MANIFEST_NAME).write_text("{broken", encoding="utf-8")
     actions = examples_menu(window).actions()
     assert len(actions) == 1 and not actions[0].isEnabled() and "manifest" in actions[0].text()
