@@ -7,8 +7,11 @@ with Gaussian noise σ = 0.5 and 1.5, the factors plus two noise codes, and pure
 
     .venv/bin/python bench/dci_agreement.py            # the table and the RESULT line
     .venv/bin/python bench/dci_agreement.py --quick    # 400 training points, four cases
+    .venv/bin/python bench/dci_agreement.py --parallel 2000  # also: the reference fitted one factor per core vs
+                                                             # one after another, dSprites' factor sizes, N points
 Last line: RESULT default_max_dD=<x> default_max_dC=<x> hist_max_dD=<x> hist_max_dC=<x> default_s=<s> hist_s=<s>
-(largest |difference| from the reference over the cases; seconds summed over the cases).
+[parallel_speedup=<sequential s / parallel s>] (largest |difference| from the reference over the cases; seconds
+summed over the cases).
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ def constructed(factors: np.ndarray, rng: np.random.Generator) -> dict[str, np.n
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="400 training points and four cases")
+    parser.add_argument("--parallel", type=int, default=0, metavar="N",
+                        help="also time the reference DCI on N points of noisy dSprites-sized factors, one factor per "
+                             "core against one factor at a time (identical importances are checked)")
     args = parser.parse_args(argv)
     rng = np.random.default_rng(0)
     train_points = 400 if args.quick else 1_000
@@ -83,9 +89,30 @@ def main(argv: list[str] | None = None) -> None:
         delta = (scores["hist"][0] - scores["reference"][0], scores["hist"][1] - scores["reference"][1])
         print(f"{name:42s} {pair(scores['reference']):>16s} {pair(scores['default']):>16s} "
               f"{pair(scores['hist']):>16s} {delta[0]:+.3f} / {delta[1]:+.3f}", flush=True)
+    speedup = f" parallel_speedup={parallel_speedup(args.parallel):.2f}" if args.parallel else ""
     print(f"RESULT default_max_dD={worst['default'][0]:.3f} default_max_dC={worst['default'][1]:.3f} "
           f"hist_max_dD={worst['hist'][0]:.3f} hist_max_dC={worst['hist'][1]:.3f} "
-          f"default_s={seconds['default']:.1f} hist_s={seconds['hist']:.1f}")
+          f"default_s={seconds['default']:.1f} hist_s={seconds['hist']:.1f}{speedup}")
+
+
+def parallel_speedup(points: int) -> float:
+    """Seconds of the reference DCI one factor at a time ÷ one factor per core (dSprites' sizes 3, 6, 40, 32, 32)."""
+    from engine.metrics.dci import dci_workers
+
+    rng = np.random.default_rng(3)
+    factors = np.stack([rng.integers(0, size, points) for size in (3, 6, 40, 32, 32)], axis=1)
+    codes = np.column_stack([factors / np.array([3, 6, 40, 32, 32]) + 0.05 * rng.normal(size=factors.shape),
+                             rng.normal(size=(points, 5))])
+    timings = {}
+    for workers in (1, dci_workers()):
+        started = time.perf_counter()
+        importance, _, _ = gbt_importance(codes, factors, codes, factors, 0, estimator="exact", workers=workers)
+        timings[workers] = (time.perf_counter() - started, importance)
+    (one, first), (many, second) = timings[1], timings[dci_workers()]
+    assert np.array_equal(first, second), "parallel and sequential importances differ"
+    print(f"reference DCI on {points:,} points, 113 classes: one factor at a time {one:.1f} s, "
+          f"{dci_workers()} at a time {many:.1f} s")
+    return one / many
 
 
 if __name__ == "__main__":
