@@ -125,6 +125,8 @@ class PanelBase(QWidget):
         self._live_timer.timeout.connect(self._live_refresh)
         source.changed.connect(self._on_source_changed)
         source.weights_updated.connect(self._on_weights_updated)
+        if source.has_model:  # built after a model appeared (a deferred tab): take it once the subclass is built
+            QTimer.singleShot(0, self._on_source_changed)
 
     # --- model access (worker thread) ----------------------------------------------------------------
     def model(self) -> Any:

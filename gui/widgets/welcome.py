@@ -52,11 +52,22 @@ class WelcomeCard(QFrame):
         layout.addWidget(intro)
         self.example_combo = QComboBox()
         self.example_combo.setObjectName("welcomeExamples")
+        self.example_note = QLabel()
+        self.example_note.setObjectName("welcomeExampleNote")
+        self.example_note.setWordWrap(True)
         for name, description in examples:
-            self.example_combo.addItem(f"{name}  —  {description}", name)
+            self.example_combo.addItem(name, name)
             self.example_combo.setItemData(self.example_combo.count() - 1, description,
                                            Qt.ItemDataRole.ToolTipRole)
-        layout.addWidget(self.example_combo)
+        self.example_combo.currentIndexChanged.connect(
+            lambda index: self.example_note.setText(examples[index][1] if 0 <= index < len(examples) else ""))
+        if examples:
+            self.example_note.setText(examples[0][1])
+        chooser = QHBoxLayout()
+        chooser.addWidget(QLabel("Example:"))
+        chooser.addWidget(self.example_combo, 1)
+        layout.addLayout(chooser)
+        layout.addWidget(self.example_note)
         buttons = QHBoxLayout()
         self.explore_button = QPushButton("Explore a trained model")
         self.explore_button.setDefault(True)

@@ -123,3 +123,26 @@ def test_a_missing_example_is_reported_in_the_window(main_window, qtbot, tmp_pat
     (folder / MANIFEST_NAME).write_text("{broken", encoding="utf-8")
     actions = examples_menu(window).actions()
     assert len(actions) == 1 and not actions[0].isEnabled() and "manifest" in actions[0].text()
+
+
+def test_a_tab_built_after_the_example_opened_shows_it(qtbot):
+    """`python main.py` builds its tabs after start-up: one built when a model is already loaded must show it."""
+    from engine.checkpoint import load_checkpoint
+    from engine.data import load_dataset
+    from gui.model_source import ModelSource
+    from gui.panels.traversal import TraversalPanel
+
+    loaded = load_checkpoint("example:mnist-vae-2d")
+    dataset = load_dataset(loaded.dataset_spec)
+    _, test = dataset.split(loaded.config.test_fraction, loaded.config.seed)
+    source = ModelSource()
+    source.set_static(loaded.model, dataset, test, {"step": loaded.step})
+    panel = TraversalPanel(source)
+    qtbot.addWidget(panel)
+    try:
+        panel.resize(900, 600)
+        panel.show()
+        qtbot.waitUntil(lambda: panel.grid is not None, timeout=20_000)
+        assert panel.stack.currentWidget() is panel.content
+    finally:
+        panel.shutdown()
