@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench lint clean
+.PHONY: setup run test bench lint examples clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,10 @@ test: setup
 
 bench: setup
 	@for f in bench/*.py; do case $$f in *soak*) continue;; esac; echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
+
+# Retrain the shipped example models (resources/examples/) with the CLI and rewrite their manifest (minutes to ~1 h).
+examples: setup
+	$(BIN)/python scripts/make_examples.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

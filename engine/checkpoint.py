@@ -50,13 +50,20 @@ class LoadedCheckpoint:
 
 
 # --- writing ---------------------------------------------------------------------------------------------
-def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, Any]) -> Path:
-    """Atomically write tensors + header: temp file in the same folder, flush, fsync, rename, fsync the folder."""
+def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header: dict[str, Any],
+                     float_dtype: torch.dtype | None = None) -> Path:
+    """Atomically write tensors + header: temp file in the same folder, flush, fsync, rename, fsync the folder.
+
+    `float_dtype` (e.g. torch.float16) stores every floating tensor in that type (half the bytes); the header
+    records it as `stored_dtype` and the loaders cast back to the model's own type (see `shareable_copy`)."""
     from safetensors.torch import save
 
     path = Path(path)
     header = {"format": FORMAT_NAME, "version": FORMAT_VERSION, **header}
     cpu = {name: t.detach().to("cpu").contiguous().clone() for name, t in tensors.items()}
+    if float_dtype is not None:
+        cpu = {name: t.to(float_dtype) if t.is_floating_point() else t for name, t in cpu.items()}
+        header["stored_dtype"] = str(float_dtype).removeprefix("torch.")
     for name, t in cpu.items():
         if t.is_floating_point() and not bool(torch.isfinite(t).all()):
             raise CheckpointError(f"{path}: refusing to write non-finite values in {name}")
@@ -78,6 +85,15 @@ def write_checkpoint(path: str | Path, tensors: dict[str, torch.Tensor], header:
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def shareable_copy(source: str | Path, target: str | Path, float_dtype: torch.dtype = torch.float16) -> Path:
+    """A small copy of a checkpoint to share (resources/examples): the model's weights stored as `float_dtype`,
+    header and history kept, no optimiser or RNG state (continuing it starts a fresh optimiser)."""
+    meta, tensors = read_checkpoint(source)
+    header = {k: v for k, v in meta.items() if k not in ("format", "version", "optimizers", "stored_dtype")}
+    weights = {name: t for name, t in tensors.items() if name.startswith("model.")}
+    return write_checkpoint(target, weights, header, float_dtype=float_dtype)
 
 
 def link_or_copy(source: Path, target: Path) -> Path:
@@ -148,7 +164,9 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     """(header, tensors) of a checkpoint, validated against the file size before anything is allocated."""
     from safetensors.torch import load
 
-    path = Path(path)
+    from .examples import resolve_checkpoint_path
+
+    path = resolve_checkpoint_path(path)
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -296,7 +314,7 @@ def build_model(path: str | Path, meta: dict[str, Any], tensors: dict[str, torch
         raise CheckpointError(f"{path}: cannot rebuild the model ({exc})") from None
     state = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict(state, strict=True)  # copies into the model's own dtype: float16 files upcast here
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0]
         raise CheckpointError(f"{path}: the weights do not fit the {meta['family']} model ({first})") from None

@@ -532,8 +532,9 @@ def add_metric_size_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dci-train", type=int, default=None, metavar="N",
                         help="training points for DCI's gradient-boosted trees (default: all train points)")
     parser.add_argument("--dci-estimator", choices=DCI_ESTIMATORS, default=DCI_ESTIMATORS[0],
-                        help="DCI's boosted trees: hist (histogram-based, default) or exact "
-                             "(GradientBoostingClassifier, the reference estimator, ~35x slower)")
+                        help="DCI's boosted trees: exact (GradientBoostingClassifier, the reference estimator, "
+                             "default; one factor per core) or hist (histogram-based, faster, approximate: misreads "
+                             "redundant and noisy codes, see docs/metrics.md)")
 
 
 def metric_sizes_from_args(args: argparse.Namespace) -> MetricSizes:

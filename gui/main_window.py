@@ -48,10 +48,12 @@ from engine.imaging import tile
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
 from gui.app import guard_singleton_refcounts
+from gui.examples_menu import build_examples_menu
 from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
 from gui.widgets import ImageGrid
+from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
 guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
@@ -186,6 +188,7 @@ class MainWindow(QMainWindow):
         self._configure_idle_live_controls()
         self.hparam_form.family_changed.connect(self._configure_idle_live_controls)
         self._update_actions()
+        self.welcome_card = install_welcome_card(self)
 
     # ================================================================================================
     # construction
@@ -478,6 +481,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = QMenu("&Recent runs", self)
         self.recent_menu.setObjectName("recentMenu")
         file_menu.addMenu(self.recent_menu)
+        file_menu.addMenu(build_examples_menu(self))
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", QKeySequence.StandardKey.Quit, self.close)
         train_menu = menu.addMenu("&Training")

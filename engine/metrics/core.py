@@ -13,7 +13,7 @@ import numpy as np
 Represent = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-DCI_ESTIMATORS = ("hist", "exact")  # DCI trees: histogram-based (default) or GradientBoostingClassifier
+DCI_ESTIMATORS = ("exact", "hist")  # DCI trees: GradientBoostingClassifier (default, the reference) or histogram-based
 
 
 class MetricsCancelled(Exception):
@@ -45,8 +45,9 @@ class MetricSizes:
     `train_points` (+ `test_points` for DCI and discrete SAP) factor draws; DCI may use only the first
     `dci_train_points` of them (None → all) because its gradient-boosted trees dominate the run time.
     `chunk_rows` bounds how many rows are handed to `represent` at once (memory, not statistics).
-    `dci_estimator` picks DCI's gradient-boosted trees: "hist" (histogram-based, the default) or "exact"
-    (GradientBoostingClassifier, the reference estimator, ~35× slower); see metrics.dci.gbt_importance.
+    `dci_estimator` picks DCI's gradient-boosted trees: "exact" (GradientBoostingClassifier, the reference
+    estimator, the default) or "hist" (histogram-based, much faster but not equivalent: it misreads redundant and
+    noisy codes); see metrics.dci.gbt_importance and docs/metrics.md.
     """
 
     train_points: int = 10_000
@@ -56,7 +57,7 @@ class MetricSizes:
     mig_bins: int = 20
     dci_train_points: int | None = None
     chunk_rows: int = 8_192
-    dci_estimator: str = "hist"
+    dci_estimator: str = DCI_ESTIMATORS[0]
 
     def __post_init__(self) -> None:
         for name in ("train_points", "test_points", "variance_points", "chunk_rows"):

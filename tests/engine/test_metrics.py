@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import numpy as np
 import pytest
-from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
 from engine.metrics import (
@@ -27,7 +27,7 @@ from engine.metrics import (
     sap_score,
 )
 from engine.metrics.core import CachedRepresent
-from engine.metrics.dci import gbt_importance, hist_gain_importance
+from engine.metrics.dci import dci_scores, gbt_importance, hist_gain_importance
 from engine.metrics.mig import mig_per_factor
 
 SMALL = MetricSizes(train_points=400, test_points=200, batch_size=16, variance_points=400)
@@ -202,6 +202,73 @@ def test_hist_dci_importance_is_that_of_the_reference_boosting_recipe():
                                              min_samples_leaf=1, early_stopping=False, random_state=3)
         one.fit(codes, factors[:, k])
         np.testing.assert_allclose(chunked[:, k], hist_gain_importance(one, codes.shape[1]), rtol=1e-9)
+
+
+def constructed_codes(case: str, factors: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The constructed representations of the DCI agreement table (docs/metrics.md; bench/dci_agreement.py)."""
+    f = factors.astype(np.float64)
+    n = len(f)
+    if case == "identity":
+        return f
+    if case == "redundant copy":  # factor 0 copied into two codes: completeness must fall below 1
+        return np.column_stack([f[:, 0], f[:, 0], f[:, 1:]])
+    if case == "redundant noisy copy":
+        return np.column_stack([f[:, 0] + 0.1 * rng.normal(size=n), f[:, 0] + 0.1 * rng.normal(size=n), f[:, 1:]])
+    if case == "noisy":
+        return f + 0.5 * rng.normal(size=f.shape)
+    if case == "very noisy":
+        return f + 1.5 * rng.normal(size=f.shape)
+    if case == "pure noise":
+        return rng.normal(size=f.shape)
+    raise ValueError(case)
+
+
+AGREEMENT_CASES = ("identity", "redundant copy", "redundant noisy copy", "noisy", "very noisy", "pure noise")
+
+
+@pytest.mark.parametrize("case", AGREEMENT_CASES)
+def test_default_dci_agrees_with_the_reference_estimator(case):
+    """The default DCI (as compute_metrics runs it) against scikit-learn's GradientBoostingClassifier called directly,
+    one per factor: D and C within 0.02 on every constructed representation, redundant and noisy codes included."""
+    rng = np.random.default_rng(7)
+    source = GridSource(count=3, size=4)
+    train, test = source.sample_factors(600, rng), source.sample_factors(300, rng)
+    train_codes, test_codes = constructed_codes(case, train, rng), constructed_codes(case, test, rng)
+    ours = dci_scores(train_codes, train, test_codes, test, random_state=11)
+    reference = np.stack([np.abs(GradientBoostingClassifier(random_state=11).fit(train_codes, train[:, k])
+                                 .feature_importances_) for k in range(train.shape[1])], axis=1)
+    assert ours["dci_estimator"] == "exact" == MetricSizes().dci_estimator
+    assert ours["dci_disentanglement"] == pytest.approx(disentanglement(reference), abs=0.02)
+    assert ours["dci_completeness"] == pytest.approx(completeness(reference), abs=0.02)
+
+
+def test_redundant_code_lowers_completeness_and_the_fast_estimator_misses_it():
+    """One factor copied into two of four codes: the reference splits its importance between the copies (its
+    trees break ties at random), so that factor's completeness is about 1 − ln 2 / ln 4 = 0.5 and C ≈ (0.5 + 2)/3;
+    the histogram trees always pick the first copy and report C = 1 (why "hist" is not the default)."""
+    rng = np.random.default_rng(8)
+    source = GridSource(count=3, size=4)
+    train, test = source.sample_factors(600, rng), source.sample_factors(300, rng)
+    codes = constructed_codes("redundant copy", train, rng)
+    test_codes = constructed_codes("redundant copy", test, rng)
+    exact = dci_scores(codes, train, test_codes, test, random_state=3)
+    expected = (1 - math.log(2) / math.log(4) + 2) / 3
+    assert exact["dci_completeness"] == pytest.approx(expected, abs=0.03)
+    assert exact["dci_disentanglement"] >= 0.98
+    share = np.asarray(exact["dci_importance"])[:2, 0]
+    assert 0.35 <= share[0] / share.sum() <= 0.65, share
+    hist = dci_scores(codes, train, test_codes, test, random_state=3, estimator="hist")
+    assert hist["dci_completeness"] >= 0.99 > exact["dci_completeness"] + 0.1
+
+
+def test_reference_dci_in_parallel_is_identical_to_one_factor_at_a_time():
+    rng = np.random.default_rng(9)
+    factors = GridSource(count=3, size=5).sample_factors(400, rng)
+    codes = mixed_codes(factors, rng)
+    one, train_one, test_one = gbt_importance(codes, factors, codes, factors, 5, workers=1)
+    two, train_two, test_two = gbt_importance(codes, factors, codes, factors, 5, workers=3)
+    np.testing.assert_array_equal(one, two)
+    assert (train_one, test_one) == (train_two, test_two)
 
 
 def test_dci_estimator_choice_is_checked():

@@ -141,9 +141,9 @@ def test_new_model_clears_old_results_and_live_weights_mark_them_stale(qtbot, ds
 def test_score_choice_picks_metrics_and_dci_estimator(qtbot, dsprites):
     panel, _ = make_panel(qtbot, dsprites)
     texts = [panel.metrics_combo.itemText(i) for i in range(panel.metrics_combo.count())]
-    assert texts == ["All five", "Without DCI", "All five, reference DCI (slow)"]
+    assert texts == ["All five", "Without DCI", "All five, fast approximate DCI"]
     panel.set_metric_sizes(SIZES)
-    for index, has_dci, estimator in ((0, True, "hist"), (1, False, "hist"), (2, True, "exact")):
+    for index, has_dci, estimator in ((0, True, "exact"), (1, False, "exact"), (2, True, "hist")):
         panel.metrics_combo.setCurrentIndex(index)
         assert ("dci" in panel.metric_names()) == has_dci
         assert panel.metric_sizes().dci_estimator == estimator
@@ -159,8 +159,8 @@ def test_all_five_scores_with_the_default_dci(qtbot, dsprites):
         finish(qtbot, panel, timeout=120_000)
         result = panel.result
         assert result is not None, panel.status.text()
-        assert result["dci_estimator"] == "hist" and 0.0 <= result["dci_disentanglement"] <= 1.0
-        assert "histogram gradient-boosted trees" in panel.status.text()
+        assert result["dci_estimator"] == "exact" and 0.0 <= result["dci_disentanglement"] <= 1.0
+        assert "reference GradientBoostingClassifier" in panel.status.text()
         assert panel.score_table.rowCount() == 7
     finally:
         panel.shutdown()

@@ -67,11 +67,11 @@ def test_cancel_stops_the_sweep_thread(qtbot, config_file, tmp_path):
     panel = make_panel(qtbot, config_file, tmp_path, steps=100_000)
     try:
         panel.grid_edit.setText("beta=1,2")
-        panel.metrics_combo.setCurrentIndex(3)  # all five with the reference DCI: the choice reaches the runner
+        panel.metrics_combo.setCurrentIndex(3)  # all five with the fast DCI: the choice reaches the runner
         panel.sizes_combo.setCurrentIndex(0)
         assert panel.start()
         sizes = panel.worker.runner.metric_sizes
-        assert sizes.dci_estimator == "exact" and sizes.train_points == 1_000
+        assert sizes.dci_estimator == "hist" and sizes.train_points == 1_000
         qtbot.waitUntil(lambda: panel.progress_bar.value() > 0, timeout=20_000)
         panel.cancel_button.click()
         qtbot.waitUntil(lambda: not panel.is_running and panel.start_button.isEnabled(), timeout=20_000)
