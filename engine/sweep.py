@@ -584,7 +584,7 @@ class RayBackend:
             ray.init(address=address, **options)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError or ValueError for a bad cluster
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {first}. Start one with "
+            raise ConfigError(f"cannot connect to the Ray cluster at {address!r}: {first.rstrip('.')}. Start one with "
                               "`ray start --head` (see docs/scale-out.md)") from None
         self._started_here = True
         resources = ray.cluster_resources()
