@@ -12,6 +12,7 @@ The same `Control` as training: `stop()` ends the current run at its next step a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import hashlib
 import itertools
@@ -576,10 +577,13 @@ class RayBackend:
             _check_reachable(address)
         options: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False,
                                    "logging_level": logging.WARNING}
-        if address is None or address == "local":
+        engine_dir = Path(__file__).resolve().parent
+        if address is None or address == "local":  # the workers import this very engine, not another install's
             options["num_cpus"] = self.num_cpus
+            path = os.pathsep.join(p for p in (str(engine_dir.parent), os.environ.get("PYTHONPATH", "")) if p)
+            options["runtime_env"] = {"env_vars": {"PYTHONPATH": path}}
         else:
-            options["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}  # ship this engine
+            options["runtime_env"] = {"py_modules": [str(engine_dir)]}  # ship this engine to the cluster's nodes
         try:
             ray.init(address=address, **options)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError or ValueError for a bad cluster
@@ -608,8 +612,18 @@ class RayBackend:
     def execute(self, jobs: list[RunJob], control: Control, runner: SweepRunner) -> Iterator[SweepEvent]:
         import ray
 
+        try:
+            yield from self._execute(jobs, control, {"num_cpus": self.cpus_per_run, "num_gpus": self.gpus_per_run})
+        except ray.exceptions.RayError as exc:  # the cluster itself failed (a node or the channel actor died)
+            raise RuntimeError(f"the Ray cluster failed: {_last_line(exc)}") from None
+
+    @staticmethod
+    def _execute(jobs: list[RunJob], control: Control, task_options: dict[str, float] | None = None
+                 ) -> Iterator[SweepEvent]:
+        import ray
+
         channel = ray.remote(num_cpus=0)(SweepChannel).remote()
-        task = ray.remote(_ray_job).options(num_cpus=self.cpus_per_run, num_gpus=self.gpus_per_run, max_retries=0)
+        task = ray.remote(_ray_job).options(max_retries=0, **(task_options or {}))
         refs = {task.remote(job, channel): job for job in jobs}
         told = False
         try:
@@ -623,18 +637,21 @@ class RayBackend:
                     job = refs.pop(ref)
                     try:
                         outcome = ray.get(ref)
-                    except ray.exceptions.RayError as exc:
-                        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-                        outcome = (_crashed_record(job, f"the Ray task failed: {first}"), None)
+                    except ray.exceptions.RayError as exc:  # this run's task died: recorded, the sweep goes on
+                        outcome = (_crashed_record(job, f"the Ray task failed: {_last_line(exc)}"), None)
                     if outcome is not None:
                         yield from ray.get(channel.drain.remote())
                         yield RunDone(job.run.index, outcome[0], outcome[1])
         finally:
-            if refs:
-                ray.get(channel.stop.remote())
-                for ref in refs:
-                    ray.cancel(ref)
-            ray.kill(channel)
+            for ref in refs:
+                ray.cancel(ref)
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.kill(channel)
+
+
+def _last_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 class SweepChannel:
@@ -1087,11 +1104,11 @@ def cli_sweep(args: argparse.Namespace) -> int:
                 (bar.write if bar is not None else print)(line)
             elif isinstance(event, SweepDone):
                 done = event
-    except ConfigError as exc:  # a missing Ray, an unreachable cluster, a folder holding another sweep's run
+    except (ConfigError, RuntimeError) as exc:  # no Ray, a bad cluster address, another sweep's run, a dead cluster
         if bar is not None:
             bar.close()
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 2 if isinstance(exc, ConfigError) else 1
     except KeyboardInterrupt:
         control.stop()
         print("interrupted: the sweep stops (finished runs are kept; the same command resumes)", file=sys.stderr)
