@@ -161,6 +161,22 @@ def test_a_killed_rank_ends_the_job_with_an_error(tmp_path):
     assert not _alive(ranks[0]), "rank 0 was left running"
 
 
+@pytest.mark.slow
+def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_zero_saves(tmp_path):
+    out = tmp_path / "interrupted"
+    proc = torchrun(*cli_args("vae", out, "--max-steps", "1000000"))
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and len(step_totals(out) if (out / "metrics.jsonl").is_file() else {}) < 3:
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        time.sleep(0.3)
+    proc.send_signal(signal.SIGINT)  # what Ctrl+C in the terminal does: torchrun forwards it to every rank
+    _, stdout, err = finish(proc, timeout=90)
+    assert "stopped at step" in stdout, err[-2000:]
+    meta, _ = read_checkpoint(out / "checkpoints" / "last.safetensors")
+    assert 3 <= meta["step"] < 1_000_000 and meta["world_size"] == 2
+    assert max(step_totals(out)) == meta["step"], "the ranks stopped after the same step, logged once"
+
+
 def _ranks_with_tag(tag: str) -> dict[int, int]:
     ranks = {}
     for entry in Path("/proc").iterdir():
