@@ -755,22 +755,25 @@ class SweepRunner:
         self.backend = backend or LocalBackend()
         self.records: list[dict[str, Any]] = []
         self._run_fractions: dict[int, float] = {}
+        self._finished: set[int] = set()
 
     def jobs(self) -> list[RunJob]:
         return [RunJob(run, len(self.runs), self.metrics, self.metric_sizes, self.metric_seed, self.iwae_k,
                        self.traversals) for run in self.runs]
 
-    def _overall(self, event: SweepProgress) -> SweepProgress:
-        """The event with the sweep's fraction: the mean of every run's own fraction (runs may run in parallel)."""
-        if self._run_fractions.get(event.run_index) == 1.0:
-            return event
+    def _overall(self, event: SweepProgress) -> SweepProgress | None:
+        """The event with the sweep's fraction: the mean of every run's own fraction (runs may run in parallel);
+        None for a late event of a run that is already done (workers' events may overtake their results)."""
+        if event.run_index in self._finished:
+            return None
         self._run_fractions[event.run_index] = event.run_fraction
         return replace(event, fraction=sum(self._run_fractions.values()) / len(self.runs))
 
     def notify(self, event: SweepProgress) -> None:
         """Progress from inside one call (the metric stage) to the listener."""
-        if self.listener is not None:
-            self.listener(self._overall(event))
+        overall = self._overall(event)
+        if self.listener is not None and overall is not None:
+            self.listener(overall)
 
     def run(self, control: Control | None = None) -> Iterator[SweepEvent]:
         control = control or Control()
@@ -787,10 +790,11 @@ class SweepRunner:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             self._write_plan()
         records: dict[int, dict[str, Any]] = {}
-        self._run_fractions = {}
+        self._run_fractions, self._finished = {}, set()
         for index, record in done.items():
             records[index] = record
             self._run_fractions[index] = 1.0
+            self._finished.add(index)
             yield SweepWarning(f"{record['run']}: already complete in {record.get('folder')}, skipped")
             yield RunDone(index, dict(record))
         pending = [job for job in jobs if job.run.index not in done]
@@ -802,9 +806,12 @@ class SweepRunner:
         for event in self.backend.execute(pending, control, self):
             if isinstance(event, SweepProgress):
                 event = self._overall(event)
+                if event is None:
+                    continue
             elif isinstance(event, RunDone):
                 records[event.run_index] = event.record
                 self._run_fractions[event.run_index] = 1.0
+                self._finished.add(event.run_index)
                 if event.record.get("status") == "stopped":
                     reason = "stopped"
             yield event
