@@ -1,12 +1,15 @@
-"""Hyperparameter sweeps: a queue of training runs, one after another, each in its own folder, then evaluated.
+"""Hyperparameter sweeps: a grid of training runs, each in its own folder, then evaluated and compared.
 
 `plan_sweep(config, parse_grid("beta=1,2,4,8"), seeds=2, out_dir=...)` lists the runs (the Cartesian product of
-the grid × seeds); `SweepRunner(runs).run(control)` trains them in turn and yields frozen events (progress, one
-record per finished run, the end). Each record holds −ELBO = recon + KL (β = 1, whatever β trained with), its two
-terms, active units, the IWAE-k NLL when the family has importance weights, the five disentanglement scores
-(when the dataset has ground-truth factors) and the run's traversal image. `write_summary` writes the
-comparison: summary.csv, summary.json and the rate–distortion plane (KL vs reconstruction) as a PNG.
-The same `Control` as training: `stop()` ends the current run at its next step and skips the rest.
+the grid × seeds); `SweepRunner(runs, backend=...).run(control)` trains them and yields frozen events (progress of
+each run, one record per finished run, the end). Backends: `LocalBackend()` one run after another in this process
+(the default), `LocalBackend(parallel=K)` K at a time in spawned processes, `RayBackend(address)` every run a Ray
+task; `run_job` is the one body all of them execute. Each record holds −ELBO = recon + KL (β = 1, whatever β
+trained with), its two terms, active units, the IWAE-k NLL when the family has importance weights, the five
+disentanglement scores (when the dataset has ground-truth factors) and the run's traversal image. `write_summary`
+writes the comparison: summary.csv, summary.json and the rate–distortion plane (KL vs reconstruction) as a PNG.
+Resumable: a run whose result.json is complete (same training config) is skipped when the sweep is run again.
+The same `Control` as training: `stop()` ends the runs in flight at their next step and skips the rest.
 """
 
 from __future__ import annotations
