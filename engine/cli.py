@@ -290,12 +290,24 @@ def train_config(args: argparse.Namespace):
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    """`train`, alone or as one rank of `torchrun --nproc-per-node=N main.py train …` (docs/scale-out.md)."""
+    from .distributed import Parallel
+
+    parallel = Parallel.from_environment()  # torchrun: this process is one rank of the run
+    try:
+        return _train(args, parallel)
+    finally:
+        parallel.close()
+
+
+def _train(args: argparse.Namespace, parallel) -> int:
     from tqdm import tqdm
 
     from .control import Control
     from .events import CheckpointWritten, DisentanglementProbe, EpochSummary, Failed, Finished, StepMetrics, Warning_
     from .training import TrainingSession, write_metrics_csv
 
+    writer = parallel.is_writer  # under torchrun only rank 0 prints progress and writes files
     if args.resume:
         if args.preset or args.config or args.model or args.dataset or args.sets:
             raise CliError("--resume continues a checkpoint as it was: only --epochs/--max-steps, --device, "
@@ -308,17 +320,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         for key, name in (("device", "device"), ("threads", "threads"), ("probe_every", "probe_every_s")):
             if getattr(args, key) is not None:
                 overrides[name] = getattr(args, key)
-        session = TrainingSession.from_checkpoint(args.resume, **overrides)
+        session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, **overrides)
     else:
-        session = TrainingSession(train_config(args))
+        session = TrainingSession(train_config(args), parallel=parallel)
     info = session.info()
-    for message in session.warnings:
-        print(f"warning: {message}", file=sys.stderr)
-    if session.config.probe_every_s and session.probe_note:
-        print(f"warning: {session.probe_note}", file=sys.stderr)
-    print(f"training {info['family']} on {info['dataset']} ({info['train_size']:,} train / {info['test_size']:,} "
-          f"test images, {info['parameters']:,} parameters) on {info['device']}: {info['total_steps']:,} steps "
-          f"of batch {info['batch_size']} → {args.out}", file=sys.stderr)
+    ranks = f" × {info['world_size']} processes" if info["world_size"] > 1 else ""
+    if writer:
+        for message in session.warnings:
+            print(f"warning: {message}", file=sys.stderr)
+        if session.config.probe_every_s and session.probe_note:
+            print(f"warning: {session.probe_note}", file=sys.stderr)
+        print(f"training {info['family']} on {info['dataset']} ({info['train_size']:,} train / {info['test_size']:,} "
+              f"test images, {info['parameters']:,} parameters) on {info['device']}{ranks}: "
+              f"{info['total_steps']:,} steps of batch {info['batch_size']} → {args.out}", file=sys.stderr)
     control = Control()
     interrupts = {"count": 0}
 
@@ -330,7 +344,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     bar = tqdm(total=session.total_steps, initial=session.step, unit="step", dynamic_ncols=True, file=sys.stderr,
-               disable=args.quiet, leave=True)
+               disable=args.quiet or not writer, leave=True)
     status = 0
     finished = None
     last_postfix = 0.0
@@ -344,27 +358,29 @@ def cmd_train(args: argparse.Namespace) -> int:
                     bar.set_postfix(loss=f"{event.terms.get('total', float('nan')):.3f}",
                                     img_s=f"{event.samples_per_s:,.0f}", refresh=False)
                     last_postfix = now
-            elif isinstance(event, EpochSummary):
+            elif isinstance(event, EpochSummary) and writer:
                 bar.write(_epoch_line(event), file=sys.stderr)
-            elif isinstance(event, DisentanglementProbe):
+            elif isinstance(event, DisentanglementProbe) and writer:
                 bar.write(_probe_line(event), file=sys.stderr)
-            elif isinstance(event, Warning_):
+            elif isinstance(event, Warning_) and writer:
                 if event.message not in seen_warnings:
                     bar.write(f"warning: {event.message}", file=sys.stderr)
             elif isinstance(event, CheckpointWritten):
                 bar.write(f"checkpoint: {event.path}", file=sys.stderr)
             elif isinstance(event, Failed):
                 bar.close()
-                _error(event.cause)
+                _error(f"rank {parallel.rank}: {event.cause}" if parallel.active else event.cause)
                 status = 1
             elif isinstance(event, Finished):
                 finished = event
-            if interrupts["count"] and interrupts.get("told") is None:
+            if interrupts["count"] and interrupts.get("told") is None and writer:
                 interrupts["told"] = True
                 bar.write("stopping after this step and saving (Ctrl+C again aborts)…", file=sys.stderr)
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+    if not writer:
+        return status
     if session.history:
         write_metrics_csv(session.history, Path(args.out) / "metrics.csv")
     if finished is not None:

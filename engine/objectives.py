@@ -11,6 +11,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .distributed import rand_like_batch, randn_like_batch  # per-sample noise: one rank's rows of the global batch's
+
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -49,7 +51,7 @@ def kl_diag_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = μ + σ ⊙ ε, ε ~ N(0, I)."""
-    return mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+    return mu + randn_like_batch(mu) * (0.5 * logvar).exp()
 
 
 def log_normal_diag(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -138,12 +140,12 @@ def corrupt(x: torch.Tensor, kind: str, level: float) -> torch.Tensor:
     """x̃ ~ M(x̃|x): 'mask' zeroes a fraction, 'gaussian' adds N(0, σ²) (clamped), 'salt-pepper' sets a
     fraction of pixels to 0 or 1 at random."""
     if kind == "mask":
-        return x * (torch.rand_like(x) >= level).to(x.dtype)
+        return x * (rand_like_batch(x) >= level).to(x.dtype)
     if kind == "gaussian":
-        return (x + level * torch.randn_like(x)).clamp(0.0, 1.0)
+        return (x + level * randn_like_batch(x)).clamp(0.0, 1.0)
     if kind == "salt-pepper":
-        hit = torch.rand_like(x) < level
-        salt = (torch.rand_like(x) < 0.5).to(x.dtype)
+        hit = rand_like_batch(x) < level
+        salt = (rand_like_batch(x) < 0.5).to(x.dtype)
         return torch.where(hit, salt, x)
     raise ValueError(f"unknown corruption {kind!r}; use mask, gaussian or salt-pepper")
 

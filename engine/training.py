@@ -29,6 +29,7 @@ from .config import TrainConfig
 from .control import Control
 from .data import Dataset, DatasetError, load_dataset
 from .device import apply_threads, resolve_device
+from .distributed import SINGLE, Parallel
 from .errors import CheckpointError, ConfigError
 from .events import (
     CheckpointWritten,
@@ -77,13 +78,16 @@ def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
 class TrainingSession:
     """One training run. `run(control)` yields events; `snapshot_model()` may be called from any thread."""
 
-    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, pause_on_error: bool = False) -> None:
+    def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, pause_on_error: bool = False,
+                 parallel: Parallel | None = None) -> None:
+        """`parallel`: this process's rank in a multi-process run (engine/distributed.py); None = one process."""
         config.validate()
         self.config = config
         self.pause_on_error = pause_on_error
         self.warnings: list[str] = []
         apply_threads(config.threads)
-        self.device = resolve_device(config.device)
+        self.parallel = parallel or SINGLE
+        self.device = self.parallel.connect(resolve_device(config.device))
         if dataset is None:
             dataset, self.warnings = load_with_fallback(config)
         self.dataset = dataset.to(self.device)
@@ -104,8 +108,12 @@ class TrainingSession:
             self._template = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
         self._template.requires_grad_(False)
         self.optimizer = self._make_optimizer()
+        # --- distributed: identical config, data and start weights on every rank ---
+        self.parallel.check_same("config and dataset", f"{config.to_toml()}|{self.dataset_spec}|{len(dataset)}")
+        self.parallel.broadcast_module(self.model)
 
-        self.batch_size = min(config.batch_size, len(train))
+        self.batch_size = min(config.batch_size, len(train))  # the global batch (split over the ranks)
+        self.local_batch_size = self.parallel.local_batch(self.batch_size)
         self.steps_per_epoch = max(1, len(train) // self.batch_size)
         self.step = 0
         self.epoch = 0  # completed epochs
@@ -154,7 +162,8 @@ class TrainingSession:
         return {"family": self.model.family, "dataset": self.dataset_spec, "device": str(self.device),
                 "train_size": len(self.train_indices), "test_size": len(self.test_indices),
                 "batch_size": self.batch_size, "steps_per_epoch": self.steps_per_epoch,
-                "total_steps": self.total_steps, "parameters": sum(p.numel() for p in self.model.parameters())}
+                "total_steps": self.total_steps, "parameters": sum(p.numel() for p in self.model.parameters()),
+                "world_size": self.parallel.world_size}
 
     # --- the loop ----------------------------------------------------------------------------------------
     def run(self, control: Control | None = None) -> Iterator[Event]:
@@ -165,7 +174,7 @@ class TrainingSession:
         except torch.OutOfMemoryError as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             saved = ""
-            if self.config.out_dir is not None and self.step > 0:
+            if self.config.out_dir is not None and self.step > 0 and self.parallel.is_writer:
                 # Memory runs out in the forward or backward pass, before the update: the weights are step N's.
                 self.optimizer.zero_grad(set_to_none=True)
                 try:
@@ -222,23 +231,30 @@ class TrainingSession:
                     if not control.stopped:
                         yield Resumed(self.step)
                     continue
-                if control.stopped:
+                if control.stopped and not self.parallel.active:  # ranks stop together after reduce_terms
                     reason = "stopped"
                     break
 
                 position = self.step - self.epoch * self.steps_per_epoch
-                idx = order[position * self.batch_size:(position + 1) * self.batch_size]
+                idx = self.parallel.shard(order[position * self.batch_size:(position + 1) * self.batch_size])
                 x = self.dataset.images_at(idx).float().div_(255.0)
                 y = self.dataset.labels_at(idx) if self.model.is_conditional else None
-                if self._compile_pending:
-                    out, warning = self._first_compiled_call(x, y)
-                    if warning is not None:
-                        yield warning
-                else:
-                    out = self._loss_fn(x, y, self.step)
+                with self.parallel.batch_noise():
+                    if self._compile_pending:
+                        out, warning = self._first_compiled_call(x, y)
+                        if warning is not None:
+                            yield warning
+                    else:
+                        out = self._loss_fn(x, y, self.step)
                 names = list(out.terms)
-                values = torch.stack([out.total.detach().float().reshape(())]
-                                     + [out.terms[n].detach().float().reshape(()) for n in names]).tolist()
+                stacked = torch.stack([out.total.detach().float().reshape(())]
+                                      + [out.terms[n].detach().float().reshape(()) for n in names])
+                # --- distributed: every rank logs the global mean and takes the same guard/stop decision ---
+                stacked, stop_all = self.parallel.reduce_terms(stacked, control.stopped)
+                if stop_all:
+                    reason = "stopped"
+                    break
+                values = stacked.tolist()
                 if not math.isfinite(values[0]):
                     failed = self._discard_non_finite(values[0])
                     yield failed
@@ -250,6 +266,7 @@ class TrainingSession:
                     continue
                 self.optimizer.zero_grad(set_to_none=True)
                 out.total.backward()
+                self.parallel.average_gradients(self.optimizer)
                 with self._lock:
                     self.optimizer.step()
                     extra = self.model.after_step(x, y, self.step) or {}
@@ -400,7 +417,7 @@ class TrainingSession:
         test: dict[str, float] = {}
         kl_dims: tuple[float, ...] = ()
         indices = self.test_indices[:EPOCH_TEST_LIMIT]
-        if len(indices):
+        if len(indices) and self.parallel.is_writer:
             test, kl_dims = self._score(indices)
         return EpochSummary(epoch=epoch, step=self.step, train=train, test=test, kl_per_dim=kl_dims)
 
@@ -454,7 +471,7 @@ class TrainingSession:
         yield event
 
     def _preview_event(self) -> Preview | Warning_ | None:
-        if self._preview_broken:
+        if self._preview_broken or not self.parallel.is_writer:
             return None
         try:
             return self.make_preview()
@@ -515,7 +532,7 @@ class TrainingSession:
 
     # --- checkpoints and run folder ---------------------------------------------------------------------------
     def _prepare_run_dir(self) -> Path | None:
-        if not self.config.out_dir:
+        if not self.config.out_dir or not self.parallel.is_writer:
             return None
         run_dir = Path(self.config.out_dir)
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
@@ -564,6 +581,7 @@ class TrainingSession:
                 "config": self._stored_config().to_toml(),
                 "step": self.step,
                 "epoch": self.epoch,
+                "world_size": self.parallel.world_size,
                 "history": list(self.history),
                 "optimizers": structures,
                 "session": {"epoch_sums": dict(self._epoch_sums), "epoch_steps": self._epoch_steps,
@@ -573,7 +591,7 @@ class TrainingSession:
             return ckpt.write_checkpoint(path, tensors, header)
 
     @classmethod
-    def from_checkpoint(cls, path: str | Path, *, pause_on_error: bool = False,
+    def from_checkpoint(cls, path: str | Path, *, pause_on_error: bool = False, parallel: Parallel | None = None,
                         **config_overrides: Any) -> TrainingSession:
         """Resume a run exactly where its checkpoint left it (only run-length/output settings may change)."""
         meta, tensors = ckpt.read_checkpoint(path)
@@ -587,7 +605,7 @@ class TrainingSession:
         if list(dataset.shape) != list(meta["dataset"]["shape"]):
             raise CheckpointError(f"{path}: the dataset {meta['dataset']['spec']!r} now has images of shape "
                                   f"{list(dataset.shape)}, the checkpoint was trained on {meta['dataset']['shape']}")
-        session = cls(config, dataset, pause_on_error=pause_on_error)
+        session = cls(config, dataset, pause_on_error=pause_on_error, parallel=parallel)
         model_state = {k[len("model."):]: v.to(session.device) for k, v in tensors.items() if k.startswith("model.")}
         try:
             session.model.load_state_dict(model_state, strict=True)

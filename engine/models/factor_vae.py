@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .. import distributed
 from .. import objectives as obj
 from .base import HyperParam, register
 from .vae import VAE
@@ -75,6 +76,7 @@ class FactorVAE(VAE):
             loss, accuracy = self.discriminator_loss(z)
             self.disc_optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            distributed.average_gradients(self.discriminator.parameters())  # data-parallel: mean over ranks
             self.disc_optimizer.step()
         return {"disc_loss": float(loss.detach()), "disc_accuracy": float(accuracy)}
 

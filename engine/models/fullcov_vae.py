@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .. import objectives as obj
+from ..distributed import randn_like_batch
 from .base import LatentCode, LossOutput, register
 from .vae import VAE
 
@@ -39,12 +40,12 @@ class FullCovVAE(VAE):
 
     def encode(self, x, y=None):
         mu, tril = self.posterior_tril(x, y)
-        z = mu + (tril @ torch.randn_like(mu).unsqueeze(-1)).squeeze(-1) if self.training else mu
+        z = mu + (tril @ randn_like_batch(mu).unsqueeze(-1)).squeeze(-1) if self.training else mu
         return LatentCode(mu, z, logvar=tril.pow(2).sum(-1).log(), scale_tril=tril)
 
     def loss(self, x, y=None, step=0):
         mu, tril = self.posterior_tril(x, y)
-        z = mu + (tril @ torch.randn_like(mu).unsqueeze(-1)).squeeze(-1)
+        z = mu + (tril @ randn_like_batch(mu).unsqueeze(-1)).squeeze(-1)
         recon = self.nll(self.decode(z, y), x).mean()
         kl = obj.kl_fullcov_gaussian(mu, tril).mean()
         total = recon + kl

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .. import distributed
 from .. import objectives as obj
 from .base import HyperParam, LatentCode, LossOutput, register
 from .common import EncoderDecoderModel
@@ -108,6 +109,7 @@ class VQVAE(EncoderDecoderModel):
         flat = z_e.reshape(-1, z_e.shape[-1])
         pick = torch.randint(0, flat.shape[0], (self.codebook.shape[0],), device=flat.device)
         self.codebook.copy_(flat[pick] + 1e-3 * torch.randn_like(self.codebook))
+        distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's pick for every rank
         self.initialized.fill_(1)
 
     @torch.no_grad()
@@ -128,8 +130,9 @@ class VQVAE(EncoderDecoderModel):
             self._last_assignment = None
         k = self.hparams["codebook_size"]
         onehot = torch.nn.functional.one_hot(idx, k).float()  # n×P×K
-        self.prior_probs.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * onehot.mean(0))
-        self.code_usage.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * onehot.mean((0, 1)))
+        frequencies = distributed.all_mean_(onehot.mean(0))  # data-parallel: the global batch's frequencies
+        self.prior_probs.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * frequencies)
+        self.code_usage.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * frequencies.mean(0))
         reset = 0
         every = self.hparams["reset_every"]
         if every and step > 0 and step % every == 0:
@@ -140,6 +143,7 @@ class VQVAE(EncoderDecoderModel):
                 pick = torch.randint(0, flat.shape[0], (reset,), device=flat.device)
                 self.codebook[dead] = flat[pick] + 1e-3 * torch.randn(reset, flat.shape[1], device=flat.device)
                 self.code_usage[dead] = 1.0 / k
+                distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's replacements everywhere
         return {"dead_codes_reset": float(reset)}
 
     def sample(self, n, y=None):

@@ -1,5 +1,6 @@
-"""β sweeps from the app: a queue of runs trained one after another (engine/sweep.py) in a worker thread, and the
-comparison — the rate–distortion plane (KL vs reconstruction, one point per run) and the metric table across runs.
+"""β sweeps from the app: the runs of a grid (engine/sweep.py) trained from a worker thread — here one after another,
+in parallel local processes, or as tasks on a Ray cluster — with per-run progress, and the comparison: the
+rate–distortion plane (KL vs reconstruction, one point per run) and the metric table across runs.
 
 The sweep thread never touches Qt: it appends events to a lock-protected mailbox that a QTimer of this panel
 (GUI thread) drains ten times a second, so every widget update runs on the GUI thread (see DESIGN.md, PySide6).
@@ -8,6 +9,7 @@ The sweep thread never touches Qt: it appends events to a lock-protected mailbox
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,6 +21,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
+    QDoubleSpinBox,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
@@ -47,6 +50,7 @@ from engine.sweep import (
     SweepRunner,
     SweepWarning,
     load_summary,
+    make_backend,
     parse_grid,
     plan_sweep,
     point_label,
@@ -74,7 +78,7 @@ SCORE_CHOICES = {"All five": (METRIC_NAMES, "exact"),
 class SweepWorker(QObject):
     """Runs a SweepRunner in a plain thread; the mailbox is drained on the GUI thread by a timer of this object."""
 
-    progress = Signal(object)  # SweepProgress (newest only)
+    progress = Signal(object)  # SweepProgress (the newest of each run)
     run_done = Signal(object)  # RunDone
     warning = Signal(str)
     done = Signal(object)  # SweepDone, or None when the sweep crashed
@@ -86,7 +90,7 @@ class SweepWorker(QObject):
         self.control = Control()
         self._lock = threading.Lock()
         self._mailbox: list[Any] = []
-        self._latest_progress: SweepProgress | None = None
+        self._latest_progress: dict[int, SweepProgress] = {}
         runner.listener = self._post_progress
         self._timer = QTimer(self)
         self._timer.setInterval(DRAIN_MS)
@@ -113,7 +117,7 @@ class SweepWorker(QObject):
     # --- sweep thread ----------------------------------------------------------------------------------
     def _post_progress(self, event: SweepProgress) -> None:
         with self._lock:
-            self._latest_progress = event
+            self._latest_progress[event.run_index] = event
 
     def _work(self) -> None:
         try:
@@ -131,9 +135,9 @@ class SweepWorker(QObject):
     def _drain(self) -> None:
         with self._lock:
             events, self._mailbox = self._mailbox, []
-            latest, self._latest_progress = self._latest_progress, None
-        if latest is not None:
-            self.progress.emit(latest)
+            latest, self._latest_progress = self._latest_progress, {}
+        for event in sorted(latest.values(), key=lambda e: e.fraction):
+            self.progress.emit(event)
         for event in events:
             if isinstance(event, RunDone):
                 self.run_done.emit(event)
@@ -256,6 +260,33 @@ class SweepPanel(QWidget):
         row2.addWidget(self.cancel_button)
         root.addLayout(row2)
 
+        row_backend = QHBoxLayout()
+        self.backend_combo = QComboBox()
+        self.backend_combo.addItem("This machine", "local")
+        self.backend_combo.addItem("Ray cluster", "ray")
+        self.backend_combo.setToolTip("Where the runs train: here (one after another, or several at a time in "
+                                      "separate processes), or as tasks on a Ray cluster (pip install -e "
+                                      "'.[cluster]'; see docs/scale-out.md)")
+        self.parallel_spin = QSpinBox()
+        self.parallel_spin.setRange(1, max(1, os.cpu_count() or 1))
+        self.parallel_spin.setToolTip("Runs trained at the same time, each in its own process (1 = one after "
+                                      "another, in this process)")
+        self.address_edit = QLineEdit()
+        self.address_edit.setPlaceholderText("empty: $RAY_ADDRESS or a new local Ray instance; auto; HOST:PORT")
+        self.address_edit.setToolTip("Address of a running Ray cluster (`ray start --head` prints it)")
+        self.gpus_spin = QDoubleSpinBox()
+        self.gpus_spin.setRange(0.0, 8.0)
+        self.gpus_spin.setSingleStep(0.25)
+        self.gpus_spin.setDecimals(2)
+        self.gpus_spin.setToolTip("GPUs per run on Ray; fractions share a GPU (0.25 = four runs per GPU)")
+        self.backend_combo.currentIndexChanged.connect(self._backend_changed)
+        for label, widget in (("Run on", self.backend_combo), ("Parallel", self.parallel_spin),
+                              ("Ray address", self.address_edit), ("GPUs/run", self.gpus_spin)):
+            row_backend.addWidget(QLabel(label))
+            row_backend.addWidget(widget, 1 if widget is self.address_edit else 0)
+        root.addLayout(row_backend)
+        self._backend_changed()
+
         row3 = QHBoxLayout()
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
@@ -271,6 +302,16 @@ class SweepPanel(QWidget):
         self.status.setWordWrap(True)
         root.addWidget(self.status)
 
+        self.runs_table = QTableWidget(0, 3)
+        self.runs_table.setObjectName("sweepRuns")
+        self.runs_table.setHorizontalHeaderLabels(["run", "state", "progress"])
+        self.runs_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.runs_table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.ResizeToContents)
+        self.runs_table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Stretch)
+        self.runs_table.verticalHeader().setVisible(False)
+        self.runs_table.setToolTip("Progress of each run (several move at once on parallel or Ray backends)")
+        self.run_bars: list[QProgressBar] = []
+
         split = QSplitter(Qt.Orientation.Horizontal)
         self.plot = RateDistortionPlot()
         split.addWidget(self.plot)
@@ -279,7 +320,11 @@ class SweepPanel(QWidget):
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         split.addWidget(self.table)
         split.setSizes([480, 520])
-        root.addWidget(split, 1)
+        rows = QSplitter(Qt.Orientation.Vertical)
+        rows.addWidget(self.runs_table)
+        rows.addWidget(split)
+        rows.setSizes([110, 400])
+        root.addWidget(rows, 1)
 
     def _fill_configs(self) -> None:
         self.config_combo.clear()
@@ -293,6 +338,19 @@ class SweepPanel(QWidget):
         except (ImportError, OSError, ConfigError):
             pass
         self.config_combo.addItem("Config file…", ("file", ""))
+
+    def _backend_changed(self) -> None:
+        ray = self.backend_combo.currentData() == "ray"
+        self.parallel_spin.setEnabled(not ray and not self.is_running)
+        self.address_edit.setEnabled(ray and not self.is_running)
+        self.gpus_spin.setEnabled(ray and not self.is_running)
+
+    def backend(self):
+        """The engine backend the widgets describe (ConfigError for a malformed Ray address)."""
+        if self.backend_combo.currentData() == "ray":
+            return make_backend("ray", address=self.address_edit.text().strip() or None,
+                                gpus_per_run=self.gpus_spin.value())
+        return make_backend("local", parallel=self.parallel_spin.value())
 
     def _choose_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Sweep folder (one sub-folder per run)")
@@ -343,7 +401,7 @@ class SweepPanel(QWidget):
             names, estimator = self.metrics_combo.currentData()
             sizes = MetricSizes.named("quick" if self.sizes_combo.currentIndex() == 0 else "standard",
                                       dci_estimator=estimator)
-            runner = SweepRunner(runs, out_dir=folder, metrics=names, metric_sizes=sizes)
+            runner = SweepRunner(runs, out_dir=folder, metrics=names, metric_sizes=sizes, backend=self.backend())
         except (ConfigError, ValueError, OSError) as exc:
             self.status.setText(f"⚠ {exc}")
             return False
@@ -359,7 +417,9 @@ class SweepPanel(QWidget):
         self.worker.done.connect(self._on_done)
         self.worker.failed.connect(self._on_failed)
         self.progress_bar.setValue(0)
-        self.status.setText(f"{len(runs)} run(s) of {base.family} on {base.dataset} → {folder}")
+        self._show_runs([run.name for run in runs])
+        self.status.setText(f"{len(runs)} run(s) of {base.family} on {base.dataset} "
+                            f"({runner.backend.describe()}) → {folder}")
         self._set_running(True)
         self.worker.start()
         return True
@@ -373,16 +433,56 @@ class SweepPanel(QWidget):
         self.start_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
         for widget in (self.config_combo, self.grid_edit, self.seeds_spin, self.steps_spin, self.metrics_combo,
-                       self.sizes_combo, self.out_edit):
+                       self.sizes_combo, self.out_edit, self.backend_combo):
             widget.setEnabled(not running)
+        ray = self.backend_combo.currentData() == "ray"
+        self.parallel_spin.setEnabled(not running and not ray)
+        self.address_edit.setEnabled(not running and ray)
+        self.gpus_spin.setEnabled(not running and ray)
 
     def _on_progress(self, event: SweepProgress) -> None:
         self.progress_bar.setValue(int(round(event.fraction * 1000)))
         self.progress_bar.setFormat(f"%p%  — {event.message}")
+        self._set_run_state(event.run_index, event.message, event.run_fraction)
 
     def _on_run_done(self, event: RunDone) -> None:
         self.records.append(event.record)
+        self.records.sort(key=lambda r: self._run_row(r.get("run")))
         self._show_records()
+        status = event.record.get("status", "")
+        self._set_run_state(event.run_index, status + (f": {event.record['error']}" if event.record.get("error")
+                                                       else ""), 1.0 if status == "completed" else None)
+
+    # --- per-run progress ------------------------------------------------------------------------------------
+    def _show_runs(self, names: list[str]) -> None:
+        self.runs_table.setRowCount(len(names))
+        self.run_bars = []
+        for row, name in enumerate(names):
+            self.runs_table.setItem(row, 0, QTableWidgetItem(name))
+            self.runs_table.setItem(row, 1, QTableWidgetItem("waiting"))
+            bar = QProgressBar()
+            bar.setRange(0, 1000)
+            bar.setValue(0)
+            self.runs_table.setCellWidget(row, 2, bar)
+            self.run_bars.append(bar)
+
+    def _run_row(self, name: Any) -> int:
+        for row in range(self.runs_table.rowCount()):
+            if self.runs_table.item(row, 0).text() == name:
+                return row
+        return self.runs_table.rowCount()
+
+    def _set_run_state(self, index: int, message: str, fraction: float | None) -> None:
+        if not 0 <= index < len(self.run_bars):
+            return
+        self.runs_table.item(index, 1).setText(message)
+        self.runs_table.item(index, 1).setToolTip(message)
+        if fraction is not None:
+            self.run_bars[index].setValue(int(round(fraction * 1000)))
+
+    def run_fractions(self) -> list[float]:
+        """Each planned run's progress (0…1), as its row shows it."""
+        return [bar.value() / 1000 for bar in self.run_bars]
 
     def _on_warning(self, message: str) -> None:
         self.status.setText(f"⚠ {message}")

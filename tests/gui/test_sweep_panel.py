@@ -91,3 +91,34 @@ def test_bad_grid_is_reported_and_nothing_starts(qtbot, config_file, tmp_path):
     assert "cannot sweep gamma" in panel.status.text() and not panel.is_running
     with pytest.raises(ValueError, match="no finished runs"):
         panel.export_png(tmp_path / "x.png")
+
+
+@pytest.mark.slow
+def test_local_parallel_sweep_shows_each_runs_progress(qtbot, config_file, tmp_path):
+    panel = make_panel(qtbot, config_file, tmp_path, steps=5)
+    seen: list[tuple[int, float]] = []
+    try:
+        panel.grid_edit.setText("beta=1,8")
+        panel.parallel_spin.setValue(2)
+        assert not panel.address_edit.isEnabled() and not panel.gpus_spin.isEnabled()
+        assert panel.start()
+        assert panel.worker.runner.backend.parallel == 2 and not panel.parallel_spin.isEnabled()
+        assert [panel.runs_table.item(r, 0).text() for r in range(2)] == ["beta=1_seed0", "beta=8_seed0"]
+        panel.worker.progress.connect(lambda e: seen.append((e.run_index, e.run_fraction)))
+        qtbot.waitUntil(lambda: not panel.is_running, timeout=120_000)
+        assert [r["status"] for r in panel.records] == ["completed", "completed"], panel.status.text()
+        assert panel.run_fractions() == [1.0, 1.0]
+        assert {index for index, _ in seen} == {0, 1}, "progress of both runs reached the panel"
+        assert all(panel.runs_table.item(r, 1).text() == "completed" for r in range(2))
+    finally:
+        panel.shutdown()
+
+
+def test_ray_backend_choice_and_a_bad_address(qtbot, config_file, tmp_path):
+    panel = make_panel(qtbot, config_file, tmp_path, steps=5)
+    panel.backend_combo.setCurrentIndex(panel.backend_combo.findData("ray"))
+    assert panel.address_edit.isEnabled() and panel.gpus_spin.isEnabled() and not panel.parallel_spin.isEnabled()
+    panel.address_edit.setText("no-port-here")
+    assert not panel.start()
+    assert "not a Ray address" in panel.status.text() and not panel.is_running
+    assert not (tmp_path / "sweep").exists()
