@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QSplitter, QVBoxLayout
+from PySide6.QtWidgets import QLabel, QSpinBox, QSplitter, QVBoxLayout
 
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 NOT_CONDITIONAL = ("{family} is not conditional: its decoder p(x|z) takes no class label, so the class cannot be "
                    "changed while the style is held. Train a CVAE (q(z|x,y), p(x|z,y) with one-hot y) on a labelled "
@@ -31,7 +31,7 @@ class ConditionalPanel(PanelBase):
         self.explain = QLabel("")
         self.explain.setWordWrap(True)
         root.addWidget(self.explain)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.samples_spin = QSpinBox()
         self.samples_spin.setRange(1, 16)
         self.samples_spin.setValue(8)
@@ -40,12 +40,10 @@ class ConditionalPanel(PanelBase):
         self.image_spin.setToolTip("Test-set image to encode with its own label and decode as every class")
         self.image_spin.valueChanged.connect(self.request_analogy)
         for label, w in (("Samples", self.samples_spin), ("Analogy image #", self.image_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
-        controls.addStretch(1)
-        controls.addWidget(button("Resample", self.resample, "Draw new z ~ N(0, I) for every column"))
-        controls.addWidget(button("Export PNG…", self._export_dialog))
-        root.addLayout(controls)
+            controls.add_labeled(label, w)
+        controls.add(button("Resample", self.resample, "Draw new z ~ N(0, I) for every column"))
+        controls.add(button("Export PNG…", self._export_dialog))
+        root.addWidget(controls)
         split = QSplitter(Qt.Orientation.Vertical)
         self.grid_view = GridView()
         self.analogy_view = GridView()

@@ -22,7 +22,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
@@ -42,7 +41,7 @@ from engine.sweep import SCORE_KEYS, model_representation
 from gui.model_source import ModelSource
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SCORE_CHOICES, SweepPanel
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 EVAL_IMAGES = 5000
 TRAVERSAL_STEPS = 9
@@ -92,7 +91,7 @@ class EvaluationPanel(PanelBase):
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
 
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.metrics_combo = QComboBox()
         for text, choice in SCORE_CHOICES.items():
             if choice[0]:  # "None" is for sweeps; here at least ELBO numbers are always computed
@@ -111,18 +110,15 @@ class EvaluationPanel(PanelBase):
         self.iwae_spin.setToolTip("k of the IWAE bound −log (1/k) Σ p(x,z_i)/q(z_i|x) on 500 test images (0 = skip)")
         for label, widget in (("Scores", self.metrics_combo), ("Sizes", self.sizes_combo), ("Seed", self.seed_spin),
                               ("IWAE k", self.iwae_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addStretch(1)
+            controls.add_labeled(label, widget)
         self.compute_button = button("Compute", self.compute, "Evaluate the current weights (live or loaded)")
         self.cancel_button = button("Cancel", self.cancel, "Stop the computation")
         self.cancel_button.setEnabled(False)
-        controls.addWidget(self.compute_button)
-        controls.addWidget(self.cancel_button)
-        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The whole results view"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "Scores, ELBO numbers, MI matrix"))
-        controls.addWidget(button("Export JSON…", self._export_json_dialog, "Everything computed, with sizes"))
-        layout.addLayout(controls)
+        controls.add(self.compute_button, self.cancel_button)
+        controls.add(button("Export PNG…", self._export_png_dialog, "The whole results view"),
+                     button("Export CSV…", self._export_csv_dialog, "Scores, ELBO numbers, MI matrix"),
+                     button("Export JSON…", self._export_json_dialog, "Everything computed, with sizes"))
+        layout.addWidget(controls)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout
 
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks, upscale
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 
 class InterpolationPanel(PanelBase):
@@ -25,7 +25,7 @@ class InterpolationPanel(PanelBase):
         self._rng = np.random.default_rng(0)
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.a_spin, self.b_spin, self.pairs_spin, self.steps_spin = QSpinBox(), QSpinBox(), QSpinBox(), QSpinBox()
         self.a_spin.setToolTip("A: position in the test set")
         self.b_spin.setToolTip("B: position in the test set")
@@ -39,8 +39,7 @@ class InterpolationPanel(PanelBase):
                                    "(stays at the typical radius of a Gaussian prior)")
         for label, w in (("A", self.a_spin), ("B", self.b_spin), ("Pairs", self.pairs_spin),
                          ("Steps", self.steps_spin), ("Path", self.mode_combo)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
+            controls.add_labeled(label, w)
         self.a_spin.valueChanged.connect(self._first_pair_changed)
         self.b_spin.valueChanged.connect(self._first_pair_changed)
         self.pairs_spin.valueChanged.connect(self._pairs_count_changed)
@@ -50,12 +49,11 @@ class InterpolationPanel(PanelBase):
         self.blend_check.setToolTip("Conditional models: decode the path with y = (1−t)·onehot(y_A) + t·onehot(y_B) "
                                     "instead of holding A's label")
         self.blend_check.toggled.connect(self.request)
-        controls.addWidget(self.blend_check)
-        controls.addStretch(1)
-        controls.addWidget(button("Random pairs", self.random_pairs))
-        controls.addWidget(button("Export PNG…", self._export_png_dialog))
-        controls.addWidget(button("Export GIF…", self._export_gif_dialog, "The decoded paths, frame by frame"))
-        root.addLayout(controls)
+        controls.add(self.blend_check)
+        controls.add(button("Random pairs", self.random_pairs))
+        controls.add(button("Export PNG…", self._export_png_dialog))
+        controls.add(button("Export GIF…", self._export_gif_dialog, "The decoded paths, frame by frame"))
+        root.addWidget(controls)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         root.addWidget(self.note)

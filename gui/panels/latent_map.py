@@ -9,13 +9,13 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.inference import InferenceRunner
 from gui.panels.common import PanelBase, button, write_csv
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 METHODS = (("Two most active dims", "dims"), ("PCA", "pca"), ("t-SNE", "tsne"))
 PICK_RADIUS_PX = 8
@@ -36,7 +36,7 @@ class LatentMapPanel(PanelBase):
         self.slow_runner.busy_changed.connect(self._slow_busy)
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.method_combo = QComboBox()
         for text, key in METHODS:
             self.method_combo.addItem(text, key)
@@ -52,8 +52,7 @@ class LatentMapPanel(PanelBase):
         self.manifold_spin.setToolTip("The manifold grid decodes n×n evenly spaced points of the plane")
         for label, w in (("Map", self.method_combo), ("Colour", self.color_combo), ("Points", self.points_spin),
                          ("Grid", self.manifold_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
+            controls.add_labeled(label, w)
         self.method_combo.currentIndexChanged.connect(self.rebuild)
         self.points_spin.editingFinished.connect(self.rebuild)
         self.color_combo.currentIndexChanged.connect(self._recolor)
@@ -64,12 +63,11 @@ class LatentMapPanel(PanelBase):
         self.progress.hide()
         self.cancel_button = button("Cancel", self.cancel_tsne, "Stop waiting for t-SNE (its result is dropped)")
         self.cancel_button.hide()
-        controls.addWidget(self.progress)
-        controls.addWidget(self.cancel_button)
-        controls.addStretch(1)
-        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The manifold grid"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "2-D coordinates, index, label"))
-        root.addLayout(controls)
+        controls.add(self.progress)
+        controls.add(self.cancel_button)
+        controls.add(button("Export PNG…", self._export_png_dialog, "The manifold grid"))
+        controls.add(button("Export CSV…", self._export_csv_dialog, "2-D coordinates, index, label"))
+        root.addWidget(controls)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         self.plot = pg.PlotWidget(background="#1e1e1e")

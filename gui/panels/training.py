@@ -69,7 +69,8 @@ class TrainingPanel(QWidget):
         controls = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("startButton")
-        self.start_button.setToolTip("Start training with the settings in the docks (Ctrl+R)")
+        self._start_tooltip = "Start training with the settings in the docks (Ctrl+R)"
+        self.start_button.setToolTip(self._start_tooltip)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setObjectName("pauseButton")
         self.pause_button.setToolTip("Pause / resume between steps (Space)")
@@ -122,13 +123,25 @@ class TrainingPanel(QWidget):
 
     # --- state --------------------------------------------------------------------------------------
     def set_state(self, state: str, can_start: bool = True) -> None:
-        """idle | running | paused | stopping: enables the buttons that make sense."""
+        """idle | preparing | running | paused | stopping: enables the buttons that make sense; the progress bar
+        says "preparing" while the session is built and "paused" (no speed, no ETA) while paused."""
         self.state = state
         self.start_button.setEnabled(state == "idle" and can_start)
+        self.start_button.setToolTip(self._start_tooltip if can_start or state != "idle"
+                                     else "Choose a model family in the Model dock first")
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.live_box.setEnabled(state in ("running", "paused", "idle"))
+        if state == "preparing":
+            self.progress.setValue(0)
+            self.progress.setFormat("preparing the run: loading the data, building the model…")
+        elif state == "paused":
+            last = self.last_metrics
+            where = f"step {last.step:,}  ·  epoch {last.epoch}  ·  " if last is not None else ""
+            self.progress.setFormat(f"paused  ·  {where}{100 * last.progress:.0f}%" if last is not None else "paused")
+        elif state == "running" and self.last_metrics is not None:
+            self._show_progress(self.last_metrics)
 
     def reset(self, total_steps: int | None = None) -> None:
         """Clear curves and images for a new run."""
@@ -181,11 +194,16 @@ class TrainingPanel(QWidget):
         self.curves.add_live(steps, _columns(m.live for m in batch))
         last = batch[-1]
         self.last_metrics = last
-        self.progress.setValue(int(round(1000 * min(max(last.progress, 0.0), 1.0))))
-        self.progress.setFormat(f"step {last.step:,}  ·  epoch {last.epoch}  ·  {last.samples_per_s:,.0f} samples/s"
-                                f"  ·  ETA {_format_duration(last.eta_s)}  ·  {100 * last.progress:.0f}%")
+        if self.state != "paused":
+            self._show_progress(last)
         if last.live:
             self.in_force_label.setText("in force: " + ", ".join(f"{k}={v:.4g}" for k, v in last.live.items()))
+
+    def _show_progress(self, last: StepMetrics) -> None:
+        self.progress.setValue(int(round(1000 * min(max(last.progress, 0.0), 1.0))))
+        self.progress.setFormat(f"step {last.step:,}  ·  epoch {last.epoch}  ·  "
+                                f"{last.samples_per_s:,.0f} samples/s  ·  ETA {_format_duration(last.eta_s)}  ·  "
+                                f"{100 * last.progress:.0f}%")
 
     def on_epoch(self, summary: EpochSummary) -> None:
         if summary.test:

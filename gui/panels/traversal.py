@@ -28,7 +28,7 @@ from superqt import QLabeledDoubleSlider
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
 from gui.panels.common import PanelBase, button, cell_of, grid_ticks, upscale, write_csv
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 GRID_FOLLOW_MS = 150
 THUMBS = 16
@@ -57,7 +57,7 @@ class TraversalPanel(PanelBase):
     def _build(self) -> None:
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.base_combo = QComboBox()
         self.base_combo.addItems(["Data image", "Prior mean", "Random prior draw"])
         self.base_combo.setToolTip("The code z every row starts from; a row changes one coordinate of it.")
@@ -82,15 +82,13 @@ class TraversalPanel(PanelBase):
         self.hide_inactive.toggled.connect(self.request_grid)
         for label, widget in (("Base", self.base_combo), ("Class", self.class_combo), ("Steps", self.steps_spin),
                               ("±R", self.radius_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addWidget(self.hide_inactive)
-        controls.addStretch(1)
-        controls.addWidget(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
-        controls.addWidget(button("Export PNG…", self._export_png_dialog))
-        controls.addWidget(button("Export GIF…", self._export_gif_dialog, "Animated traversal of all shown dims"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "KL, variance and bounds per dim"))
-        root.addLayout(controls)
+            controls.add_labeled(label, widget)
+        controls.add(self.hide_inactive)
+        controls.add(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
+        controls.add(button("Export PNG…", self._export_png_dialog),
+                     button("Export GIF…", self._export_gif_dialog, "Animated traversal of all shown dims"),
+                     button("Export CSV…", self._export_csv_dialog, "KL, variance and bounds per dim"))
+        root.addWidget(controls)
 
         self.thumbs_view = GridView(axes=False)
         self.thumbs_view.setFixedHeight(56)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PySide6.QtWidgets import QMessageBox, QPushButton
+from PySide6.QtWidgets import QApplication, QMessageBox, QPushButton
 
 from engine.config import TrainConfig
 
@@ -177,7 +177,11 @@ def _drop(window, path: Path) -> None:
     mime.setUrls([QUrl.fromLocalFile(str(path))])
     event = QDropEvent(QPointF(50, 50), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
                        Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(event)
+    window.dropEvent(event)  # loads off the GUI thread: wait until the job thread has delivered
+    deadline = time.monotonic() + 10
+    while window.state.busy and time.monotonic() < deadline:
+        QApplication.processEvents()
+        time.sleep(0.01)
 
 
 def test_closing_mid_training_saves_stops_and_joins(main_window, qtbot, isolated_settings):

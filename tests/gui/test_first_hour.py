@@ -1,0 +1,144 @@
+"""What a newcomer meets in the first hour: the window fits a laptop screen, nothing slow runs on the GUI thread,
+presets resolve to data this machine has."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtWidgets import QApplication
+
+from engine.config import TrainConfig
+from gui.main_window import MainWindow
+
+FIT_WIDTH, FIT_HEIGHT = 1366, 740
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    from engine.training import TrainingSession
+
+    config = TrainConfig(dataset="digits", family="beta-vae", epochs=1, max_steps=30, batch_size=64, threads=1,
+                         hparams={"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp"})
+    session = TrainingSession(config)
+    for _ in session.run():
+        pass
+    return Path(session.save_checkpoint(tmp_path / "tiny.safetensors"))
+
+
+def visit_every_tab(window, qtbot) -> None:
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+    evaluation = window.panels["evaluationPanel"]
+    for index in range(evaluation.tabs.count()):
+        evaluation.tabs.setCurrentIndex(index)
+        QApplication.processEvents()
+    for dock in (window.model_dock, window.training_dock):
+        dock.raise_()
+        QApplication.processEvents()
+
+
+def test_every_tab_fits_a_1366x768_screen(main_window, qtbot):
+    window = main_window
+    visit_every_tab(window, qtbot)
+    hint = window.minimumSizeHint()
+    assert hint.width() <= FIT_WIDTH and hint.height() <= FIT_HEIGHT, hint
+    assert window.minimumSize().width() <= FIT_WIDTH and window.minimumSize().height() <= FIT_HEIGHT
+    window.resize(FIT_WIDTH, FIT_HEIGHT)
+    QApplication.processEvents()
+    assert window.width() <= FIT_WIDTH and window.height() <= FIT_HEIGHT
+    for name, panel in window.panels.items():  # every tab's content gets the width it needs
+        assert panel.minimumSizeHint().width() <= window.tabs.width(), name
+
+
+def test_a_restored_geometry_larger_than_the_screen_is_clamped(qtbot, isolated_settings):
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.setMinimumSize(0, 0)
+    first.resize(5000, 4000)
+    first.move(3000, 2000)
+    first.settings.setValue("window/geometry", first.saveGeometry())
+    first.settings.sync()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    available = second.screen().availableGeometry()
+    frame = second.frameGeometry()
+    assert available.contains(frame), (frame, available)
+
+
+def test_datasets_checkpoints_and_sessions_load_off_the_gui_thread(main_window, qtbot, monkeypatch,
+                                                                   tiny_checkpoint):
+    import engine.checkpoint
+    import engine.data
+    import engine.training
+
+    window = main_window
+    threads: dict[str, str] = {}
+
+    def spy(module, name):
+        original = getattr(module, name)
+
+        def wrapped(*args, **kwargs):
+            threads[name] = threading.current_thread().name
+            return original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, wrapped)
+
+    spy(engine.data, "load_dataset")
+    spy(engine.checkpoint, "load_checkpoint")
+    original_init = engine.training.TrainingSession.__init__
+
+    def session_init(self, *args, **kwargs):
+        threads["TrainingSession"] = threading.current_thread().name
+        original_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(engine.training.TrainingSession, "__init__", session_init)
+    assert window.open_dataset("digits")
+    window._select_family("ae")
+    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.max_steps_spin.setValue(5)
+    window.save_runs_check.setChecked(False)
+    window.threads_spin.setValue(1)
+    assert window.start_training(), window.messages
+    qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
+    assert window.open_checkpoint(tiny_checkpoint), window.messages
+    main = threading.main_thread().name
+    assert set(threads) == {"load_dataset", "load_checkpoint", "TrainingSession"}, threads
+    assert all(name != main and name.startswith("latent-explorer-jobs") for name in threads.values()), threads
+
+
+def test_choosing_a_preset_loads_what_this_machine_has(main_window, qtbot):
+    window = main_window
+    from engine.data import available_datasets
+
+    status = {row["name"]: row.get("status") for row in available_datasets()}
+    assert window.apply_preset("mnist-cvae"), window.messages
+    assert not [m for m in window.messages if m[0] == "error"], window.messages
+    expected = "mnist" if status.get("mnist") != "missing" else window.preset_config.fallback[0]
+    assert window.dataset_spec.split("?")[0] == expected.split("?")[0]
+    assert window.dataset_combo.currentText() == window.dataset_spec
+    assert window.dataset.name in window.dataset_summary.text()
+    if expected != "mnist":
+        assert "will be trained instead" in window.dataset_summary.text()
+    config = window.build_config()
+    assert config.dataset == window.dataset_spec and config.family == "cvae"
+
+
+def test_an_opened_checkpoint_shows_inputs_above_their_reconstructions(main_window, tiny_checkpoint):
+    window = main_window
+    assert window.open_checkpoint(tiny_checkpoint), window.messages
+    grid = window.training_panel.recon_grid.image()
+    side, pad, columns = 8, 1, 8  # digits are 8×8; tile() puts one pixel of padding around every cell
+    rows = (grid.shape[0] - pad) // (side + pad)
+    assert grid.shape == (pad + rows * (side + pad), pad + columns * (side + pad)), grid.shape
+    assert rows % 2 == 0 and rows >= 2
+    test_indices = window.source.test_indices
+    images = window.dataset.images_at(test_indices[: columns]).cpu().numpy().reshape(columns, side, side)
+    for col in range(columns):  # row 0 holds the first test images, in order, at tile()'s cell positions
+        y, x = pad, pad + col * (side + pad)
+        np.testing.assert_array_equal(grid[y:y + side, x:x + side], images[col])
+    reconstruction = grid[pad + side + pad: pad + 2 * side + pad, pad: pad + side]
+    assert reconstruction.shape == (side, side) and not np.array_equal(reconstruction, images[0])
