@@ -46,7 +46,7 @@ from engine.data import available_datasets
 from engine.errors import ConfigError
 from engine.events import EpochSummary, Failed, Finished, Paused, Preview, Resumed, StepMetrics
 from engine.models import families, model_class
-from gui.app import guard_singleton_refcounts
+from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, guard_singleton_refcounts
 from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
@@ -56,11 +56,8 @@ from gui.worker import TrainingWorker
 
 guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
 
-ORGANIZATION = "LatentExplorer"
-APPLICATION = "Latent Explorer"
 DEFAULT_PRESET = "dsprites-beta-vae"
 DEFAULT_DATASET = "dsprites?subset=20000"
-SETTINGS_ENV = "LATENT_EXPLORER_SETTINGS"  # path of an .ini file to use instead of the user's settings
 RUNS_ENV = "LATENT_EXPLORER_RUNS"  # folder for run folders instead of the user's data folder
 # Without the preset: an MLP β-VAE, which shows recognisable dSprites reconstructions within ~40 s on 2 CPU
 # cores (a conv backbone at 64×64 managed ~1 step/s there).
@@ -82,12 +79,7 @@ PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def app_settings() -> QSettings:
-    """The user's settings, or the .ini file named by $LATENT_EXPLORER_SETTINGS (tests isolate themselves so)."""
-    path = os.environ.get(SETTINGS_ENV)
-    if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+__all__ = ["APPLICATION", "ORGANIZATION", "SETTINGS_ENV", "MainWindow", "app_settings", "runs_root"]
 
 
 def runs_root() -> Path:
@@ -1089,12 +1081,17 @@ class MainWindow(QMainWindow):
             self._remember_folder("export", path)
             self.export_current(path)
 
-    def export_current(self, path: str | Path) -> bool:
+    def export_current(self, path: str | Path, background: bool = True) -> bool:
+        """Export the current tab's figure; slow formats (GIFs) are encoded off the GUI thread when `background`."""
         panel = self.tabs.currentWidget()
         exporter = getattr(panel, "export_figure", None)
         if exporter is None:
             return False
         try:
+            later = getattr(panel, "export_in_background", None)
+            if background and later is not None and later(path):
+                self.statusBar().showMessage(f"exporting {path}…", 6000)
+                return True
             written = exporter(path)
         except Exception as exc:
             self.show_message(f"Could not export to {path}: {exc}", "error")

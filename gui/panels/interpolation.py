@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -153,15 +154,31 @@ class InterpolationPanel(PanelBase):
     def export_png(self, path: str | Path) -> Path:
         return self.save_grid_png(self.grid, path)
 
-    def export_gif(self, path: str | Path, frame_ms: int = 150) -> Path:
+    def gif_writer(self, path: str | Path, frame_ms: int = 150) -> Callable[[], Path]:
+        """What writes the decoded paths as an animated GIF (forth and back); safe off the GUI thread."""
         if self.path_images is None:
             raise ValueError("nothing to export yet")
-        pairs, steps = self.path_images.shape[:2]
-        frames = [upscale(tile(self.path_images[:, s], pairs), 256) for s in range(steps)]
-        frames = frames + frames[-2:0:-1]
-        out = save_gif(frames, path, frame_ms=frame_ms)
+        images = self.path_images
+
+        def write() -> Path:
+            pairs, steps = images.shape[:2]
+            frames = [upscale(tile(images[:, s], pairs), 256) for s in range(steps)]
+            return save_gif(frames + frames[-2:0:-1], path, frame_ms=frame_ms)
+
+        return write
+
+    def export_gif(self, path: str | Path, frame_ms: int = 150) -> Path:
+        """Write the GIF now (scripts and tests; the button writes it off the GUI thread)."""
+        out = self.gif_writer(path, frame_ms)()
         self.exported(out)
         return out
+
+    def export_in_background(self, path: str | Path) -> bool:
+        """Ctrl+E: a GIF is encoded off the GUI thread (True); other formats are not handled here (False)."""
+        if Path(path).suffix.lower() != ".gif":
+            return False
+        self.write_in_background(self.gif_writer(path))
+        return True
 
     def export_figure(self, path: str | Path) -> Path:
         return self.export_gif(path) if Path(path).suffix.lower() == ".gif" else self.export_png(path)
@@ -170,4 +187,5 @@ class InterpolationPanel(PanelBase):
         self.export_dialog("Export interpolation", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        self.export_dialog("Export interpolation GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
+        self.export_dialog("Export interpolation GIF", "gif", "Animated GIF (*.gif)",
+                           lambda path: self.write_in_background(self.gif_writer(path)))

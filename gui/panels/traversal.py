@@ -3,8 +3,10 @@ GIF export; VQ-VAE codes are traversed through the nearest codebook entries at a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -393,17 +395,32 @@ class TraversalPanel(PanelBase):
     def export_png(self, path: str | Path) -> Path:
         return self.save_grid_png(self.grid, path)
 
-    def export_gif(self, path: str | Path, frame_ms: int = 120) -> Path:
-        """Animated traversal (every shown dim side by side, forth and back), rendered from the latest weights."""
+    def gif_writer(self, path: str | Path, frame_ms: int = 120, model: Any = None) -> Callable[[], Path]:
+        """What writes the animated traversal (every shown dim side by side, forth and back) from the latest
+        weights; the returned function touches no widget, so it may run off the GUI thread."""
         if self.current_z is None or self.stats is None:
             raise ValueError("nothing to export yet")
-        model = self.source.snapshot()
-        dims = self.visible_dims()
+        z, label, dims = self.current_z.copy(), self.label_value(), self.visible_dims()
         values = explore.traversal_values(self.stats, dims, max(self.steps_spin.value(), 12))
-        frames = explore.traversal_frames(model, self.current_z, dims, values, self.label_value())
-        out = save_gif([upscale(f, 256) for f in frames], path, frame_ms=frame_ms)
+
+        def write() -> Path:
+            frames = explore.traversal_frames(model if model is not None else self.model(), z, dims, values, label)
+            return save_gif([upscale(f, 256) for f in frames], path, frame_ms=frame_ms)
+
+        return write
+
+    def export_gif(self, path: str | Path, frame_ms: int = 120) -> Path:
+        """Write the animated traversal now (scripts and tests; the buttons write it off the GUI thread)."""
+        out = self.gif_writer(path, frame_ms, model=self.source.snapshot())()
         self.exported(out)
         return out
+
+    def export_in_background(self, path: str | Path) -> bool:
+        """Ctrl+E: a GIF is encoded off the GUI thread (True); other formats are not handled here (False)."""
+        if Path(path).suffix.lower() != ".gif":
+            return False
+        self.write_in_background(self.gif_writer(path))
+        return True
 
     def export_csv(self, path: str | Path) -> Path:
         if self.stats is None:
@@ -429,7 +446,8 @@ class TraversalPanel(PanelBase):
         self.export_dialog("Export traversal grid", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        self.export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
+        self.export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)",
+                           lambda path: self.write_in_background(self.gif_writer(path)))
 
     def _export_csv_dialog(self) -> None:
         self.export_dialog("Export latent statistics", "csv", "CSV (*.csv)", self.export_csv)

@@ -142,3 +142,34 @@ def test_an_opened_checkpoint_shows_inputs_above_their_reconstructions(main_wind
         np.testing.assert_array_equal(grid[y:y + side, x:x + side], images[col])
     reconstruction = grid[pad + side + pad: pad + 2 * side + pad, pad: pad + side]
     assert reconstruction.shape == (side, side) and not np.array_equal(reconstruction, images[0])
+
+
+def test_a_gif_export_is_encoded_off_the_gui_thread(qtbot, tmp_path, monkeypatch):
+    import gui.panels.traversal as traversal
+    from engine.data import load_dataset
+    from gui.model_source import ModelSource
+    from tests.helpers import train_digits_model
+
+    dataset, model = load_dataset("digits"), train_digits_model("vae")
+    source = ModelSource()
+    panel = traversal.TraversalPanel(source)
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    source.set_static(model, dataset, dataset.split(0.2, seed=0)[1], {"step": 40})
+    qtbot.waitUntil(lambda: panel.grid is not None and panel.stats is not None, timeout=10_000)
+    threads = []
+    original = traversal.save_gif
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(traversal, "save_gif", spy)
+    target = tmp_path / "traversal.gif"
+    assert panel.export_in_background(target)
+    assert panel.status.text() == "exporting…"
+    qtbot.waitUntil(lambda: str(target) in panel.status.text(), timeout=20_000)
+    assert target.is_file() and threads and threads[0] != threading.main_thread().name
+    assert not panel.export_in_background(tmp_path / "grid.png")  # PNGs are written at once by export_figure
+    panel.shutdown()
