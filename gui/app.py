@@ -101,7 +101,7 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
 
     `on_shown(window)` runs at the first event-loop turn after the window is shown (bench/startup.py)."""
     guard_singleton_refcounts()
-    prepare_torch_environment()
+    configure_torch()  # torch first: PySide6's import hook inspects the source of every module imported after it
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
@@ -113,7 +113,6 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
     from gui.gc_guard import install_gui_thread_gc
 
     install_gui_thread_gc(app)
-    configure_torch()
     style = RESOURCES / "style.qss"
     if style.is_file():
         app.setStyleSheet(style.read_text(encoding="utf-8"))

@@ -1161,8 +1161,7 @@ class MainWindow(QMainWindow):
 
     @property
     def is_sweeping(self) -> bool:
-        sweep = getattr(self.panels.get("evaluationPanel"), "sweep_panel", None)
-        return bool(sweep is not None and sweep.is_running)
+        return bool(getattr(self.panels.get("evaluationPanel"), "is_sweeping", False))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self.is_sweeping and not self.ask_stop_sweep_on_close():

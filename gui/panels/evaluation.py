@@ -85,9 +85,9 @@ class EvaluationPanel(PanelBase):
         root.addWidget(self.tabs)
         page = QWidget()
         self.tabs.addTab(page, "This model")
-        self.sweep_panel = SweepPanel(self.source, config_provider=self._app_config_provider())
-        self.sweep_panel.setObjectName("sweepPanel")
-        self.tabs.addTab(self.sweep_panel, "Sweep")
+        self._sweep_panel: SweepPanel | None = None  # built when first shown (it costs ~50 ms of GUI time)
+        self.tabs.addTab(QWidget(), "Sweep")
+        self.tabs.currentChanged.connect(self._sub_tab_shown)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
 
@@ -184,6 +184,31 @@ class EvaluationPanel(PanelBase):
         bottom.setSizes([420, 480])
         results_layout.addWidget(bottom, 3)
         layout.addWidget(self.results, 1)
+
+    @property
+    def sweep_panel(self) -> SweepPanel:
+        """The Sweep sub-tab, built on first use."""
+        if self._sweep_panel is None:
+            panel = SweepPanel(self.source, config_provider=self._app_config_provider())
+            panel.setObjectName("sweepPanel")
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            placeholder = self.tabs.widget(1)
+            self.tabs.removeTab(1)
+            self.tabs.insertTab(1, panel, "Sweep")
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+            placeholder.deleteLater()
+            self._sweep_panel = panel
+        return self._sweep_panel
+
+    @property
+    def is_sweeping(self) -> bool:
+        return self._sweep_panel is not None and self._sweep_panel.is_running
+
+    def _sub_tab_shown(self, index: int) -> None:
+        if index == 1:
+            self.sweep_panel.show()
 
     def _app_config_provider(self):
         def provide():
@@ -416,7 +441,8 @@ class EvaluationPanel(PanelBase):
 
     def shutdown(self) -> None:
         self._cancel.set()
-        self.sweep_panel.shutdown()
+        if self._sweep_panel is not None:
+            self._sweep_panel.shutdown()
         super().shutdown()
 
 

@@ -16,6 +16,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from .plot_cache import cache_axes
+
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
@@ -120,6 +122,8 @@ class LossCurves(QWidget):
         for plot in (self.loss_plot, self.live_plot):
             plot.getAxis("left").setWidth(AXIS_WIDTH)
             plot.getAxis("right").setWidth(AXIS_WIDTH)
+        for plot in (self.loss_plot, self.live_plot):
+            cache_axes(plot)
         self.graphics.ci.layout.setRowStretchFactor(0, 3)
         self.graphics.ci.layout.setRowStretchFactor(1, 1)
         self._train: dict[str, _Series] = {}

@@ -13,6 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .plot_cache import cache_axes
+
 
 class GridView(pg.PlotWidget):
     """A uint8 grid on one ImageItem (row-major, levels fixed at 0–255), optional row/column tick labels,
@@ -30,6 +32,7 @@ class GridView(pg.PlotWidget):
         item.setMouseEnabled(False, False)
         item.setMenuEnabled(False)
         item.hideButtons()
+        cache_axes(item)
         self._axes = axes
         for side in ("left", "bottom"):
             item.showAxis(side, axes)

@@ -8,6 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
+from .plot_cache import cache_axes
+
 ACTIVE_COLOUR = "#4fa3e0"
 INACTIVE_COLOUR = "#5a5a5a"
 
@@ -22,6 +24,7 @@ class KLBarChart(pg.PlotWidget):
         self.plotItem.setTitle("KL per latent dimension (nats)", size="9pt")
         self.plotItem.setLabel("bottom", "dimension")
         self.plotItem.showGrid(y=True, alpha=0.2)
+        cache_axes(self.plotItem)
         self.setMouseEnabled(x=False, y=False)
         self.setMenuEnabled(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
