@@ -173,3 +173,27 @@ def test_a_gif_export_is_encoded_off_the_gui_thread(qtbot, tmp_path, monkeypatch
     assert target.is_file() and threads and threads[0] != threading.main_thread().name
     assert not panel.export_in_background(tmp_path / "grid.png")  # PNGs are written at once by export_figure
     panel.shutdown()
+
+
+def test_grid_ticks_sit_on_the_cells_tile_draws(qtbot):
+    """The one image-grid path: tile() lays cells out, grid_ticks() labels them, GridView draws both."""
+    from engine.imaging import tile
+    from gui.panels.common import cell_of, grid_ticks
+    from gui.widgets import GridView
+
+    rows, cols, h, w = 5, 7, 6, 4
+    values = (np.arange(rows * cols, dtype=np.uint8) * 7 + 10).reshape(rows * cols, 1, 1, 1)
+    images = np.broadcast_to(values, (rows * cols, 1, h, w)).copy()
+    grid = tile(images, cols, pad=1)
+    assert grid.shape == (rows * (h + 1) + 1, cols * (w + 1) + 1)
+    row_ticks = grid_ticks(rows, h, 1, [f"r{r}" for r in range(rows)])
+    col_ticks = grid_ticks(cols, w, 1, [f"c{c}" for c in range(cols)])
+    for r, (y, _) in enumerate(row_ticks):
+        for c, (x, _) in enumerate(col_ticks):
+            assert grid[int(y), int(x)] == values[r * cols + c, 0, 0, 0]
+            assert cell_of(x, y, h, w, 1) == (r, c)
+    view = GridView()
+    qtbot.addWidget(view)
+    view.set_grid(grid, row_ticks, col_ticks)
+    assert view.image.shape == grid.shape
+    assert view.getPlotItem().getAxis("left")._tickLevels[0] == row_ticks
