@@ -197,3 +197,65 @@ def test_grid_ticks_sit_on_the_cells_tile_draws(qtbot):
     view.set_grid(grid, row_ticks, col_ticks)
     assert view.image.shape == grid.shape
     assert view.getPlotItem().getAxis("left")._tickLevels[0] == row_ticks
+
+
+def _shown_panel(qtbot, cls, model, dataset, test_fraction=0.2):
+    from gui.model_source import ModelSource
+
+    source = ModelSource()
+    panel = cls(source)
+    qtbot.addWidget(panel)
+    panel.resize(1000, 600)
+    panel.show()
+    source.set_static(model, dataset, dataset.split(test_fraction, seed=0)[1], {"step": 1})
+    return panel
+
+
+def test_the_latent_map_keys_its_colours(qtbot, tmp_path):
+    """Labels and categorical factors get a legend; ordered factors a sequential map and a colour bar."""
+    from engine.data import load_dataset
+    from engine.models import create_model
+    from gui.panels.latent_map import LatentMapPanel, colour_key
+
+    dataset = load_dataset("dsprites?subset=400")
+    model = create_model("vae", dataset.shape, dataset.num_classes, latent_dim=4, hidden=16, depth=1,
+                         backbone="mlp").eval()
+    panel = _shown_panel(qtbot, LatentMapPanel, model, dataset)
+    qtbot.waitUntil(lambda: panel.embedding is not None, timeout=20_000)
+    choices = [panel.color_combo.itemText(i) for i in range(panel.color_combo.count())]
+    assert {"shape", "scale", "posX", "orientation"} <= set(choices), choices
+    panel.color_combo.setCurrentText("shape")
+    assert len(panel.legend.items) == len(set(panel.colors.tolist())) and panel.colour_bar is None
+    shape_values = dataset.factor_spec.values[0]
+    present = sorted(set(panel.colors.tolist()))
+    assert [label.text for _, label in panel.legend.items] == [f"{shape_values[i]:.3g}" for i in present]
+    panel.color_combo.setCurrentText("posX")
+    assert panel.colour_bar is not None and not panel.legend.items
+    low, high = panel.colour_bar.levels()
+    assert low == pytest.approx(min(dataset.factor_spec.values[3])) and high == pytest.approx(1.0)
+    brushes = panel.scatter.data["brush"]
+    lowest, highest = int(np.argmin(panel.colors)), int(np.argmax(panel.colors))
+    assert brushes[lowest].color().name() != brushes[highest].color().name()  # not a cyclic hue map any more
+    assert colour_key("orientation", 40) == "cyclic" and colour_key("posX", 32) == "sequential"
+    panel.color_combo.setCurrentText("none")
+    assert panel.colour_bar is None and not panel.legend.items
+    panel.shutdown()
+
+
+def test_a_t_sne_map_exports(qtbot, tmp_path):
+    from PIL import Image
+
+    from engine.data import load_dataset
+    from gui.panels.latent_map import METHODS, LatentMapPanel
+    from tests.helpers import train_digits_model
+
+    dataset = load_dataset("digits")
+    panel = _shown_panel(qtbot, LatentMapPanel, train_digits_model("vae"), dataset)
+    panel.points_spin.setValue(120)
+    panel.method_combo.setCurrentIndex([key for _, key in METHODS].index("tsne"))
+    qtbot.waitUntil(lambda: panel.embedding is not None and panel.embedding.method == "tsne", timeout=60_000)
+    assert len(panel.legend.items) == 10  # the digits' classes
+    out = panel.export_figure(tmp_path / "tsne.png")
+    with Image.open(out) as image:
+        assert image.format == "PNG" and image.size[0] > 100
+    panel.shutdown()
