@@ -174,8 +174,11 @@ class EvaluationPanel(PanelBase):
         heat_item.setMenuEnabled(False)
         heat_item.hideButtons()
         self.heat_image = pg.ImageItem(axisOrder="row-major")
-        self.heat_image.setLookupTable(pg.colormap.get("viridis").getLookupTable(0.0, 1.0, 256))
         self.heatmap.addItem(self.heat_image)
+        # A fixed 0–1 scale (the normalised MI's own range), so two models' heatmaps compare at a glance.
+        self.heat_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), interactive=False,
+                                        width=12, label="I(z; v) / H(v)")
+        self.heat_bar.setImageItem(self.heat_image, insert_in=heat_item)
         self.heat_texts: list[pg.TextItem] = []
         bottom.addWidget(self.heatmap)
         self.traversal_view = GridView()
@@ -376,16 +379,15 @@ class EvaluationPanel(PanelBase):
             self.heat_image.clear()
             return
         matrix = np.asarray(mi, dtype=np.float32)
-        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, max(float(matrix.max(initial=0.0)), 1e-6)))
+        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, 1.0))
         item = self.heatmap.getPlotItem()
         rows = [(i + 0.5, f"z{d}") for i, d in enumerate(result["order"])]
         cols = [(k + 0.5, name) for k, name in enumerate(result["factor_names"])]
         item.getAxis("left").setTicks([rows])
         item.getAxis("bottom").setTicks([cols])
         item.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.01)
-        top = float(matrix.max(initial=0.0))
         for (i, k), value in np.ndenumerate(matrix):
-            colour = "#000000" if value > 0.6 * top else "#f0f0f0"
+            colour = "#000000" if value > 0.6 else "#f0f0f0"  # dark text on viridis' bright end
             text = pg.TextItem(f"{value:.2f}", color=colour, anchor=(0.5, 0.5))
             text.setPos(k + 0.5, i + 0.5)
             self.heatmap.addItem(text)

@@ -90,10 +90,13 @@ class LossCurves(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("#1e1e1e")
         layout.addWidget(self.graphics, 1)
-        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        # The loss legend sits in its own row above the plot, never on the curves (in log scale they fill the top).
+        self.loss_legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-6)
+        self.graphics.addItem(self.loss_legend, row=0, col=0)
+        self.loss_plot = self.graphics.addPlot(row=1, col=0)
         self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.loss_plot.legend = self.loss_legend  # PlotItem.plot(name=…) adds its entries here
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         # Sticky ranges instead of auto-range: an axis that changes at every redraw re-renders all its tick text,
@@ -102,7 +105,7 @@ class LossCurves(QWidget):
         self._follow = True
         self._force_range = True
         self.loss_plot.vb.sigRangeChangedManually.connect(self._stop_following)
-        self.live_plot = self.graphics.addPlot(row=1, col=0)
+        self.live_plot = self.graphics.addPlot(row=2, col=0)
         self.live_plot.setTitle("Values in force", size="9pt")
         self.live_plot.setLabel("bottom", "step")
         self.live_plot.showGrid(x=True, y=True, alpha=0.2)
@@ -124,8 +127,9 @@ class LossCurves(QWidget):
             plot.getAxis("right").setWidth(AXIS_WIDTH)
         for plot in (self.loss_plot, self.live_plot):
             cache_axes(plot)
-        self.graphics.ci.layout.setRowStretchFactor(0, 3)
-        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        self.graphics.ci.layout.setRowStretchFactor(0, 0)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
+        self.graphics.ci.layout.setRowStretchFactor(2, 1)
         self._train: dict[str, _Series] = {}
         self._test: dict[str, _Series] = {}
         self._live: dict[str, _Series] = {}
@@ -284,7 +288,8 @@ class LossCurves(QWidget):
         series += [s for n, s in self._test.items() if n not in self._live and s.n]
         if not series:
             return
-        ys = np.concatenate([s.y for s in series])
+        log = self.log_check.isChecked()
+        ys = np.concatenate([s.y if log else robust_part(s.y) for s in series])
         if self.log_check.isChecked():
             ys = np.log10(ys[ys > 0])
         ys = ys[np.isfinite(ys)]
@@ -315,6 +320,18 @@ class LossCurves(QWidget):
         keep[-1] = True
         xs, ys = x[keep], y[keep]
         item.setData(np.append(xs, x[-1] + 1.0), ys, stepMode="center")
+
+
+ROBUST_SKIP_FRACTION = 0.05  # the first 5 % of a curve's points (at least its first) stay out of the y range
+ROBUST_MIN_POINTS = 10
+
+
+def robust_part(ys: np.ndarray) -> np.ndarray:
+    """The points that set the linear y range: without the first steps, whose spike (the untrained model's loss,
+    often 10× the rest) would flatten every later change into a line at the bottom."""
+    if ys.size < ROBUST_MIN_POINTS:
+        return ys
+    return ys[max(1, int(ROBUST_SKIP_FRACTION * ys.size)):]
 
 
 def nice_ceiling(value: float) -> float:
