@@ -536,6 +536,8 @@ class MainWindow(QMainWindow):
         for dock in (self.data_dock, self.model_dock, self.training_dock):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = menu.addMenu("&Help")
+        self.quick_start_action = self._action(help_menu, "&Quick start", QKeySequence.StandardKey.HelpContents,
+                                               self.show_quick_start)
         self._action(help_menu, "&About", None, self._about)
         self._rebuild_recent_menu()
 
@@ -894,7 +896,13 @@ class MainWindow(QMainWindow):
             assert self.worker is not None
             self.worker.set_value(name, value)
             self.statusBar().showMessage(f"{name} → {value:.4g} from the next step", 4000)
-            return
+        self._configuring = True  # the docks show what is in force (not re-entering the sliders)
+        try:
+            self._write_dock_value(name, value)
+        finally:
+            self._configuring = False
+
+    def _write_dock_value(self, name: str, value: float) -> None:
         if name == "lr":
             self.lr_spin.setValue(value)
         elif name in self.hparam_form.editors:
@@ -1115,6 +1123,11 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
         if self.state.is_busy("dataset"):
             self.dataset_summary.setText(f"<i>{self.state.busy['dataset']}</i>")
+
+    def show_quick_start(self) -> QWidget:
+        from gui.quick_start import show_quick_start
+
+        return show_quick_start(self)
 
     def _about(self) -> None:
         box = QMessageBox(QMessageBox.Icon.Information, APPLICATION,

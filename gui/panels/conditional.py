@@ -41,8 +41,12 @@ class ConditionalPanel(PanelBase):
         self.image_spin.valueChanged.connect(self.request_analogy)
         for label, w in (("Samples", self.samples_spin), ("Analogy image #", self.image_spin)):
             controls.add_labeled(label, w)
-        controls.add(button("Resample", self.resample, "Draw new z ~ N(0, I) for every column"))
-        controls.add(button("Export PNG…", self._export_dialog))
+        self.resample_button = button("Resample", self.resample, "Draw new z ~ N(0, I) for every column")
+        self.export_button = button("Export PNG…", self._export_dialog)
+        controls.add(self.resample_button)
+        controls.add(self.export_button)
+        self.conditional_controls = (self.samples_spin, self.image_spin, self.resample_button, self.export_button)
+        self._tooltips = {widget: widget.toolTip() for widget in self.conditional_controls}
         root.addWidget(controls)
         split = QSplitter(Qt.Orientation.Vertical)
         self.grid_view = GridView()
@@ -65,6 +69,10 @@ class ConditionalPanel(PanelBase):
     def _kind(self, result) -> None:
         family, conditional = result
         self.views.setVisible(conditional)
+        for widget in self.conditional_controls:  # offered only where they apply, saying why not otherwise
+            widget.setEnabled(conditional)
+            widget.setToolTip(self._tooltips[widget] if conditional
+                              else f"{family} is not conditional: train a CVAE to sample by class")
         self.explain.setText("" if conditional else NOT_CONDITIONAL.format(family=family))
         self.grid = None if not conditional else self.grid
         if conditional:
@@ -98,7 +106,7 @@ class ConditionalPanel(PanelBase):
         self.grid = grid
         self.grid_view.set_grid(grid, grid_ticks(k, h, 1, [f"class {c}" for c in self.class_names(k)]),
                                 grid_ticks(self.samples_spin.value(), w, 1,
-                                           [f"z{j}" for j in range(self.samples_spin.value())]))
+                                           [f"sample {j + 1}" for j in range(self.samples_spin.value())]))
 
     def request_analogy(self, *_args) -> None:
         dataset, test = self.source.dataset, self.test_indices()

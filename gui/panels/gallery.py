@@ -65,7 +65,26 @@ class GalleryPanel(PanelBase):
 
     def rebuild(self) -> None:
         self.errors = None
+        self.submit("offered", lambda model: (model.family, bool(model.can_sample), explore.is_denoising(model)),
+                    self._offer_views)
         self.request()
+
+    def _offer_views(self, result) -> None:
+        """Views that do not apply to this model are disabled, with the reason as their tooltip."""
+        family, can_sample, denoising = result
+        reasons = {"Prior samples": None if can_sample else f"{family} has no prior to sample from (not generative)",
+                   "Denoising": None if denoising else f"{family} is not a denoising autoencoder: train a DAE to "
+                                                       "compare noisy → denoised → clean"}
+        model = self.view_combo.model()
+        for name, reason in reasons.items():
+            item = model.item(VIEWS.index(name))
+            item.setEnabled(reason is None)
+            item.setToolTip(reason or "")
+        if reasons.get(self.view_combo.currentText()):
+            self.view_combo.setCurrentIndex(VIEWS.index("Reconstructions"))
+
+    def view_offered(self, name: str) -> bool:
+        return self.view_combo.model().item(VIEWS.index(name)).isEnabled()
 
     def refresh(self) -> None:
         self.errors = None
@@ -83,6 +102,7 @@ class GalleryPanel(PanelBase):
         if dataset is None:
             return
         view, count, seed = self.view_combo.currentText(), self.count_spin.value(), self.seed
+        self.status.setText("")  # a message about the previous view does not outlive it
         test = self.test_indices()
         rng = np.random.default_rng(seed)
         pick = test[np.sort(rng.choice(len(test), min(count, len(test)), replace=False))] if seed else test[:count]

@@ -110,6 +110,8 @@ class TrainingPanel(QWidget):
         self.recon_grid.setObjectName("reconstructionGrid")
         self.samples_grid = ImageGrid("Samples from the prior")
         self.samples_grid.setObjectName("samplesGrid")
+        self.recon_grid.set_empty_hint("Test images and their reconstructions appear here while training")
+        self.samples_grid.set_empty_hint("Samples from the prior appear here (generative models)")
         self.kl_bars = KLBarChart()
         self.kl_bars.setObjectName("klBars")
         right_layout.addWidget(self.recon_grid, 3)
@@ -150,6 +152,7 @@ class TrainingPanel(QWidget):
         self.samples_grid.set_image(None)
         self.kl_bars.set_values([])
         self.last_metrics = None
+        self.in_force_label.setText("")
         self.last_preview_step = None
         self.previews_shown = 0
         self._run_total_steps = total_steps
@@ -164,6 +167,7 @@ class TrainingPanel(QWidget):
             slider.hide()  # gone at once, even before the event loop gets to the deferred delete
             slider.deleteLater()
         self.live_sliders = {}
+        self.in_force_label.setText("")  # another family's values (β of a β-VAE) must not linger
         self.live_layout.removeWidget(self.in_force_label)
         params = [p for p in (model_cls.all_hparams() if model_cls else ()) if p.live and p.kind in (int, float)]
         for param in params:

@@ -180,6 +180,7 @@ class TraversalPanel(PanelBase):
         self.thumb_indices = thumbs
         self.thumbs_view.set_grid(tile(images, len(images)))
         self._thumb_cell = images.shape[2:]
+        self._highlight_base()
         if self.discrete:
             self.pages.setCurrentIndex(1)
             self.position_spin.setRange(0, positions - 1)
@@ -232,6 +233,7 @@ class TraversalPanel(PanelBase):
 
     # --- base code -----------------------------------------------------------------------------------
     def _base_mode_changed(self, *_args) -> None:
+        self._highlight_base()
         if self.stats is None:
             return
         mode = self.base_combo.currentIndex()
@@ -282,12 +284,23 @@ class TraversalPanel(PanelBase):
         if not 0 <= position < len(self.thumb_indices):
             return
         self.base_index = int(self.thumb_indices[position])
+        self._highlight_base()
         if self.base_combo.currentIndex() != 0:
             self.base_combo.setCurrentIndex(0)
         elif self.discrete:
             self.request_grid()
         else:
             self._base_mode_changed()
+
+    def _highlight_base(self) -> None:
+        """Outline the thumbnail whose code is the base (none when the base is the prior mean or a draw)."""
+        positions = (self.thumb_indices == self.base_index).nonzero().flatten().tolist() \
+            if len(self.thumb_indices) else []
+        if self.base_combo.currentIndex() != 0 or not positions or not hasattr(self, "_thumb_cell"):
+            self.thumbs_view.set_highlight(None)
+            return
+        h, w = self._thumb_cell
+        self.thumbs_view.set_highlight((positions[0] * (w + 1) + 0.5, 0.5, w + 1, h + 1))
 
     def _thumb_clicked(self, x: float, y: float) -> None:
         h, w = self._thumb_cell

@@ -21,6 +21,7 @@ from .plot_cache import cache_axes
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
+EMPTY_HINT = "Press Start to train — the loss curves appear here"
 AXIS_WIDTH = 56  # px of each plot's left and right axis
 CURVE_POINT_LIMIT = 20_000  # points kept per curve: a long run is thinned evenly so memory stays bounded
 
@@ -97,6 +98,8 @@ class LossCurves(QWidget):
         self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.legend = self.loss_legend  # PlotItem.plot(name=…) adds its entries here
+        self.empty_hint = pg.TextItem(EMPTY_HINT, color="#9a9a9a", anchor=(0.5, 0.5))
+        self.empty_hint.setPos(0.5, 0.5)
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         # Sticky ranges instead of auto-range: an axis that changes at every redraw re-renders all its tick text,
@@ -127,6 +130,7 @@ class LossCurves(QWidget):
             plot.getAxis("right").setWidth(AXIS_WIDTH)
         for plot in (self.loss_plot, self.live_plot):
             cache_axes(plot)
+        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
         self.graphics.ci.layout.setRowStretchFactor(0, 0)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
         self.graphics.ci.layout.setRowStretchFactor(2, 1)
@@ -173,6 +177,9 @@ class LossCurves(QWidget):
 
     def clear(self) -> None:
         self.loss_plot.clear()
+        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
+        self.loss_plot.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.empty_hint.show()
         self.live_plot.clear()
         self.lr_view.clear()
         for plot in (self.loss_plot, self.live_plot):
@@ -253,6 +260,7 @@ class LossCurves(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        self.empty_hint.setVisible(not any(s.n for s in self._train.values()))
         with np.errstate(divide="ignore", invalid="ignore"):
             for name, series in self._train.items():
                 if name in self._live:  # a weight echoed among the terms (β) belongs to the lower plot

@@ -37,6 +37,13 @@ class GridView(pg.PlotWidget):
         for side in ("left", "bottom"):
             item.showAxis(side, axes)
         self._shape: tuple[int, ...] | None = None
+        self.highlight_item = pg.PlotCurveItem(pen=pg.mkPen("#ffcc33", width=2))
+        self.highlight_item.setZValue(10)
+        self.addItem(self.highlight_item)
+        self.highlighted: tuple[float, float, float, float] | None = None
+        self.empty_hint = pg.TextItem("", color="#9a9a9a", anchor=(0.5, 0.5))
+        self.empty_hint.setZValue(20)
+        self.addItem(self.empty_hint, ignoreBounds=True)
         self.image: np.ndarray | None = None
         self.updates = 0
         self.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -47,7 +54,9 @@ class GridView(pg.PlotWidget):
         if grid is None:
             self.image_item.clear()
             self.image, self._shape = None, None
+            self._place_hint()
             return
+        self.empty_hint.hide()
         if grid.dtype != np.uint8 or grid.ndim not in (2, 3):
             raise ValueError(f"image grid needs uint8 H×W or H×W×3, got {grid.dtype} {grid.shape}")
         grid = np.ascontiguousarray(grid)
@@ -63,6 +72,26 @@ class GridView(pg.PlotWidget):
             self._shape = grid.shape
         self.image = grid
         self.updates += 1
+
+    def set_empty_hint(self, text: str) -> None:
+        """What an empty view says (e.g. "Press Start to train — reconstructions appear here")."""
+        self.empty_hint.setText(text)
+        if self.image is None:
+            self._place_hint()
+
+    def _place_hint(self) -> None:
+        (x0, x1), (y0, y1) = self.getPlotItem().vb.viewRange()
+        self.empty_hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+        self.empty_hint.setVisible(bool(self.empty_hint.toPlainText()))
+
+    def set_highlight(self, cell: tuple[float, float, float, float] | None) -> None:
+        """Outline one cell: (x, y, width, height) in image pixels (None removes the outline)."""
+        self.highlighted = cell
+        if cell is None:
+            self.highlight_item.setData([], [])
+            return
+        x, y, w, h = cell
+        self.highlight_item.setData([x, x + w, x + w, x, x], [y, y, y + h, y + h, y])
 
     def _on_scene_click(self, event) -> None:
         if self.image is None or event.button() != Qt.MouseButton.LeftButton:
@@ -95,8 +124,11 @@ class ImageGrid(QWidget):
         layout.addWidget(self.view, 1)
 
     def set_image(self, grid: np.ndarray | None) -> None:
-        """Draw a uint8 grid (None clears it)."""
+        """Draw a uint8 grid (None clears it and shows the empty hint, if any)."""
         self.view.set_grid(grid)
+
+    def set_empty_hint(self, text: str) -> None:
+        self.view.set_empty_hint(text)
 
     def image(self) -> np.ndarray | None:
         return self.view.image

@@ -259,3 +259,85 @@ def test_a_t_sne_map_exports(qtbot, tmp_path):
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size[0] > 100
     panel.shutdown()
+
+
+def test_inapplicable_views_and_controls_are_disabled_with_a_reason(qtbot):
+    from engine.data import load_dataset
+    from gui.panels.conditional import ConditionalPanel
+    from gui.panels.gallery import GalleryPanel
+    from tests.helpers import train_digits_model
+
+    dataset = load_dataset("digits")
+    vae, dae = train_digits_model("vae"), train_digits_model("dae")
+    gallery = _shown_panel(qtbot, GalleryPanel, vae, dataset)
+    qtbot.waitUntil(lambda: not gallery.view_offered("Denoising"), timeout=10_000)
+    item = gallery.view_combo.model().item(2)
+    assert item.text() == "Denoising" and "not a denoising autoencoder" in item.toolTip()
+    assert gallery.view_offered("Prior samples")
+    gallery.source.set_static(dae, dataset, dataset.split(0.2, seed=0)[1], {"step": 2})
+    qtbot.waitUntil(lambda: gallery.view_offered("Denoising"), timeout=10_000)
+    assert not gallery.view_offered("Prior samples")  # a DAE has no prior
+    gallery.shutdown()
+
+    conditional = _shown_panel(qtbot, ConditionalPanel, vae, dataset)
+    qtbot.waitUntil(lambda: not conditional.export_button.isEnabled(), timeout=10_000)
+    assert not conditional.samples_spin.isEnabled() and "not conditional" in conditional.export_button.toolTip()
+    conditional.source.set_static(train_digits_model("cvae"), dataset, dataset.split(0.2, seed=0)[1], {"step": 3})
+    qtbot.waitUntil(lambda: conditional.export_button.isEnabled(), timeout=10_000)
+    qtbot.waitUntil(lambda: conditional.grid is not None, timeout=10_000)
+    ticks = conditional.grid_view.getPlotItem().getAxis("bottom")._tickLevels[0]
+    assert [label for _, label in ticks][:2] == ["sample 1", "sample 2"]
+    conditional.shutdown()
+
+
+def test_empty_views_say_what_will_appear_and_help_has_a_quick_start(main_window, qtbot):
+    window = main_window
+    panel = window.training_panel
+    assert panel.curves.empty_hint.isVisible() and "Press Start" in panel.curves.empty_hint.toPlainText()
+    assert panel.recon_grid.view.empty_hint.isVisible() and panel.kl_bars.empty_hint.isVisible()
+    for name, widget in window.panels.items():
+        if name != "trainingPanel":
+            assert "Press Start" in widget.empty_label.text() or "Train one" in widget.empty_label.text()
+    dialog = window.show_quick_start()
+    assert dialog.isVisible() and not dialog.isModal()
+    from PySide6.QtWidgets import QTextBrowser
+
+    text = dialog.findChild(QTextBrowser).toPlainText()
+    assert "Press Start" in text and "β" in text and "Traversal" in text
+    dialog.close()
+
+
+def test_small_truths_while_training(main_window, qtbot):
+    """Paused shows no speed or ETA; the Model dock follows a live β change; the traversal base is outlined."""
+    window = main_window
+    assert window.open_dataset("digits")
+    window._select_family("beta-vae")
+    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 4.0,
+                                   "beta_start": 4.0, "warmup_steps": 0})
+    window.epochs_spin.setValue(1000)
+    window.save_runs_check.setChecked(False)
+    window.threads_spin.setValue(1)
+    assert window.start_training(), window.messages
+    panel = window.training_panel
+    qtbot.waitUntil(lambda: panel.last_metrics is not None, timeout=20_000)
+    qtbot.waitUntil(lambda: not panel.curves.empty_hint.isVisible(), timeout=5_000)  # the curves replace it
+    window.set_live_value("beta", 12.0)
+    assert window.hparam_form.raw_values()["beta"] == pytest.approx(12.0)
+    window.toggle_pause()
+    qtbot.waitUntil(lambda: window.paused_event is not None, timeout=10_000)
+    text = panel.progress.format()
+    assert text.startswith("paused") and "samples/s" not in text and "ETA" not in text
+    window.toggle_pause()
+    window.stop_training()
+    qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
+    assert window.source.has_model
+    window._select_family("cvae")
+    window._configure_idle_live_controls()
+    assert panel.in_force_label.text() == ""  # no β of the last run under a CVAE
+    traversal = window.panels["traversalPanel"]
+    window.tabs.setCurrentWidget(traversal)
+    qtbot.waitUntil(lambda: traversal.stats is not None and len(traversal.thumb_indices) > 3, timeout=20_000)
+    traversal.pick_image(2)
+    h, w = traversal._thumb_cell
+    assert traversal.thumbs_view.highlighted is not None
+    assert traversal.thumbs_view.highlighted[0] == pytest.approx(2 * (w + 1) + 0.5)
