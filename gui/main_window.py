@@ -65,6 +65,7 @@ FALLBACK_HPARAMS = {"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 
 FALLBACK_BATCH_SIZE = 64
 SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
 PANEL_IMPORT_DELAY_MS = 300
+RUN_LABEL_MAX_WIDTH = 260  # px: permanent status widgets leave room for messages
 STATUS_MESSAGE_CHARS = 120  # longer messages are in the banner; the status bar shows their start
 DOCK_MIN_WIDTH = 320
 
@@ -323,7 +324,11 @@ class MainWindow(QMainWindow):
         """The exploration panel if its module is installed, else a plain placeholder saying why."""
         try:
             module = importlib.import_module(module_name)
-            return getattr(module, class_name)(self.source)
+            panel = getattr(module, class_name)(self.source)
+            sync = getattr(panel, "sync_with_source", None)
+            if callable(sync):
+                sync()  # the source may have changed before this panel existed
+            return panel
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 return self._placeholder(title, f"could not load this panel: {exc}")
@@ -557,6 +562,7 @@ class MainWindow(QMainWindow):
         self.step_label = QLabel("step: –")
         self.speed_label = QLabel("samples/s: –")
         self.run_label = QLabel("run folder: –")
+        self.run_label.setMaximumWidth(RUN_LABEL_MAX_WIDTH)  # the full path is its tooltip
         for label, name in ((self.device_label, "deviceLabel"), (self.step_label, "stepLabel"),
                             (self.speed_label, "speedLabel"), (self.run_label, "runFolderLabel")):
             label.setObjectName(name)
@@ -843,7 +849,7 @@ class MainWindow(QMainWindow):
             model_cls = None
         hparams = dict(getattr(session.model, "hparams", config.hparams))
         self.training_panel.configure_live_controls(model_cls, hparams, config.lr)
-        self.run_label.setText(f"run folder: {config.out_dir or '– (not saved)'}")
+        self.run_label.setText(f"run folder: {Path(config.out_dir).name if config.out_dir else '– (not saved)'}")
         self.run_label.setToolTip(config.out_dir or "")
         self.device_label.setText(f"device: {session.device}")
         if session.dataset is not None and session.dataset is not self.dataset:
@@ -1018,7 +1024,7 @@ class MainWindow(QMainWindow):
         self.source.set_static(loaded.model, dataset, opened.test_indices,
                                {"family": config.family, "dataset": config.dataset, "checkpoint": path,
                                 "step": loaded.step, "meta": dict(loaded.meta or {})})
-        self.step_label.setText(f"step: {loaded.step:,}  epoch: {loaded.epoch}")
+        self.step_label.setText(f"step: {loaded.step:,}  ({completed_epochs(loaded.epoch)})")
         self.run_label.setText(f"checkpoint: {Path(path).name}")
         self.run_label.setToolTip(path)
         self.statusBar().showMessage(f"opened {path} ({drawn} recorded steps)", 6000)
@@ -1066,7 +1072,7 @@ class MainWindow(QMainWindow):
             return
         self.state.forget_run()
         self.training_panel.reset(None)
-        self.training_panel.progress.setFormat("ready")
+        self.training_panel.progress.setFormat("ready — press Start")
         self.training_panel.start_button.setText("Start")
         self.source.clear()
         self.run_label.setText("run folder: –")

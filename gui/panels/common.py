@@ -176,6 +176,11 @@ class PanelBase(QWidget):
         elif stale == "refresh" and not self._shut:
             self.refresh()
 
+    def sync_with_source(self) -> None:
+        """A panel built after the source already had a model (the window builds panels lazily): show it."""
+        if self.source.has_model:
+            self._on_source_changed()
+
     def _reset_cache(self) -> None:
         self._model_cache = None
 

@@ -44,6 +44,7 @@ class GridView(pg.PlotWidget):
         self.empty_hint = pg.TextItem("", color="#9a9a9a", anchor=(0.5, 0.5))
         self.empty_hint.setZValue(20)
         self.addItem(self.empty_hint, ignoreBounds=True)
+        item.vb.sigRangeChanged.connect(self._range_changed)
         self.image: np.ndarray | None = None
         self.updates = 0
         self.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -77,6 +78,10 @@ class GridView(pg.PlotWidget):
         """What an empty view says (e.g. "Press Start to train — reconstructions appear here")."""
         self.empty_hint.setText(text)
         if self.image is None:
+            self._place_hint()
+
+    def _range_changed(self, *_args) -> None:
+        if self.image is None and self.empty_hint.isVisible():
             self._place_hint()
 
     def _place_hint(self) -> None:

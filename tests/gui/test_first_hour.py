@@ -341,3 +341,14 @@ def test_small_truths_while_training(main_window, qtbot):
     h, w = traversal._thumb_cell
     assert traversal.thumbs_view.highlighted is not None
     assert traversal.thumbs_view.highlighted[0] == pytest.approx(2 * (w + 1) + 0.5)
+
+
+def test_a_panel_built_after_a_checkpoint_was_opened_shows_its_model(qtbot, tiny_checkpoint):
+    window = MainWindow(defer_panels=True)  # what `python main.py` does: panels are built after the window shows
+    qtbot.addWidget(window)
+    window.show()
+    assert window.open_checkpoint(tiny_checkpoint), window.messages
+    qtbot.waitUntil(lambda: not window._pending_panels, timeout=30_000)
+    traversal = window.panels["traversalPanel"]
+    assert traversal.stack.currentWidget() is traversal.content
+    window.close()
