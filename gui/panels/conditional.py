@@ -106,7 +106,8 @@ class ConditionalPanel(PanelBase):
         self.grid = grid
         self.grid_view.set_grid(grid, grid_ticks(k, h, 1, [f"class {c}" for c in self.class_names(k)]),
                                 grid_ticks(self.samples_spin.value(), w, 1,
-                                           [f"sample {j + 1}" for j in range(self.samples_spin.value())]))
+                                           [str(j + 1) for j in range(self.samples_spin.value())]))
+        self.grid_view.getPlotItem().setLabel("bottom", "sample: one z ~ N(0, I) per column")
 
     def request_analogy(self, *_args) -> None:
         dataset, test = self.source.dataset, self.test_indices()

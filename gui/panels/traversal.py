@@ -178,6 +178,8 @@ class TraversalPanel(PanelBase):
         self.is_conditional = conditional
         self.class_combo.setEnabled(conditional)
         self.thumb_indices = thumbs
+        if len(thumbs) and self.base_index not in thumbs.tolist():
+            self.base_index = int(thumbs[0])  # the base is one of the images shown, outlined
         self.thumbs_view.set_grid(tile(images, len(images)))
         self._thumb_cell = images.shape[2:]
         self._highlight_base()
