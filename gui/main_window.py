@@ -295,6 +295,9 @@ class MainWindow(QMainWindow):
                 self._build_panel(next(iter(self._pending_panels)))
             if not self._pending_panels:
                 self._panel_timer.stop()
+                from gui.gc_guard import startup_finished
+
+                startup_finished()  # start-up objects leave the collector's reach (see gui/gc_guard.py)
 
     def _tab_shown(self, index: int) -> None:
         object_name = self.tabs.widget(index).objectName() if index >= 0 else ""
