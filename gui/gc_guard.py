@@ -26,18 +26,18 @@ class GuiThreadGarbageCollector(QObject):
         self.timer.start()
         self.starting = freeze_after_ms >= 0  # until start-up ends, young objects are frozen, not scanned
         if freeze_after_ms >= 0:
-            QTimer.singleShot(freeze_after_ms, self.freeze)
+            QTimer.singleShot(freeze_after_ms, lambda: self.freeze(report=False) if self.starting else None)
 
-    def freeze(self) -> int:
+    def freeze(self, report: bool = True) -> int:
         """Move everything alive after start-up (torch, Qt, the window) out of the collector's reach, so a full
         collection scans only what training and the panels made since: a 300 ms pause of the GUI thread in
         the soak run came from such a collection. Nothing is collected first: collecting the start-up heap (imports
         made ~10⁵ objects) stalled the GUI thread ~1 s a few seconds after every launch
         (bench/gui_responsiveness.py --actions); the little cyclic garbage of start-up stays frozen.
-        Returns the number of objects frozen."""
+        Returns the number of objects frozen when `report` (counting walks them all: ~0.2 s, so the app does not)."""
         self.starting = False
         gc.freeze()
-        return gc.get_freeze_count()
+        return gc.get_freeze_count() if report else -1
 
     def check(self) -> int:
         """Collect the oldest generation whose count passed its threshold; returns the objects found."""
@@ -61,7 +61,7 @@ _installed: GuiThreadGarbageCollector | None = None
 def startup_finished() -> None:
     """The window has built what it builds at start-up: freeze now rather than at the timer's fallback."""
     if _installed is not None and _installed.starting:
-        _installed.freeze()
+        _installed.freeze(report=False)
 
 
 def install_gui_thread_gc(app: QObject, freeze_after_ms: int = 15000) -> GuiThreadGarbageCollector:

@@ -242,7 +242,7 @@ class TrainingPanel(QWidget):
               if isinstance(r, Mapping) and r.get("kl_per_dim")]
         if kl:
             self.kl_bars.set_values(kl[-1])
-        self.curves.redraw()
+        self.curves.mark_dirty()  # drawn at the curves timer's next tick: a separate event-loop turn
         return len(train)
 
     # --- export ----------------------------------------------------------------------------------------

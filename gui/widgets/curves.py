@@ -175,6 +175,10 @@ class LossCurves(QWidget):
             store.setdefault(name, _Series()).extend(xs, ys)
         self._dirty = True
 
+    def mark_dirty(self) -> None:
+        """Redraw at the timer's next tick (not now: a big history would hold the event loop)."""
+        self._dirty = True
+
     def clear(self) -> None:
         self.loss_plot.clear()
         self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
