@@ -2,7 +2,10 @@
 
 Each run is a fresh `python` process calling `gui.app.run_app()` — exactly what `python main.py` does (torch
 thread cap and warm-up included) — which reports when the first event-loop turn after `show()` has run.
-Usage: python bench/startup.py [--quick] [--runs N]    Last line: RESULT startup_s=<median>
+Interleaved with those runs, a floor: a process that only imports torch, PySide6 and pyqtgraph and shows an empty
+QMainWindow (what no app built on them can beat). On a shared, loaded machine the ratio is the steadier number.
+Usage: python bench/startup.py [--quick] [--runs N]
+Last line: RESULT startup_s=<median> floor_s=<median> app_over_floor=<ratio>
 """
 
 from __future__ import annotations
@@ -28,10 +31,28 @@ def shown(window):
 sys.exit(run_app(on_shown=shown))
 """
 
+FLOOR = """
+import sys
+import torch
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
+import pyqtgraph
+app = QApplication(sys.argv)
+window = QMainWindow()
+window.show()
+def shown():
+    print("SHOWN", flush=True)
+    window.close()
+    app.quit()
+QTimer.singleShot(0, shown)
+sys.exit(app.exec())
+"""
 
-def one_run(env: dict[str, str]) -> float:
+
+def one_run(env: dict[str, str], code: str | None = None) -> float:
     began = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-c", CHILD.format(root=str(ROOT))], stdout=subprocess.PIPE,
+    code = CHILD.format(root=str(ROOT)) if code is None else code
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, cwd=ROOT)
     assert proc.stdout is not None
     for line in proc.stdout:
@@ -57,14 +78,18 @@ def main() -> int:
         env["LATENT_EXPLORER_SETTINGS"] = str(Path(tmp) / "settings.ini")
         env["LATENT_EXPLORER_RUNS"] = str(Path(tmp) / "runs")
         one_run(env)  # fills the OS file cache, as a user's second start would
-        times = []
+        one_run(env, FLOOR)
+        times, floors = [], []
         for i in range(runs):
             t = one_run(env)
+            floor = one_run(env, FLOOR)
             times.append(t)
-            print(f"run {i + 1}: {t:.2f} s")
-    median = statistics.median(times)
-    print(f"median {median:.2f} s over {runs} runs (target ≤ 3 s); platform {env['QT_QPA_PLATFORM']}")
-    print(f"RESULT startup_s={median:.2f}")
+            floors.append(floor)
+            print(f"run {i + 1}: app {t:.2f} s   floor {floor:.2f} s")
+    median, floor = statistics.median(times), statistics.median(floors)
+    print(f"median {median:.2f} s over {runs} runs (target ≤ 3 s); floor (torch + PySide6 + pyqtgraph, empty "
+          f"window) {floor:.2f} s; platform {env['QT_QPA_PLATFORM']}")
+    print(f"RESULT startup_s={median:.2f} floor_s={floor:.2f} app_over_floor={median / floor:.2f}")
     return 0
 
 

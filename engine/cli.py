@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .errors import CheckpointError, ConfigError, DatasetError
-
 PROG = "latent-explorer"
 
 
@@ -33,8 +31,14 @@ def _formatter(prog: str) -> argparse.HelpFormatter:
     return argparse.RawDescriptionHelpFormatter(prog, max_help_position=32, width=100)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from .sweep import add_metric_size_arguments, add_sweep_parser
+def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
+    """The CLI's parser. `command`: the sub-command about to run; the sweep module (torch, scikit-learn) is
+    imported only for the commands that take its options, so `main.py --help` answers in well under a second."""
+    light = command not in ("sweep", "eval")
+    if light:
+        add_metric_size_arguments, add_sweep_parser = _no_arguments, _sweep_stub
+    else:
+        from .sweep import add_metric_size_arguments, add_sweep_parser
 
     parser = _Parser(prog=PROG, formatter_class=_formatter,
                      description="Train autoencoders and VAEs and explore their latent spaces.\n"
@@ -147,9 +151,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """Stands in for options of commands that are not about to run (see build_parser)."""
+
+
+def _sweep_stub(subparsers: Any) -> argparse.ArgumentParser:
+    return subparsers.add_parser("sweep", help="train a grid of runs one after another and compare them")
+
+
+def _command_of(argv: list[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_command_of(argv))
+    args = parser.parse_args(argv)
+    from .errors import CheckpointError, ConfigError, DatasetError
     if args.command is None:
         parser.print_help()
         return 2
@@ -237,6 +255,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 # --- train ---------------------------------------------------------------------------------------------------
 def _coerce_sets(family: str, sets: list[str]) -> dict[str, Any]:
+    from .errors import ConfigError
     from .models import model_class
 
     spec = {h.name: h for h in model_class(family).all_hparams()}
@@ -415,6 +434,7 @@ def _open(checkpoint: str, device: str = "cpu"):
     """(loaded checkpoint, its dataset, the test indices it was evaluated on)."""
     from .checkpoint import load_checkpoint
     from .data import load_dataset
+    from .errors import CheckpointError
 
     loaded = load_checkpoint(checkpoint, device)
     dataset = load_dataset(loaded.dataset_spec)

@@ -11,6 +11,32 @@ from pathlib import Path
 from typing import Any
 
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
+ORGANIZATION = "LatentExplorer"
+APPLICATION = "Latent Explorer"
+SETTINGS_ENV = "LATENT_EXPLORER_SETTINGS"  # path of an .ini file to use instead of the user's settings
+EXPORT_FOLDER_KEY = "folders/export"  # one remembered folder for every export (panels' buttons and Ctrl+E)
+
+
+def app_settings() -> Any:
+    """The user's QSettings, or the .ini file named by $LATENT_EXPLORER_SETTINGS (tests isolate themselves so)."""
+    from PySide6.QtCore import QSettings
+
+    path = os.environ.get(SETTINGS_ENV)
+    if path:
+        return QSettings(path, QSettings.Format.IniFormat)
+    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+
+
+def export_folder() -> str:
+    """Where export dialogs open: the folder of the last export, else the home folder."""
+    return str(app_settings().value(EXPORT_FOLDER_KEY, str(Path.home())))
+
+
+def remember_export_folder(path: str | Path) -> None:
+    path = Path(path)
+    settings = app_settings()
+    settings.setValue(EXPORT_FOLDER_KEY, str(path if path.is_dir() else path.parent))
+    settings.sync()
 
 
 def guard_singleton_refcounts() -> None:
@@ -75,7 +101,7 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
 
     `on_shown(window)` runs at the first event-loop turn after the window is shown (bench/startup.py)."""
     guard_singleton_refcounts()
-    prepare_torch_environment()
+    configure_torch()  # torch first: PySide6's import hook inspects the source of every module imported after it
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
 
@@ -87,7 +113,6 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
     from gui.gc_guard import install_gui_thread_gc
 
     install_gui_thread_gc(app)
-    configure_torch()
     style = RESOURCES / "style.qss"
     if style.is_file():
         app.setStyleSheet(style.read_text(encoding="utf-8"))

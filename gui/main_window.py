@@ -1,8 +1,9 @@
 """The main window: Data / Model / Training docks on the left, one tab per panel, menus, status bar.
 
-It owns the run: it builds a `TrainingSession` from the docks, hands it to a `TrainingWorker`, routes the worker's
-signals (all emitted on the GUI thread) to the Training tab, and keeps the `ModelSource` the exploration panels
-read up to date (live weights while training, a fixed model after a run or when a checkpoint is loaded).
+A thin shell over `gui.state.AppState` (the Qt-free state: dataset, presets, checkpoints, sessions, recent runs,
+and the job thread that loads and builds them off the GUI thread). The window turns the docks into a config,
+asks the state for a session, hands a ready session to a `TrainingWorker`, routes the worker's signals (emitted on
+the GUI thread) to the Training tab, and keeps the `ModelSource` the exploration panels read up to date.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QEventLoop, QObject, QSettings, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -41,38 +42,36 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import TrainConfig
-from engine.data import available_datasets, load_dataset
-from engine.errors import CheckpointError, ConfigError, DatasetError
+from engine.data import available_datasets
+from engine.errors import ConfigError
 from engine.events import EpochSummary, Failed, Finished, Paused, Preview, Resumed, StepMetrics
-from engine.imaging import tile
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
-from gui.app import guard_singleton_refcounts
+from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, guard_singleton_refcounts
 from gui.examples_menu import build_examples_menu
 from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
+from gui.state import AppState, DatasetView, Job, OpenedCheckpoint
 from gui.widgets import ImageGrid
+from gui.widgets.banner import MessageBanner
 from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
 guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
 
-ORGANIZATION = "LatentExplorer"
-APPLICATION = "Latent Explorer"
-DEFAULT_PRESET = "dsprites-beta-vae"
+DEFAULT_PRESET = "dsprites-disentangle"  # the first-run default (engine.presets.DEFAULT_PRESET)
 DEFAULT_DATASET = "dsprites?subset=20000"
-SETTINGS_ENV = "LATENT_EXPLORER_SETTINGS"  # path of an .ini file to use instead of the user's settings
 RUNS_ENV = "LATENT_EXPLORER_RUNS"  # folder for run folders instead of the user's data folder
 # Without the preset: an MLP β-VAE, which shows recognisable dSprites reconstructions within ~40 s on 2 CPU
 # cores (a conv backbone at 64×64 managed ~1 step/s there).
 FALLBACK_HPARAMS = {"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10, "beta": 4.0}
 FALLBACK_BATCH_SIZE = 64
-MAX_RECENT = 8
 SOURCE_NOTIFY_INTERVAL_S = 0.5  # panels hear about newer live weights at most 2× a second
 APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds of training; engine/probe.py)
-THUMBNAILS = 16
 PANEL_IMPORT_DELAY_MS = 300
+RUN_LABEL_MAX_WIDTH = 260  # px: permanent status widgets leave room for messages
+STATUS_MESSAGE_CHARS = 120  # longer messages are in the banner; the status bar shows their start
 DOCK_MIN_WIDTH = 320
 
 # (module, class, tab title, objectName) of the exploration panels; a missing module shows a placeholder.
@@ -86,12 +85,7 @@ PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
 )
 
 
-def app_settings() -> QSettings:
-    """The user's settings, or the .ini file named by $LATENT_EXPLORER_SETTINGS (tests isolate themselves so)."""
-    path = os.environ.get(SETTINGS_ENV)
-    if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
+__all__ = ["APPLICATION", "ORGANIZATION", "SETTINGS_ENV", "MainWindow", "app_settings", "runs_root"]
 
 
 def runs_root() -> Path:
@@ -110,43 +104,35 @@ def _presets_module() -> Any:
         return None
 
 
-def _training_module() -> Any:
-    return importlib.import_module("engine.training")
+def completed_epochs(epochs: int) -> str:
+    """Finished runs and checkpoints count *completed* epochs; the running bar shows the current one (1-based)."""
+    return f"{epochs:,} epoch{'s' if epochs != 1 else ''} completed"
 
 
-def _checkpoint_module() -> Any:
-    return importlib.import_module("engine.checkpoint")
+class GuiPoster(QObject):
+    """`post(fn)` from any thread runs `fn()` on the GUI thread (a queued signal to a bound method)."""
 
+    _posted = Signal(object)
 
-class MessageBanner(QFrame):
-    """A non-modal message strip above the tabs: warnings and errors, plainly; the window keeps working."""
-
-    COLOURS = {"info": "#2d4f6c", "warning": "#6b5a1e", "error": "#6e2a2a"}
-
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self.setObjectName("messageBanner")
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 4, 4)
-        self.label = QLabel()
-        self.label.setWordWrap(True)
-        self.label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.close_button = QPushButton("✕")
-        self.close_button.setFlat(True)
-        self.close_button.setFixedWidth(28)
-        self.close_button.setToolTip("Dismiss")
-        self.close_button.clicked.connect(self.hide)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(self.close_button)
-        self.level = "info"
-        self.hide()
+        self._posted.connect(self._run)
 
-    def show_message(self, text: str, level: str = "info") -> None:
-        self.level = level
-        self.label.setText(text)
-        self.setStyleSheet(f"#messageBanner {{ background: {self.COLOURS.get(level, '#444')}; border-radius: 4px; }}"
-                           " QLabel { color: white; }")
-        self.show()
+    def post(self, fn: Any) -> None:
+        self._posted.emit(fn)
+
+    def _run(self, fn: Any) -> None:
+        fn()
+
+
+def wait_for(job: Job) -> bool:
+    """Keep the event loop turning until the job's result was delivered (the window never freezes meanwhile)."""
+    if not job.done.is_set():
+        loop = QEventLoop()
+        job.add_done_callback(lambda _job: loop.quit())
+        if not job.done.is_set():
+            loop.exec()
+    return job.ok
 
 
 class MainWindow(QMainWindow):
@@ -160,22 +146,17 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle(APPLICATION)
         self.setAcceptDrops(True)
-        self.resize(1400, 900)
+        self.resize(1280, 800)
         self.settings = settings if settings is not None else app_settings()
+        self.poster = GuiPoster(self)
+        self.state = AppState(post=self.poster.post, store=self.settings)
         self.source = ModelSource(self)
-        self.session: Any = None
         self.worker: TrainingWorker | None = None
-        self.dataset: Any = None  # the loaded Dataset shown in the data dock and used by Start
-        self.dataset_spec = ""
-        self.preset_config: TrainConfig | None = None
-        self.checkpoint_path: str | None = None  # a loaded checkpoint: Start continues it
-        self._checkpoint_position = (0, 0)  # (step, epoch) of the loaded checkpoint
-        self.messages: list[tuple[str, str]] = []  # (level, text) of everything shown, newest last
         self.paused_event: Paused | None = None
         self.finished_event: Finished | None = None
         self.failed_event: Failed | None = None
-        self.run_dir: str | None = None
         self._last_source_notify = 0.0
+        self._closed = False
         self._configuring = False
         self._steps_seen = 0
 
@@ -187,8 +168,45 @@ class MainWindow(QMainWindow):
         self._apply_initial_preset()
         self._configure_idle_live_controls()
         self.hparam_form.family_changed.connect(self._configure_idle_live_controls)
+        self.state.message.connect(self._on_state_message)
+        self.state.dataset_changed.connect(self._show_dataset)
+        self.state.checkpoint_opened.connect(self._show_opened_checkpoint)
+        self.state.session_ready.connect(self._on_session_ready)
+        self.state.recent_changed.connect(lambda _recent: self._rebuild_recent_menu())
+        self.state.busy_changed.connect(self._on_busy)
         self._update_actions()
         self.welcome_card = install_welcome_card(self)
+
+    # --- the state the window renders (owned by `self.state`) ---------------------------------------------
+    @property
+    def dataset(self) -> Any:
+        """The loaded Dataset shown in the Data dock and used by Start."""
+        return self.state.dataset
+
+    @property
+    def dataset_spec(self) -> str:
+        return self.state.dataset_spec
+
+    @property
+    def session(self) -> Any:
+        return self.state.session
+
+    @property
+    def checkpoint_path(self) -> str | None:
+        return self.state.checkpoint_path
+
+    @property
+    def preset_config(self) -> TrainConfig | None:
+        return self.state.preset_config
+
+    @property
+    def run_dir(self) -> str | None:
+        return self.state.run_dir
+
+    @property
+    def messages(self) -> list[tuple[str, str]]:
+        """(level, text) of everything shown, newest last."""
+        return self.state.messages
 
     # ================================================================================================
     # construction
@@ -246,10 +264,15 @@ class MainWindow(QMainWindow):
         self._panel_imports_done.set()
 
     def _build_pending_panels(self) -> None:
+        """One panel per timer tick, so the event loop turns between them (each costs tens of ms)."""
         if self._panel_imports_done.is_set():
-            self._panel_timer.stop()
-            for object_name in list(self._pending_panels):
-                self._build_panel(object_name)
+            if self._pending_panels:
+                self._build_panel(next(iter(self._pending_panels)))
+            if not self._pending_panels:
+                self._panel_timer.stop()
+                from gui.gc_guard import startup_finished
+
+                startup_finished()  # start-up objects leave the collector's reach (see gui/gc_guard.py)
 
     def _tab_shown(self, index: int) -> None:
         object_name = self.tabs.widget(index).objectName() if index >= 0 else ""
@@ -279,7 +302,11 @@ class MainWindow(QMainWindow):
         """The exploration panel if its module is installed, else a plain placeholder saying why."""
         try:
             module = importlib.import_module(module_name)
-            return getattr(module, class_name)(self.source)
+            panel = getattr(module, class_name)(self.source)
+            sync = getattr(panel, "sync_with_source", None)
+            if callable(sync):
+                sync()  # the source may have changed before this panel existed
+            return panel
         except ModuleNotFoundError as exc:
             if exc.name != module_name:
                 return self._placeholder(title, f"could not load this panel: {exc}")
@@ -493,6 +520,8 @@ class MainWindow(QMainWindow):
         for dock in (self.data_dock, self.model_dock, self.training_dock):
             view_menu.addAction(dock.toggleViewAction())
         help_menu = menu.addMenu("&Help")
+        self.quick_start_action = self._action(help_menu, "&Quick start", QKeySequence.StandardKey.HelpContents,
+                                               self.show_quick_start)
         self._action(help_menu, "&About", None, self._about)
         self._rebuild_recent_menu()
 
@@ -512,6 +541,7 @@ class MainWindow(QMainWindow):
         self.step_label = QLabel("step: –")
         self.speed_label = QLabel("samples/s: –")
         self.run_label = QLabel("run folder: –")
+        self.run_label.setMaximumWidth(RUN_LABEL_MAX_WIDTH)  # the full path is its tooltip
         for label, name in ((self.device_label, "deviceLabel"), (self.step_label, "stepLabel"),
                             (self.speed_label, "speedLabel"), (self.run_label, "runFolderLabel")):
             label.setObjectName(name)
@@ -533,6 +563,25 @@ class MainWindow(QMainWindow):
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
+        self.clamp_to_screen()
+
+    def clamp_to_screen(self) -> None:
+        """Keep the window inside the screen it is on (a geometry saved on a larger monitor must not run off)."""
+        screen = self.screen() or QApplication.primaryScreen()
+        if screen is None:
+            return
+        available = screen.availableGeometry()
+        frame = self.frameGeometry()
+        extra_w, extra_h = frame.width() - self.width(), frame.height() - self.height()
+        width = min(self.width(), available.width() - extra_w)
+        height = min(self.height(), available.height() - extra_h)
+        if (width, height) != (self.width(), self.height()):
+            self.resize(max(width, 200), max(height, 200))
+        frame = self.frameGeometry()
+        x = min(max(frame.x(), available.x()), available.right() + 1 - frame.width())
+        y = min(max(frame.y(), available.y()), available.bottom() + 1 - frame.height())
+        if (x, y) != (frame.x(), frame.y()):
+            self.move(max(x, available.x()), max(y, available.y()))
 
     def _save_settings(self) -> None:
         self.settings.setValue("window/geometry", self.saveGeometry())
@@ -540,23 +589,16 @@ class MainWindow(QMainWindow):
         self.settings.sync()
 
     def _folder(self, key: str) -> str:
-        return str(self.settings.value(f"folders/{key}", str(Path.home())))
+        return self.state.folder(key)
 
     def _remember_folder(self, key: str, path: str | Path) -> None:
-        path = Path(path)
-        self.settings.setValue(f"folders/{key}", str(path if path.is_dir() else path.parent))
+        self.state.remember_folder(key, path)
 
     def recent_runs(self) -> list[str]:
-        value = self.settings.value("recent/checkpoints", [])
-        if isinstance(value, str):
-            value = [value]
-        return [str(v) for v in (value or [])]
+        return self.state.recent_runs()
 
     def _add_recent(self, path: str) -> None:
-        path = str(Path(path).resolve())
-        recent = [p for p in self.recent_runs() if p != path]
-        self.settings.setValue("recent/checkpoints", [path, *recent][:MAX_RECENT])
-        self._rebuild_recent_menu()
+        self.state.add_recent(path)
 
     def _rebuild_recent_menu(self) -> None:
         self.recent_menu.clear()
@@ -568,14 +610,14 @@ class MainWindow(QMainWindow):
         for path in recent:
             action = self.recent_menu.addAction(Path(path).name + f"  —  {Path(path).parent}")
             action.setData(path)
-            action.triggered.connect(lambda _checked=False, p=path: self.open_checkpoint(p))
+            action.triggered.connect(lambda _checked=False, p=path: self.open_checkpoint(p, wait=False))
 
     def _apply_initial_preset(self) -> None:
         presets = _presets_module()
         index = self.preset_combo.findData(DEFAULT_PRESET)
         if presets is not None and index >= 0:
             self.preset_combo.setCurrentIndex(index)
-            self.apply_preset(DEFAULT_PRESET, load_data=False)
+            self.apply_preset(DEFAULT_PRESET, load_data=False, wait=False)
         else:
             family = "beta-vae" if "beta-vae" in families() else self.family_combo.currentData()
             self._select_family(family)
@@ -585,8 +627,9 @@ class MainWindow(QMainWindow):
         QTimer.singleShot(PANEL_IMPORT_DELAY_MS // 2, self._load_initial_dataset)
 
     def _load_initial_dataset(self) -> None:
-        if self.dataset is None and not self.is_training:
-            self.open_dataset(self.dataset_combo.currentText())
+        if self.dataset is None and not self.is_training and not self.state.is_busy("dataset"):
+            spec = self.dataset_combo.currentText()
+            self.state.load_dataset(spec, self.state.resolved_fallback(spec))
 
     # ================================================================================================
     # data, model and training docks
@@ -605,76 +648,54 @@ class MainWindow(QMainWindow):
     def _dataset_chosen(self, index: int) -> None:
         spec = self.dataset_combo.itemData(index) or self.dataset_combo.itemText(index)
         self.dataset_combo.setEditText(spec)
-        self.open_dataset(spec)
+        self.open_dataset(spec, wait=False)
 
     def _dataset_edited(self) -> None:
         spec = self.dataset_combo.currentText().strip()
-        if spec and spec != self.dataset_spec:
-            self.open_dataset(spec)
+        if spec and spec != self.dataset_spec and not self.state.is_busy("dataset"):
+            self.open_dataset(spec, wait=False)
 
     def _open_dataset_file_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Open dataset file", self._folder("data"),
                                               "Datasets (*.npy *.npz *.gz *-ubyte *.png *.jpg);;All files (*)")
         if path:
             self._remember_folder("data", path)
-            self.open_dataset(path)
+            self.open_dataset(path, wait=False)
 
     def _open_dataset_folder_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._folder("data"))
         if path:
             self._remember_folder("data", path)
-            self.open_dataset(path)
+            self.open_dataset(path, wait=False)
 
-    def open_dataset(self, spec: str) -> bool:
-        """Load a dataset (name with options, or a path) for the next run; errors are shown, never raised."""
+    def open_dataset(self, spec: str, wait: bool = True) -> bool:
+        """Load a dataset (name with options, or a path) for the next run, off the GUI thread; errors are shown,
+        never raised. `wait`: keep the event loop turning until it is loaded and return whether it did."""
         spec = str(spec).strip()
         if not spec:
             return False
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            dataset = load_dataset(spec)
-        except (DatasetError, ConfigError, OSError, ValueError) as exc:
-            self.show_message(f"Could not load dataset {spec!r}: {exc}", "error")
-            return False
-        except Exception as exc:  # a loader bug must not kill the window
-            traceback.print_exc()
-            self.show_message(f"Could not load dataset {spec!r}: {type(exc).__name__}: {exc}", "error")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
-        self.dataset, self.dataset_spec = dataset, spec
         self.dataset_combo.setEditText(spec)
-        self._show_dataset(dataset)
+        job = self.state.load_dataset(spec, self.state.resolved_fallback(spec))
+        return wait_for(job) if wait else True
+
+    def _show_dataset(self, view: DatasetView) -> None:
+        """The state has a new dataset: thumbnails, summary, and a note when a fallback stands in."""
+        self.dataset_combo.setEditText(view.spec)
+        self.thumbnails.set_image(view.thumbnails)
+        note = f"<br><i>{view.note}</i>" if view.note else ""
+        self.dataset_summary.setText(view.summary_html + note)
         if not self.is_training and self.checkpoint_path is None:
             self.source.clear()
         self._update_actions()
-        return True
-
-    def _show_dataset(self, dataset: Any) -> None:
-        summary = dataset.summary()
-        n = len(dataset)
-        count = min(THUMBNAILS, n)
-        if count:
-            idx = torch.linspace(0, n - 1, count).round().long()
-            images = dataset.images_at(idx)
-            self.thumbnails.set_image(tile(images.cpu(), ncols=8, pad=1))
-        lines = [f"<b>{summary.get('name', '')}</b>" + (" (sample)" if summary.get("is_sample") else ""),
-                 summary.get("description", ""),
-                 f"{summary.get('size', n):,} images, shape {'×'.join(str(s) for s in summary.get('shape', []))}"]
-        if summary.get("num_classes"):
-            names = summary.get("class_names") or []
-            lines.append(f"labels: {summary['num_classes']} classes" + (f" ({', '.join(names[:10])})" if names else ""))
-        if summary.get("factors"):
-            lines.append("factors: " + ", ".join(f"{k} ({v})" for k, v in summary["factors"].items()))
-        self.dataset_summary.setText("<br>".join(x for x in lines if x))
 
     def _preset_chosen(self, index: int) -> None:
         name = self.preset_combo.itemData(index)
         if name:
             self.apply_preset(name)
 
-    def apply_preset(self, name: str, load_data: bool = True) -> bool:
-        """Fill every dock from a preset (dataset, family, hyperparameters, training settings)."""
+    def apply_preset(self, name: str, load_data: bool = True, wait: bool = True) -> bool:
+        """Fill every dock from a preset (dataset, family, hyperparameters, training settings); its dataset — or
+        the first fallback this machine has — loads off the GUI thread, so the Data dock shows what will train."""
         presets = _presets_module()
         if presets is None:
             self.show_message("No presets are available in this build.", "warning")
@@ -684,15 +705,15 @@ class MainWindow(QMainWindow):
         except Exception as exc:
             self.show_message(f"Could not load preset {name!r}: {exc}", "error")
             return False
-        self.preset_config = config
+        self.state.preset_config = config
         self.fill_from_config(config)
         index = self.preset_combo.findData(name)
         if index >= 0:
             self.preset_combo.setCurrentIndex(index)
         if load_data:
-            self.open_dataset(config.dataset)
-        else:
-            self.dataset_combo.setEditText(config.dataset)
+            job = self.state.load_dataset(config.dataset, list(config.fallback))
+            if wait:
+                return wait_for(job)
         return True
 
     def fill_from_config(self, config: TrainConfig) -> None:
@@ -727,7 +748,7 @@ class MainWindow(QMainWindow):
         """The run the docks describe (raises ConfigError with a clear cause)."""
         spec = self.dataset_combo.currentText().strip() or self.dataset_spec
         base = self.preset_config
-        fallback = list(base.fallback) if base is not None and base.dataset == spec else []
+        fallback = self.state.resolved_fallback(spec)
         extra: dict[str, Any] = {}
         if base is not None:
             extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
@@ -750,32 +771,35 @@ class MainWindow(QMainWindow):
     def is_training(self) -> bool:
         return self.worker is not None and self.worker.is_running
 
-    def start_training(self) -> bool:
-        """Start a new run from the docks, or continue the loaded checkpoint. Errors are shown, not raised."""
-        if self.is_training:
+    def start_training(self, wait: bool = True) -> bool:
+        """Start a new run from the docks, or continue the loaded checkpoint. The session (its dataset, model and
+        optimiser) is built off the GUI thread; `wait` keeps the event loop turning until it runs. Errors are
+        shown, not raised; returns whether training started (or, without `wait`, is being prepared)."""
+        if self.is_training or self.is_preparing:
             return False
         try:
-            training = _training_module()
             if self.checkpoint_path is not None:
-                session = training.TrainingSession.from_checkpoint(self.checkpoint_path, pause_on_error=True,
-                                                                   **self._continue_overrides())
+                job = self.state.prepare_session(continue_overrides=self._continue_overrides())
             else:
-                config = self.build_config()
-                dataset = self.dataset if self.dataset is not None and self.dataset_spec == config.dataset else None
-                session = training.TrainingSession(config, dataset=dataset, pause_on_error=True)
-        except (ConfigError, DatasetError, CheckpointError, OSError, ValueError, RuntimeError) as exc:
+                job = self.state.prepare_session(self.build_config())
+        except (ConfigError, ValueError) as exc:
             self.show_message(f"Cannot start training: {exc}", "error")
             return False
-        except Exception as exc:
-            traceback.print_exc()
-            self.show_message(f"Cannot start training: {type(exc).__name__}: {exc}", "error")
-            return False
-        self.begin_session(session, continuing=self.checkpoint_path is not None)
-        return True
+        self.training_panel.set_state("preparing")
+        self._update_actions()
+        job.add_done_callback(lambda _job: self._update_actions())
+        if not wait:
+            return True
+        return wait_for(job) and self.is_training
+
+    @property
+    def is_preparing(self) -> bool:
+        """A session is being built on the job thread."""
+        return self.state.is_busy("session")
 
     def _continue_overrides(self) -> dict[str, Any]:
         """Continuing trains the dock's epochs (or max steps) *more* than the checkpoint already has."""
-        step, epoch = self._checkpoint_position
+        step, epoch = self.state.checkpoint_position
         more_steps = self.max_steps_spin.value()
         if more_steps:
             return {"max_steps": step + more_steps, "threads": self.threads_spin.value(),
@@ -784,11 +808,16 @@ class MainWindow(QMainWindow):
                 "threads": self.threads_spin.value(), "device": self.device_combo.currentText(),
                 "probe_every_s": APP_PROBE_EVERY_S}
 
+    def _on_session_ready(self, session: Any, continuing: bool) -> None:
+        if not self._closed:
+            self.begin_session(session, continuing)
+
     def begin_session(self, session: Any, continuing: bool = False) -> None:
         """Run an already built session: wire a worker, reset the dashboard, publish live weights to panels."""
         config = session.config
         session.pause_on_error = True
-        self.session = session
+        self.state.session = session
+        self.state.run_dir = config.out_dir
         self.paused_event = self.finished_event = self.failed_event = None
         self._steps_seen = 0
         self.training_panel.reset(getattr(session, "total_steps", config.max_steps))
@@ -801,14 +830,11 @@ class MainWindow(QMainWindow):
             model_cls = None
         hparams = dict(getattr(session.model, "hparams", config.hparams))
         self.training_panel.configure_live_controls(model_cls, hparams, config.lr)
-        self.run_dir = config.out_dir
-        self.run_label.setText(f"run folder: {config.out_dir or '– (not saved)'}")
+        self.run_label.setText(f"run folder: {Path(config.out_dir).name if config.out_dir else '– (not saved)'}")
         self.run_label.setToolTip(config.out_dir or "")
         self.device_label.setText(f"device: {session.device}")
-        if session.dataset is not None:
-            if session.dataset is not self.dataset:
-                self.dataset, self.dataset_spec = session.dataset, config.dataset
-                self._show_dataset(session.dataset)
+        if session.dataset is not None and session.dataset is not self.dataset:
+            self.state.adopt_dataset(session.dataset, getattr(session, "dataset_spec", config.dataset))
         self.source.set_live(session.snapshot_model, session.dataset, session.test_indices,
                              {"family": config.family, "dataset": config.dataset, "run_dir": config.out_dir,
                               "step": getattr(session, "step", 0)})
@@ -858,7 +884,13 @@ class MainWindow(QMainWindow):
             assert self.worker is not None
             self.worker.set_value(name, value)
             self.statusBar().showMessage(f"{name} → {value:.4g} from the next step", 4000)
-            return
+        self._configuring = True  # the docks show what is in force (not re-entering the sliders)
+        try:
+            self._write_dock_value(name, value)
+        finally:
+            self._configuring = False
+
+    def _write_dock_value(self, name: str, value: float) -> None:
         if name == "lr":
             self.lr_spin.setValue(value)
         elif name in self.hparam_form.editors:
@@ -918,7 +950,8 @@ class MainWindow(QMainWindow):
 
     def _on_finished(self, event: Finished) -> None:
         self.finished_event = event
-        self.training_panel.set_finished_text(f"{event.reason} at step {event.step:,} (epoch {event.epoch})")
+        self.training_panel.set_finished_text(f"{event.reason} at step {event.step:,} "
+                                              f"({completed_epochs(event.epoch)})")
 
     def _on_worker_stopped(self) -> None:
         """The thread has ended: the run's weights become the fixed model the panels explore."""
@@ -947,90 +980,43 @@ class MainWindow(QMainWindow):
                                               "Checkpoints (*.safetensors);;All files (*)")
         if path:
             self._remember_folder("checkpoints", path)
-            self.open_checkpoint(path)
+            self.open_checkpoint(path, wait=False)
 
-    def open_checkpoint(self, path: str | Path) -> bool:
-        """Load a checkpoint: its model goes to the panels, its curves to the Training tab; Start continues it."""
-        if self.is_training:
+    def open_checkpoint(self, path: str | Path, wait: bool = True) -> bool:
+        """Load a checkpoint off the GUI thread: its model goes to the panels, its curves to the Training tab;
+        Start continues it. `wait`: keep the event loop turning until it is shown; returns whether it opened."""
+        if self.is_training or self.is_preparing:
             self.show_message("Stop the current run before opening a checkpoint.", "warning")
             return False
-        path = str(path)
-        QApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            loaded = _checkpoint_module().load_checkpoint(path)
-        except (CheckpointError, ConfigError, OSError, ValueError) as exc:
-            self.show_message(f"Could not open checkpoint: {exc}", "error")
-            return False
-        except Exception as exc:
-            traceback.print_exc()
-            self.show_message(f"Could not open checkpoint {path}: {type(exc).__name__}: {exc}", "error")
-            return False
-        finally:
-            QApplication.restoreOverrideCursor()
+        job = self.state.open_checkpoint(path)
+        self.statusBar().showMessage(f"opening {path}…")
+        return wait_for(job) if wait else True
+
+    def _show_opened_checkpoint(self, opened: OpenedCheckpoint) -> None:
+        """The state loaded a checkpoint (job thread): fill the docks, curves, previews; hand the model to panels."""
+        loaded, path = opened.loaded, opened.path
         config: TrainConfig = loaded.config
         self.preset_combo.setCurrentIndex(0)
-        self.preset_config = None
         self.fill_from_config(config)
-        self.session = None
-        self.checkpoint_path = path
-        self._checkpoint_position = (int(loaded.step), int(loaded.epoch))
-        dataset = self.dataset if self.dataset is not None and self.dataset_spec == config.dataset else None
-        if dataset is None:
-            for spec in [config.dataset, *config.fallback]:
-                try:
-                    dataset = load_dataset(spec)
-                except Exception as exc:
-                    self.show_message(f"The checkpoint's dataset {spec!r} is not available: {exc}", "warning")
-                    continue
-                self.dataset, self.dataset_spec = dataset, spec
-                self._show_dataset(dataset)
-                break
-        test_indices = None
-        if dataset is not None:
-            _, test_indices = dataset.split(config.test_fraction, config.seed)
+        dataset = self.dataset if opened.dataset_view is not None or self.dataset_spec == config.dataset else None
         self.training_panel.reset(config.max_steps)
         drawn = self.training_panel.load_history(loaded.history)
         self.training_panel.set_probe_note(unavailable_reason(dataset, loaded.model))
         self.training_panel.configure_live_controls(type(loaded.model), loaded.model.hparams, config.lr)
-        self.training_panel.set_finished_text(f"checkpoint at step {loaded.step:,} (epoch {loaded.epoch}) — "
-                                              "Start continues it")
+        self.training_panel.set_finished_text(f"checkpoint at step {loaded.step:,} "
+                                              f"({completed_epochs(loaded.epoch)}) — Start continues it")
         self.training_panel.start_button.setText("Continue")
         self.training_panel.start_button.setToolTip("Train the dock's epochs (or max steps) more from this checkpoint")
-        self._show_checkpoint_previews(loaded.model, dataset, test_indices)
-        self.source.set_static(loaded.model, dataset, test_indices,
+        self.training_panel.recon_grid.set_image(opened.recon_grid)
+        self.training_panel.samples_grid.set_image(opened.samples_grid)
+        self.source.set_static(loaded.model, dataset, opened.test_indices,
                                {"family": config.family, "dataset": config.dataset, "checkpoint": path,
                                 "step": loaded.step, "meta": dict(loaded.meta or {})})
-        self.step_label.setText(f"step: {loaded.step:,}  epoch: {loaded.epoch}")
+        self.step_label.setText(f"step: {loaded.step:,}  ({completed_epochs(loaded.epoch)})")
         self.run_label.setText(f"checkpoint: {Path(path).name}")
         self.run_label.setToolTip(path)
-        self._add_recent(path)
         self.statusBar().showMessage(f"opened {path} ({drawn} recorded steps)", 6000)
         self._update_actions()
-        return True
-
-    def _show_checkpoint_previews(self, model: Any, dataset: Any, test_indices: Any) -> None:
-        """Reconstructions of test images and prior samples, like the live preview, from the loaded weights."""
-        from engine import explore
-
-        try:
-            with torch.inference_mode():
-                if dataset is not None and len(dataset):
-                    has_test = test_indices is not None and len(test_indices) > 0
-                    pool = test_indices if has_test else torch.arange(len(dataset))
-                    idx = pool[:32]
-                    images = dataset.images_at(idx).cpu()
-                    labels = dataset.labels_at(idx)
-                    recon = explore.reconstructions(model, images, labels)
-                    inputs = images.float() / 255.0
-                    rows = []
-                    for r in range(0, idx.numel(), 8):
-                        rows += [inputs[r:r + 8], recon[r:r + 8].float().cpu()]
-                    self.training_panel.recon_grid.set_image(tile(torch.cat(rows), ncols=8, pad=1))
-                if getattr(model, "can_sample", False) and not getattr(model, "is_conditional", False):
-                    samples = explore.sample_images(model, 32, seed=0)
-                    self.training_panel.samples_grid.set_image(tile(samples.cpu(), ncols=8, pad=1))
-        except Exception as exc:
-            self.show_message(f"Could not draw previews of the checkpoint: {exc}", "warning")
 
     def _save_checkpoint_dialog(self) -> None:
         if self.session is None:
@@ -1072,10 +1058,9 @@ class MainWindow(QMainWindow):
         if self.is_training:
             self.show_message("Stop the current run first.", "warning")
             return
-        self.checkpoint_path = None
-        self.session = None
+        self.state.forget_run()
         self.training_panel.reset(None)
-        self.training_panel.progress.setFormat("ready")
+        self.training_panel.progress.setFormat("ready — press Start")
         self.training_panel.start_button.setText("Start")
         self.source.clear()
         self.run_label.setText("run folder: –")
@@ -1098,12 +1083,17 @@ class MainWindow(QMainWindow):
             self._remember_folder("export", path)
             self.export_current(path)
 
-    def export_current(self, path: str | Path) -> bool:
+    def export_current(self, path: str | Path, background: bool = True) -> bool:
+        """Export the current tab's figure; slow formats (GIFs) are encoded off the GUI thread when `background`."""
         panel = self.tabs.currentWidget()
         exporter = getattr(panel, "export_figure", None)
         if exporter is None:
             return False
         try:
+            later = getattr(panel, "export_in_background", None)
+            if background and later is not None and later(path):
+                self.statusBar().showMessage(f"exporting {path}…", 6000)
+                return True
             written = exporter(path)
         except Exception as exc:
             self.show_message(f"Could not export to {path}: {exc}", "error")
@@ -1113,9 +1103,25 @@ class MainWindow(QMainWindow):
 
     def show_message(self, text: str, level: str = "info") -> None:
         """Non-modal: a banner above the tabs and the status bar; the window keeps working."""
-        self.messages.append((level, text))
+        self.state.report(level, text)
+
+    def _on_state_message(self, level: str, text: str) -> None:
         self.banner.show_message(text, level)
-        self.statusBar().showMessage(text.splitlines()[0][:200], 8000)
+        self.statusBar().showMessage(text.splitlines()[0][:STATUS_MESSAGE_CHARS], 8000)
+
+    def _on_busy(self, text: str) -> None:
+        """What the job thread is doing, in the status bar; the Data dock says when its dataset is loading."""
+        if text:
+            self.statusBar().showMessage(text)
+        elif self.statusBar().currentMessage().endswith("…"):
+            self.statusBar().clearMessage()
+        if self.state.is_busy("dataset"):
+            self.dataset_summary.setText(f"<i>{self.state.busy['dataset']}</i>")
+
+    def show_quick_start(self) -> QWidget:
+        from gui.quick_start import show_quick_start
+
+        return show_quick_start(self)
 
     def _about(self) -> None:
         box = QMessageBox(QMessageBox.Icon.Information, APPLICATION,
@@ -1134,15 +1140,15 @@ class MainWindow(QMainWindow):
         paths = [u.toLocalFile() for u in event.mimeData().urls() if u.isLocalFile()]
         event.acceptProposedAction()
         for path in paths:
-            self.open_path(path)
+            self.open_path(path, wait=False)
 
-    def open_path(self, path: str | Path) -> bool:
+    def open_path(self, path: str | Path, wait: bool = True) -> bool:
         """A dropped or given path: a .safetensors file is a checkpoint, anything else a dataset."""
         path = Path(path)
         if path.suffix.lower() == ".safetensors":
-            return self.open_checkpoint(path)
+            return self.open_checkpoint(path, wait=wait)
         self._remember_folder("data", path)
-        return self.open_dataset(str(path))
+        return self.open_dataset(str(path), wait=wait)
 
     def ask_save_on_close(self) -> QMessageBox.StandardButton:
         """Closing mid-training: Save, Discard or Cancel (tests replace this method)."""
@@ -1162,8 +1168,7 @@ class MainWindow(QMainWindow):
 
     @property
     def is_sweeping(self) -> bool:
-        sweep = getattr(self.panels.get("evaluationPanel"), "sweep_panel", None)
-        return bool(sweep is not None and sweep.is_running)
+        return bool(getattr(self.panels.get("evaluationPanel"), "is_sweeping", False))
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 (Qt override)
         if self.is_sweeping and not self.ask_stop_sweep_on_close():
@@ -1175,8 +1180,10 @@ class MainWindow(QMainWindow):
                 event.ignore()
                 return
             self.shutdown_training(save=answer == QMessageBox.StandardButton.Save)
+        self._closed = True
         self._save_settings()
         self.shutdown_panels()
+        self.state.shutdown()
         super().closeEvent(event)
 
     def shutdown_panels(self) -> None:
@@ -1208,14 +1215,17 @@ class MainWindow(QMainWindow):
 
     def _update_actions(self) -> None:
         training = self.is_training
-        can_start = not training and self.hparam_form.family is not None
+        busy = training or self.is_preparing
+        can_start = not busy and self.hparam_form.family is not None
         if not training:
-            self.training_panel.set_state("idle", can_start=can_start)
+            self.training_panel.set_state("preparing" if self.is_preparing else "idle", can_start=can_start)
         self.start_action.setEnabled(can_start)
         self.pause_action.setEnabled(training)
         self.stop_action.setEnabled(training)
-        self.open_action.setEnabled(not training)
-        self.new_run_action.setEnabled(not training)
+        self.open_action.setEnabled(not busy)
+        self.new_run_action.setEnabled(not busy)
         self.save_action.setEnabled(self.session is not None)
+        self.save_action.setToolTip("" if self.session is not None
+                                    else "Nothing to save yet: start training or open a checkpoint")
         for dock in (self.data_dock, self.model_dock, self.training_dock):
-            dock.widget().setEnabled(not training)
+            dock.widget().setEnabled(not busy)

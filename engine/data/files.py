@@ -101,6 +101,26 @@ def _palette_is_gray(im) -> bool:
     return bool((rgb == rgb[:, :1]).all())
 
 
+def _to_8bit(im):
+    """High bit-depth greyscale scaled to 0–255 by its bit depth (Pillow's convert("L") clips at 255, so a 16-bit
+    PNG came out solid white): 16-bit modes ÷ 65535; 32-bit integers ÷ 65535 when they fit 16 bits (how 16-bit
+    PNGs open in older Pillow), else ÷ 2³¹−1; floats as 0–1 when their maximum is ≤ 1, else 0–255."""
+    from PIL import Image
+
+    if not (im.mode.startswith("I;16") or im.mode in ("I", "F")):
+        return im
+    values = np.asarray(im, dtype=np.float64)
+    top = float(values.max(initial=0.0))
+    if im.mode.startswith("I;16"):
+        full = 65535.0
+    elif im.mode == "I":
+        full = 65535.0 if top <= 65535 else float(2**31 - 1)
+    else:
+        full = 1.0 if top <= 1.0 else 255.0
+    scaled = np.clip(np.rint(values * (255.0 / full)), 0, 255).astype(np.uint8)
+    return Image.fromarray(scaled, mode="L")
+
+
 def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     """Pixels as H×W×C uint8: centre-cropped to a square, then resized (area filter) to size×size."""
     from PIL import Image, ImageOps
@@ -108,7 +128,7 @@ def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     try:
         with Image.open(path) as im:
             im = ImageOps.exif_transpose(im)
-            im = im.convert("L" if channels == 1 else "RGB")
+            im = _to_8bit(im).convert("L" if channels == 1 else "RGB")
             if im.size != (size, size):
                 im = ImageOps.fit(im, (size, size), method=Image.Resampling.BOX if min(im.size) >= size
                                   else Image.Resampling.BICUBIC)

@@ -54,10 +54,15 @@ def cell_of(pixel_x: float, pixel_y: float, cell_h: int, cell_w: int, pad: int) 
 
 
 def ask_save_path(parent: QWidget, title: str, stem: str, suffix: str, filter_text: str) -> str | None:
-    """A save dialog proposing `stem.suffix`; the chosen path with the suffix added if missing (None: cancelled)."""
-    path, _ = QFileDialog.getSaveFileName(parent, title, f"{stem}.{suffix}", filter_text)
+    """A save dialog proposing `stem.suffix` in the remembered export folder (the one Ctrl+E uses too); the chosen
+    path with the suffix added if missing (None: cancelled). The chosen folder is remembered."""
+    from gui.app import export_folder, remember_export_folder
+
+    path, _ = QFileDialog.getSaveFileName(parent, title, str(Path(export_folder()) / f"{stem}.{suffix}"),
+                                          filter_text)
     if not path:
         return None
+    remember_export_folder(path)
     return path if path.lower().endswith("." + suffix) else f"{path}.{suffix}"
 
 
@@ -173,6 +178,11 @@ class PanelBase(QWidget):
         elif stale == "refresh" and not self._shut:
             self.refresh()
 
+    def sync_with_source(self) -> None:
+        """A panel built after the source already had a model (the window builds panels lazily): show it."""
+        if self.source.has_model:
+            self._on_source_changed()
+
     def _reset_cache(self) -> None:
         self._model_cache = None
 
@@ -213,6 +223,12 @@ class PanelBase(QWidget):
     def export_dialog(self, title: str, suffix: str, filter_text: str, write: Callable[[str], Any]) -> None:
         """Ask for a file name, write it with `write(path)`; a failure is shown, never raised into Qt."""
         write_chosen(self.ask_path(title, suffix, filter_text), write, self.export_failed)
+
+    def write_in_background(self, write: Callable[[], Any]) -> None:
+        """Run `write()` (encode and save an export, e.g. a GIF: ~0.5 s) on the panel's worker thread; the status
+        line says "exporting…", then where it was saved or why it failed."""
+        self.status.setText("exporting…")
+        self.runner.submit("export", write, self.exported, self.show_error)
 
     def exported(self, path: str | Path) -> None:
         self.status.setText(f"Saved {path}")

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QSpinBox, QSplitter, QVBoxLayout
+from PySide6.QtWidgets import QLabel, QSpinBox, QSplitter, QVBoxLayout
 
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 NOT_CONDITIONAL = ("{family} is not conditional: its decoder p(x|z) takes no class label, so the class cannot be "
                    "changed while the style is held. Train a CVAE (q(z|x,y), p(x|z,y) with one-hot y) on a labelled "
@@ -31,7 +31,7 @@ class ConditionalPanel(PanelBase):
         self.explain = QLabel("")
         self.explain.setWordWrap(True)
         root.addWidget(self.explain)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.samples_spin = QSpinBox()
         self.samples_spin.setRange(1, 16)
         self.samples_spin.setValue(8)
@@ -40,12 +40,14 @@ class ConditionalPanel(PanelBase):
         self.image_spin.setToolTip("Test-set image to encode with its own label and decode as every class")
         self.image_spin.valueChanged.connect(self.request_analogy)
         for label, w in (("Samples", self.samples_spin), ("Analogy image #", self.image_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
-        controls.addStretch(1)
-        controls.addWidget(button("Resample", self.resample, "Draw new z ~ N(0, I) for every column"))
-        controls.addWidget(button("Export PNG…", self._export_dialog))
-        root.addLayout(controls)
+            controls.add_labeled(label, w)
+        self.resample_button = button("Resample", self.resample, "Draw new z ~ N(0, I) for every column")
+        self.export_button = button("Export PNG…", self._export_dialog)
+        controls.add(self.resample_button)
+        controls.add(self.export_button)
+        self.conditional_controls = (self.samples_spin, self.image_spin, self.resample_button, self.export_button)
+        self._tooltips = {widget: widget.toolTip() for widget in self.conditional_controls}
+        root.addWidget(controls)
         split = QSplitter(Qt.Orientation.Vertical)
         self.grid_view = GridView()
         self.analogy_view = GridView()
@@ -67,6 +69,10 @@ class ConditionalPanel(PanelBase):
     def _kind(self, result) -> None:
         family, conditional = result
         self.views.setVisible(conditional)
+        for widget in self.conditional_controls:  # offered only where they apply, saying why not otherwise
+            widget.setEnabled(conditional)
+            widget.setToolTip(self._tooltips[widget] if conditional
+                              else f"{family} is not conditional: train a CVAE to sample by class")
         self.explain.setText("" if conditional else NOT_CONDITIONAL.format(family=family))
         self.grid = None if not conditional else self.grid
         if conditional:
@@ -100,7 +106,8 @@ class ConditionalPanel(PanelBase):
         self.grid = grid
         self.grid_view.set_grid(grid, grid_ticks(k, h, 1, [f"class {c}" for c in self.class_names(k)]),
                                 grid_ticks(self.samples_spin.value(), w, 1,
-                                           [f"z{j}" for j in range(self.samples_spin.value())]))
+                                           [str(j + 1) for j in range(self.samples_spin.value())]))
+        self.grid_view.getPlotItem().setLabel("bottom", "sample: one z ~ N(0, I) per column")
 
     def request_analogy(self, *_args) -> None:
         dataset, test = self.source.dataset, self.test_indices()

@@ -22,7 +22,6 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
-    QHBoxLayout,
     QHeaderView,
     QLabel,
     QProgressBar,
@@ -42,7 +41,7 @@ from engine.sweep import SCORE_KEYS, model_representation
 from gui.model_source import ModelSource
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SCORE_CHOICES, SweepPanel
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 EVAL_IMAGES = 5000
 TRAVERSAL_STEPS = 9
@@ -86,13 +85,13 @@ class EvaluationPanel(PanelBase):
         root.addWidget(self.tabs)
         page = QWidget()
         self.tabs.addTab(page, "This model")
-        self.sweep_panel = SweepPanel(self.source, config_provider=self._app_config_provider())
-        self.sweep_panel.setObjectName("sweepPanel")
-        self.tabs.addTab(self.sweep_panel, "Sweep")
+        self._sweep_panel: SweepPanel | None = None  # built when first shown (it costs ~50 ms of GUI time)
+        self.tabs.addTab(QWidget(), "Sweep")
+        self.tabs.currentChanged.connect(self._sub_tab_shown)
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
 
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.metrics_combo = QComboBox()
         for text, choice in SCORE_CHOICES.items():
             if choice[0]:  # "None" is for sweeps; here at least ELBO numbers are always computed
@@ -111,18 +110,15 @@ class EvaluationPanel(PanelBase):
         self.iwae_spin.setToolTip("k of the IWAE bound −log (1/k) Σ p(x,z_i)/q(z_i|x) on 500 test images (0 = skip)")
         for label, widget in (("Scores", self.metrics_combo), ("Sizes", self.sizes_combo), ("Seed", self.seed_spin),
                               ("IWAE k", self.iwae_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addStretch(1)
+            controls.add_labeled(label, widget)
         self.compute_button = button("Compute", self.compute, "Evaluate the current weights (live or loaded)")
         self.cancel_button = button("Cancel", self.cancel, "Stop the computation")
         self.cancel_button.setEnabled(False)
-        controls.addWidget(self.compute_button)
-        controls.addWidget(self.cancel_button)
-        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The whole results view"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "Scores, ELBO numbers, MI matrix"))
-        controls.addWidget(button("Export JSON…", self._export_json_dialog, "Everything computed, with sizes"))
-        layout.addLayout(controls)
+        controls.add(self.compute_button, self.cancel_button)
+        controls.add(button("Export PNG…", self._export_png_dialog, "The whole results view"),
+                     button("Export CSV…", self._export_csv_dialog, "Scores, ELBO numbers, MI matrix"),
+                     button("Export JSON…", self._export_json_dialog, "Everything computed, with sizes"))
+        layout.addWidget(controls)
 
         self.progress_bar = QProgressBar()
         self.progress_bar.setRange(0, 1000)
@@ -178,8 +174,11 @@ class EvaluationPanel(PanelBase):
         heat_item.setMenuEnabled(False)
         heat_item.hideButtons()
         self.heat_image = pg.ImageItem(axisOrder="row-major")
-        self.heat_image.setLookupTable(pg.colormap.get("viridis").getLookupTable(0.0, 1.0, 256))
         self.heatmap.addItem(self.heat_image)
+        # A fixed 0–1 scale (the normalised MI's own range), so two models' heatmaps compare at a glance.
+        self.heat_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get("viridis"), interactive=False,
+                                        width=12, label="I(z; v) / H(v)")
+        self.heat_bar.setImageItem(self.heat_image, insert_in=heat_item)
         self.heat_texts: list[pg.TextItem] = []
         bottom.addWidget(self.heatmap)
         self.traversal_view = GridView()
@@ -188,6 +187,31 @@ class EvaluationPanel(PanelBase):
         bottom.setSizes([420, 480])
         results_layout.addWidget(bottom, 3)
         layout.addWidget(self.results, 1)
+
+    @property
+    def sweep_panel(self) -> SweepPanel:
+        """The Sweep sub-tab, built on first use."""
+        if self._sweep_panel is None:
+            panel = SweepPanel(self.source, config_provider=self._app_config_provider())
+            panel.setObjectName("sweepPanel")
+            current = self.tabs.currentIndex()
+            self.tabs.blockSignals(True)
+            placeholder = self.tabs.widget(1)
+            self.tabs.removeTab(1)
+            self.tabs.insertTab(1, panel, "Sweep")
+            self.tabs.setCurrentIndex(current)
+            self.tabs.blockSignals(False)
+            placeholder.deleteLater()
+            self._sweep_panel = panel
+        return self._sweep_panel
+
+    @property
+    def is_sweeping(self) -> bool:
+        return self._sweep_panel is not None and self._sweep_panel.is_running
+
+    def _sub_tab_shown(self, index: int) -> None:
+        if index == 1:
+            self.sweep_panel.show()
 
     def _app_config_provider(self):
         def provide():
@@ -355,16 +379,15 @@ class EvaluationPanel(PanelBase):
             self.heat_image.clear()
             return
         matrix = np.asarray(mi, dtype=np.float32)
-        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, max(float(matrix.max(initial=0.0)), 1e-6)))
+        self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, 1.0))
         item = self.heatmap.getPlotItem()
         rows = [(i + 0.5, f"z{d}") for i, d in enumerate(result["order"])]
         cols = [(k + 0.5, name) for k, name in enumerate(result["factor_names"])]
         item.getAxis("left").setTicks([rows])
         item.getAxis("bottom").setTicks([cols])
         item.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.01)
-        top = float(matrix.max(initial=0.0))
         for (i, k), value in np.ndenumerate(matrix):
-            colour = "#000000" if value > 0.6 * top else "#f0f0f0"
+            colour = "#000000" if value > 0.6 else "#f0f0f0"  # dark text on viridis' bright end
             text = pg.TextItem(f"{value:.2f}", color=colour, anchor=(0.5, 0.5))
             text.setPos(k + 0.5, i + 0.5)
             self.heatmap.addItem(text)
@@ -420,7 +443,8 @@ class EvaluationPanel(PanelBase):
 
     def shutdown(self) -> None:
         self._cancel.set()
-        self.sweep_panel.shutdown()
+        if self._sweep_panel is not None:
+            self._sweep_panel.shutdown()
         super().shutdown()
 
 

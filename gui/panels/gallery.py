@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSpinBox, QSplitter, QVBoxLayout
+from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QSplitter, QVBoxLayout
 
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 VIEWS = ("Reconstructions", "Prior samples", "Denoising", "Anomalies")
 PER_ROW = 12
@@ -30,7 +30,7 @@ class GalleryPanel(PanelBase):
         self.seed = 0
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.view_combo = QComboBox()
         self.view_combo.addItems(VIEWS)
         self.view_combo.currentIndexChanged.connect(self.request)
@@ -40,13 +40,11 @@ class GalleryPanel(PanelBase):
         self.count_spin.setValue(36)
         self.count_spin.valueChanged.connect(self.request)
         for label, w in (("View", self.view_combo), ("Images", self.count_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
-        controls.addStretch(1)
-        controls.addWidget(button("Resample", self.resample, "Other test images / other prior draws / other noise"))
-        controls.addWidget(button("Export PNG…", self._export_png_dialog))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "Per-image reconstruction error"))
-        root.addLayout(controls)
+            controls.add_labeled(label, w)
+        controls.add(button("Resample", self.resample, "Other test images / other prior draws / other noise"))
+        controls.add(button("Export PNG…", self._export_png_dialog))
+        controls.add(button("Export CSV…", self._export_csv_dialog, "Per-image reconstruction error"))
+        root.addWidget(controls)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         root.addWidget(self.note)
@@ -67,7 +65,26 @@ class GalleryPanel(PanelBase):
 
     def rebuild(self) -> None:
         self.errors = None
+        self.submit("offered", lambda model: (model.family, bool(model.can_sample), explore.is_denoising(model)),
+                    self._offer_views)
         self.request()
+
+    def _offer_views(self, result) -> None:
+        """Views that do not apply to this model are disabled, with the reason as their tooltip."""
+        family, can_sample, denoising = result
+        reasons = {"Prior samples": None if can_sample else f"{family} has no prior to sample from (not generative)",
+                   "Denoising": None if denoising else f"{family} is not a denoising autoencoder: train a DAE to "
+                                                       "compare noisy → denoised → clean"}
+        model = self.view_combo.model()
+        for name, reason in reasons.items():
+            item = model.item(VIEWS.index(name))
+            item.setEnabled(reason is None)
+            item.setToolTip(reason or "")
+        if reasons.get(self.view_combo.currentText()):
+            self.view_combo.setCurrentIndex(VIEWS.index("Reconstructions"))
+
+    def view_offered(self, name: str) -> bool:
+        return self.view_combo.model().item(VIEWS.index(name)).isEnabled()
 
     def refresh(self) -> None:
         self.errors = None
@@ -85,6 +102,7 @@ class GalleryPanel(PanelBase):
         if dataset is None:
             return
         view, count, seed = self.view_combo.currentText(), self.count_spin.value(), self.seed
+        self.status.setText("")  # a message about the previous view does not outlive it
         test = self.test_indices()
         rng = np.random.default_rng(seed)
         pick = test[np.sort(rng.choice(len(test), min(count, len(test)), replace=False))] if seed else test[:count]

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QSpinBox, QVBoxLayout
+from PySide6.QtWidgets import QCheckBox, QComboBox, QLabel, QSpinBox, QVBoxLayout
 
 from engine import explore
 from engine.imaging import save_gif, tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks, upscale
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 
 class InterpolationPanel(PanelBase):
@@ -25,7 +26,7 @@ class InterpolationPanel(PanelBase):
         self._rng = np.random.default_rng(0)
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.a_spin, self.b_spin, self.pairs_spin, self.steps_spin = QSpinBox(), QSpinBox(), QSpinBox(), QSpinBox()
         self.a_spin.setToolTip("A: position in the test set")
         self.b_spin.setToolTip("B: position in the test set")
@@ -39,8 +40,7 @@ class InterpolationPanel(PanelBase):
                                    "(stays at the typical radius of a Gaussian prior)")
         for label, w in (("A", self.a_spin), ("B", self.b_spin), ("Pairs", self.pairs_spin),
                          ("Steps", self.steps_spin), ("Path", self.mode_combo)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
+            controls.add_labeled(label, w)
         self.a_spin.valueChanged.connect(self._first_pair_changed)
         self.b_spin.valueChanged.connect(self._first_pair_changed)
         self.pairs_spin.valueChanged.connect(self._pairs_count_changed)
@@ -50,12 +50,11 @@ class InterpolationPanel(PanelBase):
         self.blend_check.setToolTip("Conditional models: decode the path with y = (1−t)·onehot(y_A) + t·onehot(y_B) "
                                     "instead of holding A's label")
         self.blend_check.toggled.connect(self.request)
-        controls.addWidget(self.blend_check)
-        controls.addStretch(1)
-        controls.addWidget(button("Random pairs", self.random_pairs))
-        controls.addWidget(button("Export PNG…", self._export_png_dialog))
-        controls.addWidget(button("Export GIF…", self._export_gif_dialog, "The decoded paths, frame by frame"))
-        root.addLayout(controls)
+        controls.add(self.blend_check)
+        controls.add(button("Random pairs", self.random_pairs))
+        controls.add(button("Export PNG…", self._export_png_dialog))
+        controls.add(button("Export GIF…", self._export_gif_dialog, "The decoded paths, frame by frame"))
+        root.addWidget(controls)
         self.note = QLabel("")
         self.note.setWordWrap(True)
         root.addWidget(self.note)
@@ -155,15 +154,31 @@ class InterpolationPanel(PanelBase):
     def export_png(self, path: str | Path) -> Path:
         return self.save_grid_png(self.grid, path)
 
-    def export_gif(self, path: str | Path, frame_ms: int = 150) -> Path:
+    def gif_writer(self, path: str | Path, frame_ms: int = 150) -> Callable[[], Path]:
+        """What writes the decoded paths as an animated GIF (forth and back); safe off the GUI thread."""
         if self.path_images is None:
             raise ValueError("nothing to export yet")
-        pairs, steps = self.path_images.shape[:2]
-        frames = [upscale(tile(self.path_images[:, s], pairs), 256) for s in range(steps)]
-        frames = frames + frames[-2:0:-1]
-        out = save_gif(frames, path, frame_ms=frame_ms)
+        images = self.path_images
+
+        def write() -> Path:
+            pairs, steps = images.shape[:2]
+            frames = [upscale(tile(images[:, s], pairs), 256) for s in range(steps)]
+            return save_gif(frames + frames[-2:0:-1], path, frame_ms=frame_ms)
+
+        return write
+
+    def export_gif(self, path: str | Path, frame_ms: int = 150) -> Path:
+        """Write the GIF now (scripts and tests; the button writes it off the GUI thread)."""
+        out = self.gif_writer(path, frame_ms)()
         self.exported(out)
         return out
+
+    def export_in_background(self, path: str | Path) -> bool:
+        """Ctrl+E: a GIF is encoded off the GUI thread (True); other formats are not handled here (False)."""
+        if Path(path).suffix.lower() != ".gif":
+            return False
+        self.write_in_background(self.gif_writer(path))
+        return True
 
     def export_figure(self, path: str | Path) -> Path:
         return self.export_gif(path) if Path(path).suffix.lower() == ".gif" else self.export_png(path)
@@ -172,4 +187,5 @@ class InterpolationPanel(PanelBase):
         self.export_dialog("Export interpolation", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        self.export_dialog("Export interpolation GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
+        self.export_dialog("Export interpolation GIF", "gif", "Animated GIF (*.gif)",
+                           lambda path: self.write_in_background(self.gif_writer(path)))

@@ -9,16 +9,27 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from engine import explore
 from engine.imaging import tile, to_uint8
 from gui.inference import InferenceRunner
 from gui.panels.common import PanelBase, button, write_csv
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 METHODS = (("Two most active dims", "dims"), ("PCA", "pca"), ("t-SNE", "tsne"))
 PICK_RADIUS_PX = 8
+CATEGORICAL_FACTORS = {"shape", "object", "colour", "color", "type"}  # no order: distinct hues and a legend
+CYCLIC_FACTORS = {"orientation", "rotation", "angle", "hue"}  # wraps around: a cyclic map (0 and 2π look alike)
+SEQUENTIAL_MAP, CYCLIC_MAP = "viridis", "CET-C2"
+MAX_LEGEND_ENTRIES = 20
+
+
+def colour_key(name: str, count: int) -> str:
+    """How a colouring is keyed: "categorical" (legend), "cyclic" or "sequential" (colour bar)."""
+    if name == "label" or name in CATEGORICAL_FACTORS:
+        return "categorical" if count <= MAX_LEGEND_ENTRIES else "sequential"
+    return "cyclic" if name in CYCLIC_FACTORS else "sequential"
 
 
 class LatentMapPanel(PanelBase):
@@ -36,7 +47,7 @@ class LatentMapPanel(PanelBase):
         self.slow_runner.busy_changed.connect(self._slow_busy)
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.method_combo = QComboBox()
         for text, key in METHODS:
             self.method_combo.addItem(text, key)
@@ -50,10 +61,14 @@ class LatentMapPanel(PanelBase):
         self.manifold_spin.setRange(2, 30)
         self.manifold_spin.setValue(12)
         self.manifold_spin.setToolTip("The manifold grid decodes n×n evenly spaced points of the plane")
+        self.class_combo = QComboBox()
+        self.class_combo.setToolTip("Conditional models: the class y the decoded plane and clicks are decoded with")
+        self.class_combo.currentIndexChanged.connect(self.request_manifold)
         for label, w in (("Map", self.method_combo), ("Colour", self.color_combo), ("Points", self.points_spin),
                          ("Grid", self.manifold_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(w)
+            controls.add_labeled(label, w)
+        self.class_group = controls.add_labeled("Decode class", self.class_combo)
+        self.class_group.hide()
         self.method_combo.currentIndexChanged.connect(self.rebuild)
         self.points_spin.editingFinished.connect(self.rebuild)
         self.color_combo.currentIndexChanged.connect(self._recolor)
@@ -64,12 +79,13 @@ class LatentMapPanel(PanelBase):
         self.progress.hide()
         self.cancel_button = button("Cancel", self.cancel_tsne, "Stop waiting for t-SNE (its result is dropped)")
         self.cancel_button.hide()
-        controls.addWidget(self.progress)
-        controls.addWidget(self.cancel_button)
-        controls.addStretch(1)
-        controls.addWidget(button("Export PNG…", self._export_png_dialog, "The manifold grid"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "2-D coordinates, index, label"))
-        root.addLayout(controls)
+        controls.add(self.progress)
+        controls.add(self.cancel_button)
+        controls.add(button("Export PNG…", self._export_png_dialog,
+                            "The decoded plane (PCA / two dims), or the map itself for t-SNE"))
+        controls.add(button("Export map PNG…", self._export_map_dialog, "The scatter map with its colour key"))
+        controls.add(button("Export CSV…", self._export_csv_dialog, "2-D coordinates, index, label"))
+        root.addWidget(controls)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         self.plot = pg.PlotWidget(background="#1e1e1e")
@@ -78,6 +94,8 @@ class LatentMapPanel(PanelBase):
         self.plot.addItem(self.scatter)
         self.marker = pg.ScatterPlotItem(size=14, symbol="+", pen=pg.mkPen("w", width=2), brush=None)
         self.plot.addItem(self.marker)
+        self.legend = self.plot.getPlotItem().addLegend(offset=(-8, 8), labelTextSize="8pt", brush=(30, 30, 30, 200))
+        self.colour_bar: pg.ColorBarItem | None = None
         self.plot.scene().sigMouseClicked.connect(self._scene_clicked)
         split.addWidget(self.plot)
         right = QWidget()
@@ -154,6 +172,23 @@ class LatentMapPanel(PanelBase):
             self.color_combo.clear()
             self.color_combo.addItems(items)
             self.color_combo.blockSignals(False)
+        self.submit("classes", lambda model: (bool(model.is_conditional), int(model.num_classes)), self._fill_classes)
+
+    def _fill_classes(self, result) -> None:
+        """A conditional model decodes with a chosen class (offered only then)."""
+        conditional, count = result
+        names = list(self.source.dataset.class_names or ()) if self.source.dataset is not None else []
+        names = (names + [str(i) for i in range(len(names), count)])[:count]
+        if conditional and [self.class_combo.itemText(i) for i in range(self.class_combo.count())] != names:
+            self.class_combo.blockSignals(True)
+            self.class_combo.clear()
+            self.class_combo.addItems(names)
+            self.class_combo.blockSignals(False)
+        self.class_group.setVisible(conditional)
+
+    def decode_label(self) -> int:
+        """The class the plane is decoded with (used only by conditional models)."""
+        return max(0, self.class_combo.currentIndex())
 
     def _show_embedding(self, result) -> None:
         indices, embedding = result
@@ -179,14 +214,55 @@ class LatentMapPanel(PanelBase):
             return
         values = self._color_values()
         self.colors = values
+        self.legend.clear()
+        self._set_colour_bar(None)
         if values is None:
             brushes = [pg.mkBrush(120, 170, 255, 160)] * len(self.indices)
         else:
-            k = int(values.max()) + 1
-            palette = [pg.intColor(i, hues=max(k, 2), alpha=190) for i in range(k)]
+            name, names, levels = self._colour_levels()
+            count = len(levels)
+            kind = colour_key(name, count)
+            if kind == "categorical":
+                palette = [pg.intColor(i, hues=max(count, 2), alpha=190) for i in range(count)]
+                present = set(int(v) for v in values)
+                for i in range(count):
+                    if i in present:
+                        self.legend.addItem(pg.ScatterPlotItem(size=8, pen=None, brush=palette[i]), names[i])
+            else:
+                cmap = pg.colormap.get(CYCLIC_MAP if kind == "cyclic" else SEQUENTIAL_MAP)
+                table = cmap.getLookupTable(0.0, 1.0, max(count, 2), alpha=False)
+                palette = [pg.mkBrush(*table[i], 200) for i in range(max(count, 2))]
+                self._set_colour_bar(cmap, name, levels)
             brushes = [palette[int(v)] for v in values]
         coords = self.embedding.coords
         self.scatter.setData(x=coords[:, 0], y=coords[:, 1], brush=brushes, data=np.arange(len(coords)))
+
+    def _colour_levels(self) -> tuple[str, list[str], list[float]]:
+        """(name, display names, numeric values) of the chosen colouring's levels."""
+        dataset, choice = self.source.dataset, self.color_combo.currentText()
+        if choice == "label":
+            count = max(dataset.num_classes or 0, int(self.colors.max()) + 1)
+            names = list(dataset.class_names or ())
+            names = (names + [str(i) for i in range(len(names), count)])[:count]
+            return "label", names, [float(i) for i in range(count)]
+        spec = dataset.factor_spec
+        values = [float(v) for v in spec.values[spec.names.index(choice)]]
+        return choice, [f"{v:.3g}" for v in values], values
+
+    def _set_colour_bar(self, cmap, name: str = "", levels: list[float] | None = None) -> None:
+        """A colour bar beside the map for ordered colourings (None removes it)."""
+        layout = self.plot.getPlotItem().layout
+        if self.colour_bar is not None:
+            layout.removeItem(self.colour_bar)
+            self.colour_bar.setParentItem(None)
+            self.plot.scene().removeItem(self.colour_bar)
+            self.colour_bar = None
+        if cmap is None or not levels:
+            return
+        low, high = min(levels), max(levels)
+        self.colour_bar = pg.ColorBarItem(values=(low, high if high > low else low + 1.0), colorMap=cmap,
+                                          interactive=False, width=12, label=name)
+        layout.addItem(self.colour_bar, 2, 3)
 
     def _tip(self, x, y, data) -> str:
         i = int(data)
@@ -211,7 +287,7 @@ class LatentMapPanel(PanelBase):
         x0, x1, y0, y1 = self.plane_extent()
         n = self.manifold_spin.value()
         xs, ys = explore.plane_values(x0, x1, n), explore.plane_values(y0, y1, n)
-        label = 0 if self.source.dataset.labels is not None else None
+        label = self.decode_label()
 
         def job(model):
             return explore.manifold_grid(model, emb, xs, ys, label if model.is_conditional else None)
@@ -261,7 +337,7 @@ class LatentMapPanel(PanelBase):
             return
         code = emb.to_code([[x, y]])[0]
         self.probe_code = None
-        label = 0 if self.source.dataset.labels is not None else None
+        label = self.decode_label()
 
         def job(model):
             return to_uint8(explore.decode_codes(model, code, label if model.is_conditional else None))[0], code
@@ -285,7 +361,21 @@ class LatentMapPanel(PanelBase):
 
     # --- exports -------------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:
+        """The decoded plane; for t-SNE (which has none) the map itself."""
+        if self.manifold is None and self.embedding is not None:
+            return self.export_map_png(path)
         return self.save_grid_png(self.manifold, path)
+
+    def export_map_png(self, path: str | Path) -> Path:
+        """The scatter map as shown, with its legend or colour bar."""
+        if self.embedding is None:
+            raise ValueError("nothing to export yet")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.plot.grab().save(str(path), "PNG"):
+            raise OSError(f"could not write {path}")
+        self.exported(path)
+        return path
 
     def export_csv(self, path: str | Path) -> Path:
         if self.embedding is None:
@@ -302,6 +392,9 @@ class LatentMapPanel(PanelBase):
 
     def _export_png_dialog(self) -> None:
         self.export_dialog("Export decoded plane", "png", "PNG image (*.png)", self.export_png)
+
+    def _export_map_dialog(self) -> None:
+        self.export_dialog("Export latent map", "png", "PNG image (*.png)", self.export_map_png)
 
     def _export_csv_dialog(self) -> None:
         self.export_dialog("Export map coordinates", "csv", "CSV (*.csv)", self.export_csv)

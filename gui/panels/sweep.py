@@ -60,6 +60,7 @@ from engine.sweep import (
 )
 from gui.model_source import ModelSource
 from gui.panels.common import ask_save_path, button, warn_export_failed, write_chosen, write_csv
+from gui.widgets import ToolRow
 
 DRAIN_MS = 100
 THREAD_NAME = "latent-explorer-sweep"
@@ -213,7 +214,7 @@ class SweepPanel(QWidget):
     def _build(self) -> None:
         root = QVBoxLayout(self)
         root.setContentsMargins(0, 0, 0, 0)
-        row1 = QHBoxLayout()
+        row1 = ToolRow()
         self.config_combo = QComboBox()
         self.config_combo.setToolTip("The run every grid point starts from: the app's current settings, a preset, "
                                      "or a config file")
@@ -232,11 +233,11 @@ class SweepPanel(QWidget):
         self.steps_spin.setToolTip("Training steps per run (0 = the config's epochs/max steps)")
         for label, widget in (("Base", self.config_combo), ("Grid", self.grid_edit), ("Seeds", self.seeds_spin),
                               ("Steps", self.steps_spin)):
-            row1.addWidget(QLabel(label))
-            row1.addWidget(widget, 2 if widget is self.grid_edit else 0)
-        root.addLayout(row1)
+            row1.add_labeled(label, widget)
+        self.grid_edit.setMinimumWidth(220)
+        root.addWidget(row1)
 
-        row2 = QHBoxLayout()
+        row2 = ToolRow()
         self.metrics_combo = QComboBox()
         for text, choice in SCORE_CHOICES.items():
             self.metrics_combo.addItem(text, choice)
@@ -246,19 +247,15 @@ class SweepPanel(QWidget):
         self.sizes_combo.setToolTip("Metric sample sizes: train/test points; batches of 32 (quick) or 64 (standard)")
         self.out_edit = QLineEdit()
         self.out_edit.setPlaceholderText("sweep folder (one sub-folder per run)")
-        row2.addWidget(QLabel("Scores"))
-        row2.addWidget(self.metrics_combo)
-        row2.addWidget(QLabel("Sizes"))
-        row2.addWidget(self.sizes_combo)
-        row2.addWidget(QLabel("Folder"))
-        row2.addWidget(self.out_edit, 1)
-        row2.addWidget(button("…", self._choose_folder, "Choose the sweep folder"))
+        self.out_edit.setMinimumWidth(200)
+        row2.add_labeled("Scores", self.metrics_combo)
+        row2.add_labeled("Sizes", self.sizes_combo)
+        row2.add(QLabel("Folder"), self.out_edit, button("…", self._choose_folder, "Choose the sweep folder"))
         self.start_button = button("Start sweep", self.start, "Train the runs one after another")
         self.cancel_button = button("Cancel", self.cancel, "Stop the current run at its next step; skip the rest")
         self.cancel_button.setEnabled(False)
-        row2.addWidget(self.start_button)
-        row2.addWidget(self.cancel_button)
-        root.addLayout(row2)
+        row2.add(self.start_button, self.cancel_button)
+        root.addWidget(row2)
 
         row_backend = QHBoxLayout()
         self.backend_combo = QComboBox()

@@ -71,7 +71,8 @@ class TrainingPanel(QWidget):
         controls = QHBoxLayout()
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("startButton")
-        self.start_button.setToolTip("Start training with the settings in the docks (Ctrl+R)")
+        self._start_tooltip = "Start training with the settings in the docks (Ctrl+R)"
+        self.start_button.setToolTip(self._start_tooltip)
         self.pause_button = QPushButton("Pause")
         self.pause_button.setObjectName("pauseButton")
         self.pause_button.setToolTip("Pause / resume between steps (Space)")
@@ -85,7 +86,8 @@ class TrainingPanel(QWidget):
         self.progress.setObjectName("trainingProgress")
         self.progress.setRange(0, 1000)
         self.progress.setTextVisible(True)
-        self.progress.setFormat("ready")
+        self.progress.setValue(0)  # a bar below its minimum (Qt's initial state) draws no text at all
+        self.progress.setFormat("ready — press Start")
         controls.addWidget(self.progress, 1)
         root.addLayout(controls)
         self.start_button.clicked.connect(self.start_requested)
@@ -117,6 +119,8 @@ class TrainingPanel(QWidget):
         self.recon_grid.setObjectName("reconstructionGrid")
         self.samples_grid = ImageGrid("Samples from the prior")
         self.samples_grid.setObjectName("samplesGrid")
+        self.recon_grid.set_empty_hint("Reconstructions appear here while training")
+        self.samples_grid.set_empty_hint("Prior samples appear here (generative models)")
         self.kl_bars = KLBarChart()
         self.kl_bars.setObjectName("klBars")
         right_layout.addWidget(self.recon_grid, 3)
@@ -130,13 +134,25 @@ class TrainingPanel(QWidget):
 
     # --- state --------------------------------------------------------------------------------------
     def set_state(self, state: str, can_start: bool = True) -> None:
-        """idle | running | paused | stopping: enables the buttons that make sense."""
+        """idle | preparing | running | paused | stopping: enables the buttons that make sense; the progress bar
+        says "preparing" while the session is built and "paused" (no speed, no ETA) while paused."""
         self.state = state
         self.start_button.setEnabled(state == "idle" and can_start)
+        self.start_button.setToolTip(self._start_tooltip if can_start or state != "idle"
+                                     else "Choose a model family in the Model dock first")
         self.pause_button.setEnabled(state in ("running", "paused"))
         self.pause_button.setText("Resume" if state == "paused" else "Pause")
         self.stop_button.setEnabled(state in ("running", "paused"))
         self.live_box.setEnabled(state in ("running", "paused", "idle"))
+        if state == "preparing":
+            self.progress.setValue(0)
+            self.progress.setFormat("preparing the run: loading the data, building the model…")
+        elif state == "paused":
+            last = self.last_metrics
+            where = f"step {last.step:,}  ·  epoch {last.epoch}  ·  " if last is not None else ""
+            self.progress.setFormat(f"paused  ·  {where}{100 * last.progress:.0f}%" if last is not None else "paused")
+        elif state == "running" and self.last_metrics is not None:
+            self._show_progress(self.last_metrics)
 
     def reset(self, total_steps: int | None = None) -> None:
         """Clear curves and images for a new run."""
@@ -146,6 +162,7 @@ class TrainingPanel(QWidget):
         self.kl_bars.set_values([])
         self.disentanglement.clear()
         self.last_metrics = None
+        self.in_force_label.setText("")
         self.last_preview_step = None
         self.previews_shown = 0
         self._run_total_steps = total_steps
@@ -160,6 +177,7 @@ class TrainingPanel(QWidget):
             slider.hide()  # gone at once, even before the event loop gets to the deferred delete
             slider.deleteLater()
         self.live_sliders = {}
+        self.in_force_label.setText("")  # another family's values (β of a β-VAE) must not linger
         self.live_layout.removeWidget(self.in_force_label)
         params = [p for p in (model_cls.all_hparams() if model_cls else ()) if p.live and p.kind in (int, float)]
         for param in params:
@@ -190,11 +208,16 @@ class TrainingPanel(QWidget):
         self.curves.add_live(steps, _columns(m.live for m in batch))
         last = batch[-1]
         self.last_metrics = last
-        self.progress.setValue(int(round(1000 * min(max(last.progress, 0.0), 1.0))))
-        self.progress.setFormat(f"step {last.step:,}  ·  epoch {last.epoch}  ·  {last.samples_per_s:,.0f} samples/s"
-                                f"  ·  ETA {_format_duration(last.eta_s)}  ·  {100 * last.progress:.0f}%")
+        if self.state != "paused":
+            self._show_progress(last)
         if last.live:
             self.in_force_label.setText("in force: " + ", ".join(f"{k}={v:.4g}" for k, v in last.live.items()))
+
+    def _show_progress(self, last: StepMetrics) -> None:
+        self.progress.setValue(int(round(1000 * min(max(last.progress, 0.0), 1.0))))
+        self.progress.setFormat(f"step {last.step:,}  ·  epoch {last.epoch}  ·  "
+                                f"{last.samples_per_s:,.0f} samples/s  ·  ETA {_format_duration(last.eta_s)}  ·  "
+                                f"{100 * last.progress:.0f}%")
 
     def on_epoch(self, summary: EpochSummary) -> None:
         if summary.test:
@@ -238,7 +261,7 @@ class TrainingPanel(QWidget):
         probes = probes_in_history(history if isinstance(history, list) else [])
         if probes:
             self.disentanglement.add_probes(probes)
-        self.curves.redraw()
+        self.curves.mark_dirty()  # drawn at the curves timer's next tick: a separate event-loop turn
         return len(train)
 
     # --- export ----------------------------------------------------------------------------------------

@@ -9,8 +9,10 @@ stops, or for a new model — and never while a slider is held. Exports are labe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +37,7 @@ from engine import explore
 from engine import probe as live_probe
 from engine.imaging import save_gif, save_png, tile, to_uint8
 from gui.panels.common import PanelBase, button, cell_of, grid_ticks, write_csv
-from gui.widgets import GridView
+from gui.widgets import GridView, ToolRow
 
 GRID_FOLLOW_MS = 150
 THUMBS = 16
@@ -72,7 +74,7 @@ class TraversalPanel(PanelBase):
     def _build(self) -> None:
         root = QVBoxLayout(self.content)
         root.setContentsMargins(0, 0, 0, 0)
-        controls = QHBoxLayout()
+        controls = ToolRow()
         self.base_combo = QComboBox()
         self.base_combo.addItems(["Data image", "Prior mean", "Random prior draw"])
         self.base_combo.setToolTip("The code z every row starts from; a row changes one coordinate of it.")
@@ -97,13 +99,11 @@ class TraversalPanel(PanelBase):
         self.hide_inactive.toggled.connect(self.request_grid)
         for label, widget in (("Base", self.base_combo), ("Class", self.class_combo), ("Steps", self.steps_spin),
                               ("±R", self.radius_spin)):
-            controls.addWidget(QLabel(label))
-            controls.addWidget(widget)
-        controls.addWidget(self.hide_inactive)
+            controls.add_labeled(label, widget)
+        controls.add(self.hide_inactive)
         self.sort_button = button("Sort by KL", self.sort_by_kl, "Re-order the rows by KL now (they also re-sort "
                                                                "when training pauses or stops, never on their own)")
-        controls.addWidget(self.sort_button)
-        controls.addStretch(1)
+        controls.add(self.sort_button)
         self.cell_spin = QSpinBox()
         self.cell_spin.setRange(16, 512)
         self.cell_spin.setValue(64)
@@ -111,12 +111,12 @@ class TraversalPanel(PanelBase):
         self.cell_spin.setSuffix(" px")
         self.cell_spin.setToolTip("Image size in exported PNG/GIF figures (rows labelled with latent, KL and "
                                   "matched factor; the value axis below)")
-        controls.addWidget(self.cell_spin)
-        controls.addWidget(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
-        controls.addWidget(button("Export PNG…", self._export_png_dialog))
-        controls.addWidget(button("Export GIF…", self._export_gif_dialog, "Animated traversal of all shown dims"))
-        controls.addWidget(button("Export CSV…", self._export_csv_dialog, "KL, variance and bounds per dim"))
-        root.addLayout(controls)
+        controls.add(self.cell_spin)
+        controls.add(button("Reset to base", self.reset_to_base, "Put every slider back to the base code"))
+        controls.add(button("Export PNG…", self._export_png_dialog),
+                     button("Export GIF…", self._export_gif_dialog, "Animated traversal of all shown dims"),
+                     button("Export CSV…", self._export_csv_dialog, "KL, variance and bounds per dim"))
+        root.addWidget(controls)
 
         self.thumbs_view = GridView(axes=False)
         self.thumbs_view.setFixedHeight(56)
@@ -257,8 +257,11 @@ class TraversalPanel(PanelBase):
         self.is_conditional = conditional
         self.class_combo.setEnabled(conditional)
         self.thumb_indices = thumbs
+        if len(thumbs) and self.base_index not in thumbs.tolist():
+            self.base_index = int(thumbs[0])  # the base is one of the images shown, outlined
         self.thumbs_view.set_grid(tile(images, len(images)))
         self._thumb_cell = images.shape[2:]
+        self._highlight_base()
         if self.discrete:
             self.pages.setCurrentIndex(1)
             self.position_spin.setRange(0, positions - 1)
@@ -333,6 +336,7 @@ class TraversalPanel(PanelBase):
 
     # --- base code -----------------------------------------------------------------------------------
     def _base_mode_changed(self, *_args) -> None:
+        self._highlight_base()
         if self.stats is None:
             return
         mode = self.base_combo.currentIndex()
@@ -383,12 +387,23 @@ class TraversalPanel(PanelBase):
         if not 0 <= position < len(self.thumb_indices):
             return
         self.base_index = int(self.thumb_indices[position])
+        self._highlight_base()
         if self.base_combo.currentIndex() != 0:
             self.base_combo.setCurrentIndex(0)
         elif self.discrete:
             self.request_grid()
         else:
             self._base_mode_changed()
+
+    def _highlight_base(self) -> None:
+        """Outline the thumbnail whose code is the base (none when the base is the prior mean or a draw)."""
+        positions = (self.thumb_indices == self.base_index).nonzero().flatten().tolist() \
+            if len(self.thumb_indices) else []
+        if self.base_combo.currentIndex() != 0 or not positions or not hasattr(self, "_thumb_cell"):
+            self.thumbs_view.set_highlight(None)
+            return
+        h, w = self._thumb_cell
+        self.thumbs_view.set_highlight((positions[0] * (w + 1) + 0.5, 0.5, w + 1, h + 1))
 
     def _thumb_clicked(self, x: float, y: float) -> None:
         h, w = self._thumb_cell
@@ -514,18 +529,34 @@ class TraversalPanel(PanelBase):
         self.exported(out)
         return out
 
-    def export_gif(self, path: str | Path, frame_ms: int = 120) -> Path:
-        """Animated traversal (every shown dim, labelled, forth and back), rendered from the latest weights."""
+    def gif_writer(self, path: str | Path, frame_ms: int = 120, model: Any = None) -> Callable[[], Path]:
+        """What writes the animated traversal (every shown dim, labelled, forth and back) from the latest
+        weights; the returned function touches no widget, so it may run off the GUI thread."""
         if self.current_z is None or self.stats is None:
             raise ValueError("nothing to export yet")
-        model = self.source.snapshot()
-        dims = self.visible_dims()
+        z, label, dims = self.current_z.copy(), self.label_value(), self.visible_dims()
         values = explore.traversal_values(self.stats, dims, max(self.steps_spin.value(), 12))
-        frames = explore.traversal_figure_frames(model, self.current_z, dims, values, self.label_value(),
-                                                 **self._figure_labels(dims, values))
-        out = save_gif(frames, path, frame_ms=frame_ms)
+        labels = self._figure_labels(dims, values)
+
+        def write() -> Path:
+            frames = explore.traversal_figure_frames(model if model is not None else self.model(), z, dims, values,
+                                                     label, **labels)
+            return save_gif(frames, path, frame_ms=frame_ms)
+
+        return write
+
+    def export_gif(self, path: str | Path, frame_ms: int = 120) -> Path:
+        """Write the animated traversal now (scripts and tests; the buttons write it off the GUI thread)."""
+        out = self.gif_writer(path, frame_ms, model=self.source.snapshot())()
         self.exported(out)
         return out
+
+    def export_in_background(self, path: str | Path) -> bool:
+        """Ctrl+E: a GIF is encoded off the GUI thread (True); other formats are not handled here (False)."""
+        if Path(path).suffix.lower() != ".gif":
+            return False
+        self.write_in_background(self.gif_writer(path))
+        return True
 
     def export_csv(self, path: str | Path) -> Path:
         if self.stats is None:
@@ -553,7 +584,8 @@ class TraversalPanel(PanelBase):
         self.export_dialog("Export traversal grid", "png", "PNG image (*.png)", self.export_png)
 
     def _export_gif_dialog(self) -> None:
-        self.export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)", self.export_gif)
+        self.export_dialog("Export traversal GIF", "gif", "Animated GIF (*.gif)",
+                           lambda path: self.write_in_background(self.gif_writer(path)))
 
     def _export_csv_dialog(self) -> None:
         self.export_dialog("Export latent statistics", "csv", "CSV (*.csv)", self.export_csv)

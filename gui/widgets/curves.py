@@ -16,9 +16,12 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from .plot_cache import cache_axes
+
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
+EMPTY_HINT = "Press Start to train — the loss curves appear here"
 AXIS_WIDTH = 56  # px of each plot's left and right axis
 CURVE_POINT_LIMIT = 20_000  # points kept per curve: a long run is thinned evenly so memory stays bounded
 
@@ -88,10 +91,15 @@ class LossCurves(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("#1e1e1e")
         layout.addWidget(self.graphics, 1)
-        self.loss_plot = self.graphics.addPlot(row=0, col=0)
+        # The loss legend sits in its own row above the plot, never on the curves (in log scale they fill the top).
+        self.loss_legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-6)
+        self.graphics.addItem(self.loss_legend, row=0, col=0)
+        self.loss_plot = self.graphics.addPlot(row=1, col=0)
         self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.loss_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        self.loss_plot.legend = self.loss_legend  # PlotItem.plot(name=…) adds its entries here
+        self.empty_hint = pg.TextItem(EMPTY_HINT, color="#9a9a9a", anchor=(0.5, 0.5))
+        self.empty_hint.setPos(0.5, 0.5)
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         # Sticky ranges instead of auto-range: an axis that changes at every redraw re-renders all its tick text,
@@ -100,7 +108,7 @@ class LossCurves(QWidget):
         self._follow = True
         self._force_range = True
         self.loss_plot.vb.sigRangeChangedManually.connect(self._stop_following)
-        self.live_plot = self.graphics.addPlot(row=1, col=0)
+        self.live_plot = self.graphics.addPlot(row=2, col=0)
         self.live_plot.setTitle("Values in force", size="9pt")
         self.live_plot.setLabel("bottom", "step")
         self.live_plot.showGrid(x=True, y=True, alpha=0.2)
@@ -120,8 +128,12 @@ class LossCurves(QWidget):
         for plot in (self.loss_plot, self.live_plot):
             plot.getAxis("left").setWidth(AXIS_WIDTH)
             plot.getAxis("right").setWidth(AXIS_WIDTH)
-        self.graphics.ci.layout.setRowStretchFactor(0, 3)
-        self.graphics.ci.layout.setRowStretchFactor(1, 1)
+        for plot in (self.loss_plot, self.live_plot):
+            cache_axes(plot)
+        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
+        self.graphics.ci.layout.setRowStretchFactor(0, 0)
+        self.graphics.ci.layout.setRowStretchFactor(1, 3)
+        self.graphics.ci.layout.setRowStretchFactor(2, 1)
         self._train: dict[str, _Series] = {}
         self._test: dict[str, _Series] = {}
         self._live: dict[str, _Series] = {}
@@ -163,8 +175,15 @@ class LossCurves(QWidget):
             store.setdefault(name, _Series()).extend(xs, ys)
         self._dirty = True
 
+    def mark_dirty(self) -> None:
+        """Redraw at the timer's next tick (not now: a big history would hold the event loop)."""
+        self._dirty = True
+
     def clear(self) -> None:
         self.loss_plot.clear()
+        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
+        self.loss_plot.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        self.empty_hint.show()
         self.live_plot.clear()
         self.lr_view.clear()
         for plot in (self.loss_plot, self.live_plot):
@@ -245,6 +264,7 @@ class LossCurves(QWidget):
         if not self._dirty:
             return
         self._dirty = False
+        self.empty_hint.setVisible(not any(s.n for s in self._train.values()))
         with np.errstate(divide="ignore", invalid="ignore"):
             for name, series in self._train.items():
                 if name in self._live:  # a weight echoed among the terms (β) belongs to the lower plot
@@ -280,7 +300,8 @@ class LossCurves(QWidget):
         series += [s for n, s in self._test.items() if n not in self._live and s.n]
         if not series:
             return
-        ys = np.concatenate([s.y for s in series])
+        log = self.log_check.isChecked()
+        ys = np.concatenate([s.y if log else robust_part(s.y) for s in series])
         if self.log_check.isChecked():
             ys = np.log10(ys[ys > 0])
         ys = ys[np.isfinite(ys)]
@@ -311,6 +332,18 @@ class LossCurves(QWidget):
         keep[-1] = True
         xs, ys = x[keep], y[keep]
         item.setData(np.append(xs, x[-1] + 1.0), ys, stepMode="center")
+
+
+ROBUST_SKIP_FRACTION = 0.05  # the first 5 % of a curve's points (at least its first) stay out of the y range
+ROBUST_MIN_POINTS = 10
+
+
+def robust_part(ys: np.ndarray) -> np.ndarray:
+    """The points that set the linear y range: without the first steps, whose spike (the untrained model's loss,
+    often 10× the rest) would flatten every later change into a line at the bottom."""
+    if ys.size < ROBUST_MIN_POINTS:
+        return ys
+    return ys[max(1, int(ROBUST_SKIP_FRACTION * ys.size)):]
 
 
 def nice_ceiling(value: float) -> float:

@@ -13,6 +13,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .plot_cache import cache_axes
+
 
 class GridView(pg.PlotWidget):
     """A uint8 grid on one ImageItem (row-major, levels fixed at 0–255), optional row/column tick labels,
@@ -30,11 +32,20 @@ class GridView(pg.PlotWidget):
         item.setMouseEnabled(False, False)
         item.setMenuEnabled(False)
         item.hideButtons()
+        cache_axes(item)
         self._axes = axes
         for side in ("left", "bottom"):
             item.showAxis(side, axes)
         self._shape: tuple[int, ...] | None = None
         self.row_ticks: list[tuple[float, str]] = []
+        self.highlight_item = pg.PlotCurveItem(pen=pg.mkPen("#ffcc33", width=2))
+        self.highlight_item.setZValue(10)
+        self.addItem(self.highlight_item)
+        self.highlighted: tuple[float, float, float, float] | None = None
+        self.empty_hint = pg.TextItem("", color="#9a9a9a", anchor=(0.5, 0.5))
+        self.empty_hint.setZValue(20)
+        self.addItem(self.empty_hint, ignoreBounds=True)
+        item.vb.sigRangeChanged.connect(self._range_changed)
         self.image: np.ndarray | None = None
         self.updates = 0
         self.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -45,7 +56,9 @@ class GridView(pg.PlotWidget):
         if grid is None:
             self.image_item.clear()
             self.image, self._shape = None, None
+            self._place_hint()
             return
+        self.empty_hint.hide()
         if grid.dtype != np.uint8 or grid.ndim not in (2, 3):
             raise ValueError(f"image grid needs uint8 H×W or H×W×3, got {grid.dtype} {grid.shape}")
         grid = np.ascontiguousarray(grid)
@@ -68,6 +81,29 @@ class GridView(pg.PlotWidget):
         if self._axes and self.image is not None:
             self.getPlotItem().getAxis("left").setTicks([list(row_ticks)] if row_ticks else None)
         self.row_ticks = list(row_ticks)
+    def set_empty_hint(self, text: str) -> None:
+        """What an empty view says (e.g. "Press Start to train — reconstructions appear here")."""
+        self.empty_hint.setText(text)
+        if self.image is None:
+            self._place_hint()
+
+    def _range_changed(self, *_args) -> None:
+        if self.image is None and self.empty_hint.isVisible():
+            self._place_hint()
+
+    def _place_hint(self) -> None:
+        (x0, x1), (y0, y1) = self.getPlotItem().vb.viewRange()
+        self.empty_hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
+        self.empty_hint.setVisible(bool(self.empty_hint.toPlainText()))
+
+    def set_highlight(self, cell: tuple[float, float, float, float] | None) -> None:
+        """Outline one cell: (x, y, width, height) in image pixels (None removes the outline)."""
+        self.highlighted = cell
+        if cell is None:
+            self.highlight_item.setData([], [])
+            return
+        x, y, w, h = cell
+        self.highlight_item.setData([x, x + w, x + w, x, x], [y, y, y + h, y + h, y])
 
     def _on_scene_click(self, event) -> None:
         if self.image is None or event.button() != Qt.MouseButton.LeftButton:
@@ -100,8 +136,11 @@ class ImageGrid(QWidget):
         layout.addWidget(self.view, 1)
 
     def set_image(self, grid: np.ndarray | None) -> None:
-        """Draw a uint8 grid (None clears it)."""
+        """Draw a uint8 grid (None clears it and shows the empty hint, if any)."""
         self.view.set_grid(grid)
+
+    def set_empty_hint(self, text: str) -> None:
+        self.view.set_empty_hint(text)
 
     def image(self) -> np.ndarray | None:
         return self.view.image

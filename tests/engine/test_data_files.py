@@ -185,3 +185,18 @@ def test_paths_that_do_not_exist_or_are_unsupported(tmp_path):
     (tmp_path / "a.csv").write_text("1,2")
     with pytest.raises(DatasetError, match="unsupported file type .csv"):
         load_dataset(str(tmp_path / "a.csv"))
+
+
+def test_a_16_bit_greyscale_png_is_scaled_by_its_bit_depth(tmp_path):
+    """Pillow's convert("L") clips 16-bit values at 255: without scaling the image loads solid white."""
+    ramp = np.linspace(0, 65535, 16 * 16).reshape(16, 16).astype(np.uint16)
+    path = tmp_path / "deep" / "ramp.png"
+    path.parent.mkdir()
+    Image.fromarray(ramp).save(path)
+    with Image.open(path) as im:
+        assert im.mode.startswith("I"), im.mode  # really a 16-bit image on disk
+    ds = load_dataset(str(path.parent))
+    pixels = ds.images[0, 0].numpy().astype(np.int64)
+    expected = np.rint(ramp / 65535.0 * 255.0).astype(np.int64)
+    assert np.abs(pixels - expected).max() <= 1
+    assert pixels.min() == 0 and pixels.max() == 255 and len(np.unique(pixels)) > 200

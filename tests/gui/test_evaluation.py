@@ -67,6 +67,8 @@ def test_compute_shows_numbers_scores_heatmap_and_traversal_in_kl_order(qtbot, d
         assert heat.shape == (3, 5)
         np.testing.assert_allclose(heat, np.asarray(result["mi_matrix"])[order], rtol=1e-6)
         assert len(panel.heat_texts) == 15
+        assert tuple(panel.heat_bar.levels()) == (0.0, 1.0)  # a colour bar on the fixed 0–1 scale
+        assert list(panel.heat_image.getLevels()) == [0.0, 1.0]
         assert panel.traversal_view.image is not None
         assert panel.traversal_view.image.shape[0] == 1 + 3 * (64 + 1)  # one row per latent, same order
         assert panel.progress_bar.value() == 1000 and "step 7" in panel.status.text()
