@@ -320,7 +320,9 @@ class SweepRunner:
                     if traversal is not None and run.config.out_dir:
                         record["traversal"] = str(save_png(traversal, Path(run.config.out_dir) / "traversal.png"))
                 record["status"] = "completed"
-            except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
+            except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError, TypeError) as exc:
+                # TypeError included: a failing run (e.g. a device tensor handed to numpy) must not end the sweep
+                # before the other runs and the summary are written.
                 record["error"] = f"{type(exc).__name__}: {exc}"
                 yield SweepWarning(f"{run.name} failed: {record['error']}")
             record["seconds"] = round(time.perf_counter() - started, 1)
