@@ -142,7 +142,7 @@ class TrainingSession:
         self._last_terms: dict[str, float] = {}
         self._fused_optimizers = [o for o in (self.optimizer, *self.model.auxiliary_optimizers().values())
                                   if o.defaults.get("fused")]
-        self._guard_on_device = bool(self.optimizer.defaults.get("fused"))
+        self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
         self._cudagraphs = config.compile and config.compile_mode == "reduce-overhead" and self.device.type == "cuda"
         self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
 
@@ -300,9 +300,10 @@ class TrainingSession:
     def _train_step(self, order: torch.Tensor) -> Warning_ | None:
         """Forward, backward, update — queued on the device without waiting for it.
 
-        The NaN guard stays on the device too: a non-finite loss sets the fused optimisers' `found_inf` flag, which
-        skips their update (as torch.amp's GradScaler does), sticky until the next pull, where the host sees it and
-        rolls the step count back to the bad step. Optimisers without that flag (MPS) check on the host instead."""
+        On a GPU the NaN guard stays on the device too: a non-finite loss sets the fused optimisers' `found_inf` flag,
+        which skips their update (as torch.amp's GradScaler does), sticky until the next pull, where the host sees it
+        and rolls the step count back to the bad step. On the CPU, where reading a number costs nothing, and with
+        optimisers that have no such flag (MPS), the host checks the loss before the update."""
         position = self.step - self.epoch * self.steps_per_epoch
         idx = order[position * self.batch_size:(position + 1) * self.batch_size]
         x = self.dataset.images_at(idx).float().div_(255.0)
@@ -316,19 +317,22 @@ class TrainingSession:
             else:
                 out = self._loss_fn(x, y, self._step_argument())
         total = out.total.detach().float().reshape(())
-        bad = torch.isnan(total) | torch.isinf(total)
-        if self._window_bad is not None:
-            bad = bad | self._window_bad
-        self._window_bad = bad
-        skip_on_host = not self._guard_on_device and bool(bad)  # MPS etc.: the old host check, one sync per step
+        found_inf = None
+        skip_on_host = False
+        if self._guard_on_device:
+            bad = torch.isnan(total) | torch.isinf(total)
+            self._window_bad = bad if self._window_bad is None else bad | self._window_bad
+            found_inf = self._window_bad.float()
+        else:
+            skip_on_host = not math.isfinite(total.item())
         extra: dict[str, Any] = {}
         if not skip_on_host:
             self.optimizer.zero_grad(set_to_none=True)
             out.total.backward()
-            found_inf = bad.float() if self._guard_on_device else None
             with self._lock:
-                for optimizer in self._fused_optimizers:
-                    optimizer.found_inf = found_inf
+                if found_inf is not None:
+                    for optimizer in self._fused_optimizers:
+                        optimizer.found_inf = found_inf
                 self.optimizer.step()
                 extra = self.model.after_step(x, y, self.step) or {}
         with self._lock:

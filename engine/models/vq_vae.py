@@ -76,7 +76,8 @@ class VQVAE(EncoderDecoderModel):
     def quantize(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_q n×P×D, indices n×P): nearest codebook vector at each position."""
         n, p, d = z_e.shape
-        idx = obj.nearest_code(z_e.reshape(n * p, d), self.codebook).view(n, p)
+        with torch.autocast(z_e.device.type, enabled=False):  # the nearest-code search in fp32 under bf16 autocast
+            idx = obj.nearest_code(z_e.float().reshape(n * p, d), self.codebook.float()).view(n, p)
         return self.codebook[idx], idx
 
     def codes_from_indices(self, indices: torch.Tensor) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """The GPU rules of DESIGN.md, checked on any machine (the `device` fixture; CPU unless asked):
 
 - the training step never waits on the device between metrics pulls (host syncs counted by a torch function mode,
-  a CPU stand-in for `torch.cuda.set_sync_debug_mode("error")`);
+  a CPU stand-in for `torch.cuda.set_sync_debug_mode("error")`; the GPU code path — NaN guard on the device — is
+  forced on the CPU, which otherwise checks the loss on the host because there it costs nothing);
 - tensors reach numpy only through `.cpu()`;
 - no float64 tensor is made by evaluation or exploration (MPS has none);
 - inference draws from its own generators: the global ones are never reseeded, and training losses are identical
@@ -69,6 +70,7 @@ def test_training_steps_never_wait_on_the_device_between_pulls(family, digits, d
     hparams = {**TINY, **EXTRA.get(family, {})}
     session = TrainingSession(config(device, family=family, hparams=hparams, metrics_every=10, max_steps=30),
                               digits)
+    session._guard_on_device = True  # the accelerator path, as on a GPU
     real_step, per_step = session._train_step, []
 
     def watched(order):
@@ -264,6 +266,7 @@ def test_nan_guard_on_the_device_between_pulls(digits, device, tmp_path):
     """The loss turns NaN at step 13 of a run pulled every 8 steps: the fused optimiser skipped that update (and the
     queued ones after it), the step count goes back to 12, no NaN reaches the weights or the checkpoint."""
     session = TrainingSession(config(device, max_steps=40, metrics_every=8, out_dir=str(tmp_path / "run")), digits)
+    session._guard_on_device = True  # the accelerator path, as on a GPU
     poison_at(session, 12)
     events = list(session.run())
     failed = [e for e in events if isinstance(e, Failed)]
@@ -280,8 +283,20 @@ def test_nan_guard_on_the_device_between_pulls(digits, device, tmp_path):
 
 def test_nan_guard_restores_weights_a_bad_update_poisoned(digits, device):
     session = TrainingSession(config(device, max_steps=40, metrics_every=8), digits)
+    session._guard_on_device = True
     poison_at(session, 10, corrupt_weights=True)
     events = list(session.run())
     failed = next(e for e in events if isinstance(e, Failed))
     assert "restored from step 0" in failed.cause and session.step == 10
     assert all(bool(torch.isfinite(p).all()) for p in session.model.parameters())
+
+
+def test_nan_guard_on_the_host_stops_at_once_between_pulls(digits, device):
+    """The CPU path (and MPS): the host sees the bad loss before the update, whatever metrics_every is."""
+    session = TrainingSession(config(device, max_steps=40, metrics_every=8), digits)
+    session._guard_on_device = False
+    poison_at(session, 12)
+    events = list(session.run())
+    failed = next(e for e in events if isinstance(e, Failed))
+    assert "at step 13: that step was discarded" in failed.cause and session.step == 12
+    assert [e.step for e in events if isinstance(e, StepMetrics)] == [8]
