@@ -51,6 +51,7 @@ from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
 from gui.widgets import ImageGrid
+from gui.widgets.run_options import RunOptions
 from gui.worker import TrainingWorker
 
 guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
@@ -460,6 +461,8 @@ class MainWindow(QMainWindow):
         form.addRow("Device", self.device_combo)
         form.addRow("Threads", self.threads_spin)
         form.addRow("Seed", self.seed_spin)
+        self.run_options = RunOptions()
+        form.addRow(self.run_options)
         form.addRow(self.save_runs_check)
         return body
 
@@ -702,6 +705,7 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentIndex(max(device_index, 0))
         self.threads_spin.setValue(config.threads)
         self.seed_spin.setValue(config.seed)
+        self.run_options.set_from_config(config)
         self.dataset_combo.setEditText(config.dataset)
 
     def _family_chosen(self, index: int) -> None:
@@ -735,7 +739,7 @@ class MainWindow(QMainWindow):
             epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
             batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
             device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
-            fallback=fallback, **extra)
+            fallback=fallback, **self.run_options.values(), **extra)
 
     # ================================================================================================
     # running
