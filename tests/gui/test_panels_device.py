@@ -67,3 +67,39 @@ def test_panel_jobs_reach_numpy_through_cpu(panel_name, qtbot, inline_jobs, cvae
         assert not mode.offenders, mode.offenders
     finally:
         panel.shutdown()
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("panel_name", ["gallery", "latent_map", "traversal"])
+def test_panels_on_a_cuda_model(panel_name, qtbot):
+    """The real panels (jobs on their inference thread) on a CUDA model, dataset and test indices."""
+    import torch
+
+    from gui.panels.gallery import GalleryPanel
+    from gui.panels.latent_map import LatentMapPanel
+    from gui.panels.traversal import TraversalPanel
+
+    model = train_digits_model("cvae", steps=10).to("cuda").eval()
+    dataset = load_dataset("digits").to("cuda")
+    _, test = dataset.split(0.2, seed=0)
+    cls = {"gallery": GalleryPanel, "latent_map": LatentMapPanel, "traversal": TraversalPanel}[panel_name]
+    source = ModelSource()
+    panel = cls(source)
+    qtbot.addWidget(panel)
+    panel.resize(900, 600)
+    panel.show()
+    try:
+        source.set_static(model, dataset, test.to("cuda"), {"step": 10})
+        if panel_name == "gallery":
+            panel.set_view("Anomalies")
+            qtbot.waitUntil(lambda: panel.errors is not None, timeout=20_000)
+        elif panel_name == "latent_map":
+            qtbot.waitUntil(lambda: panel.embedding is not None and panel.manifold is not None, timeout=20_000)
+            panel.color_combo.setCurrentText("label")
+            assert panel._color_values() is not None
+        else:
+            qtbot.waitUntil(lambda: panel.grid is not None, timeout=20_000)
+        assert "Error" not in panel.status.text(), panel.status.text()
+        assert torch.cuda.is_available()
+    finally:
+        panel.shutdown()
