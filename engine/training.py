@@ -215,19 +215,20 @@ class TrainingSession:
             reason = "completed"
             while self.step < self.total_steps:
                 changes = control.drain()
+                failed = None
                 if self._window and (changes or control.paused or control.stopped or control.save_requested.is_set()):
                     failed = yield from self._pull(records, pace)  # the host acts on known, finite weights only
-                    if failed is not None:
-                        yield failed
-                        if not failed.recoverable:
-                            reason = "failed"
-                            break
-                        self._pause_after_failure(control)
-                        continue
                 if changes:
                     for warning in self._apply_changes(changes):
                         yield Warning_(warning)
                     force_emit = True
+                if failed is not None:
+                    yield failed
+                    if not failed.recoverable:
+                        reason = "failed"
+                        break
+                    self._pause_after_failure(control)
+                    continue
                 yield from self._requested_checkpoint(control, run_dir)
                 if control.paused and not control.stopped:
                     pause_began = time.perf_counter()
