@@ -461,8 +461,8 @@ class MainWindow(QMainWindow):
         form.addRow("Device", self.device_combo)
         form.addRow("Threads", self.threads_spin)
         form.addRow("Seed", self.seed_spin)
-        self.run_options = RunOptions()
-        form.addRow(self.run_options)
+        self.run_options = RunOptions(body)
+        self.run_options.add_rows(form)
         form.addRow(self.save_runs_check)
         return body
 

@@ -1,27 +1,28 @@
 """The Training dock's run options of a GPU user: precision, torch.compile mode, deterministic kernels.
 
-Self-contained: reads and writes the TrainConfig fields `precision`, `compile`, `compile_mode` and `deterministic`
-(the device choice stays the dock's Device combo). docs/cli.md describes the same options for the CLI.
+Self-contained: owns its widgets, adds them as rows of the dock's form (`add_rows`), and reads and writes the
+TrainConfig fields `precision`, `compile`, `compile_mode` and `deterministic` (the device choice stays the dock's
+Device combo). docs/cli.md describes the same options for the CLI.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout, QWidget
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QCheckBox, QComboBox, QFormLayout
 
 from engine.config import COMPILE_MODES, PRECISIONS
 
 COMPILE_CHOICES = ("off", *COMPILE_MODES)
 
 
-class RunOptions(QWidget):
-    """Precision, compile mode and deterministic: `values()` → TrainConfig fields, `set_from_config(config)`."""
+class RunOptions(QObject):
+    """Precision, compile mode and deterministic: `add_rows(form)` puts them in the dock's form (aligned with its
+    other rows), `values()` → TrainConfig fields, `set_from_config(config)`."""
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        form = QFormLayout(self)
-        form.setContentsMargins(0, 0, 0, 0)
         self.precision_combo = QComboBox()
         self.precision_combo.setObjectName("precisionCombo")
         self.precision_combo.addItems(list(PRECISIONS))
@@ -36,6 +37,8 @@ class RunOptions(QWidget):
         self.deterministic_check.setObjectName("deterministicCheck")
         self.deterministic_check.setToolTip("torch.use_deterministic_algorithms + cuDNN/cuBLAS settings: a CUDA run "
                                             "repeats, and resumes, exactly (slower)")
+
+    def add_rows(self, form: QFormLayout) -> None:
         form.addRow("Precision", self.precision_combo)
         form.addRow("Compile", self.compile_combo)
         form.addRow(self.deterministic_check)

@@ -11,7 +11,7 @@ from gui.widgets.run_options import RunOptions
 def test_dock_options_reach_the_config_and_back(main_window):
     window = main_window
     options = window.findChild(RunOptions)
-    assert options is not None and options.isVisibleTo(window.training_dock)
+    assert options is not None and options.precision_combo.isVisibleTo(window.training_dock)
     assert window.build_config().precision == "fp32" and not window.build_config().compile
     options.precision_combo.setCurrentText("bf16")
     options.compile_combo.setCurrentText("reduce-overhead")
