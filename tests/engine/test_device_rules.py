@@ -300,3 +300,28 @@ def test_nan_guard_on_the_host_stops_at_once_between_pulls(digits, device):
     failed = next(e for e in events if isinstance(e, Failed))
     assert "at step 13: that step was discarded" in failed.cause and session.step == 12
     assert [e.step for e in events if isinstance(e, StepMetrics)] == [8]
+
+
+def test_a_sweep_run_that_hands_a_device_tensor_to_numpy_does_not_end_the_sweep(tmp_path, digits, monkeypatch):
+    """On CUDA `.numpy()` of a device tensor raises TypeError; the runner used to let it end the sweep, so the
+    other runs never trained and no summary was written."""
+    from engine import sweep
+
+    real = sweep.traversal_image
+    calls = []
+
+    def first_run_fails(model, dataset, indices, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() first.")
+        return real(model, dataset, indices, *args, **kwargs)
+
+    monkeypatch.setattr(sweep, "traversal_image", first_run_fails)
+    out = tmp_path / "sweep"
+    base = config("cpu", family="beta-vae", max_steps=4)
+    runs = sweep.plan_sweep(base, {"beta": [1.0, 4.0]}, out_dir=out, max_steps=4)
+    events = list(sweep.SweepRunner(runs, dataset=digits, out_dir=out, metrics=()).run())
+    done = events[-1]
+    assert isinstance(done, sweep.SweepDone) and len(done.records) == 2
+    assert "TypeError" in done.records[0]["error"] and done.records[1]["status"] == "completed"
+    assert (out / "summary.csv").is_file()
