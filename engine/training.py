@@ -312,11 +312,11 @@ class TrainingSession:
         if self._cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
         warning = None
-        with self._autocast():
+        with self._autocast() if self.config.precision != "fp32" else contextlib.nullcontext():
             if self._compile_pending:
                 out, warning = self._first_compiled_call(x, y)
             else:
-                out = self._loss_fn(x, y, self._step_argument())
+                out = self._loss_fn(x, y, self._step_tensor if self._step_tensor is not None else self.step)
         total = out.total.detach().float().reshape(())
         found_inf = None
         skip_on_host = False
@@ -330,13 +330,13 @@ class TrainingSession:
         if not skip_on_host:
             self.optimizer.zero_grad(set_to_none=True)
             out.total.backward()
-            with self._lock:
+        with self._lock:
+            if not skip_on_host:
                 if found_inf is not None:
                     for optimizer in self._fused_optimizers:
                         optimizer.found_inf = found_inf
                 self.optimizer.step()
                 extra = self.model.after_step(x, y, self.step) or {}
-        with self._lock:
             self.step += 1
             if self._step_tensor is not None:
                 self._step_tensor.add_(1)
