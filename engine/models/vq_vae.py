@@ -103,7 +103,9 @@ class VQVAE(EncoderDecoderModel):
         codebook_loss, commitment = (t.mean() for t in obj.vq_losses(z_e, z_q))
         total = recon + codebook_loss + self.hparams["beta"] * commitment
         self._last_assignment = (idx.detach(), z_e.detach())
-        counts = torch.bincount(idx.flatten(), minlength=self.hparams["codebook_size"]).float()
+        # one_hot(…).sum rather than bincount: bincount on CUDA reads the maximum index back (a host sync) and has
+        # no deterministic CUDA kernel
+        counts = torch.nn.functional.one_hot(idx.flatten(), self.hparams["codebook_size"]).sum(0).float()
         share = counts / counts.sum()
         perplexity = torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
         terms = {"total": total.detach(), "recon": recon.detach(), "codebook": codebook_loss.detach(),
