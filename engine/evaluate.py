@@ -5,6 +5,10 @@
 - IWAE-k NLL: −log (1/k) Σ_i p(x, z_i)/q(z_i|x), z_i ~ q(z|x) (Burda et al. eq. 8), from the model's
   `log_importance_weights(x, y, k)` (n×k); it is ≥ −log p(x) on average and decreases towards it as k grows.
 - Non-variational families: reconstruction error of the deterministic code, as NLL nats and squared error.
+
+Device rules: sums are kept per batch in float32 on the model's device (MPS has no float64) and added up in
+float64 on the CPU at the end (one transfer, no per-batch sync); random draws come from `engine.rng.private_rng`
+(the global generators, which a training run beside this one uses, are left alone).
 """
 
 from __future__ import annotations
@@ -13,12 +17,25 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 
 from . import objectives as obj
+from .rng import private_rng
 
 ACTIVE_UNIT_THRESHOLD = 0.01
-DECODES_PER_CALL = 2048  # images × importance samples decoded per call (bounds memory)
+DECODES_PER_CALL = 2048  # images × importance samples decoded per call on a CPU (bounds memory)
+DECODES_PER_CALL_ACCELERATOR = 32768  # the same on a GPU, where bigger batches keep the device busy
+
+
+def decodes_per_call(device: torch.device) -> int:
+    """Images × importance samples decoded in one call on `device` (IWAE-k chunks)."""
+    return DECODES_PER_CALL if torch.device(device).type == "cpu" else DECODES_PER_CALL_ACCELERATOR
+
+
+def _sum64(parts: list[torch.Tensor]) -> np.ndarray:
+    """Float32 per-batch partial sums (same shape) → their float64 total, added on the CPU."""
+    return torch.stack(parts).cpu().numpy().astype(np.float64).sum(0)
 
 
 class EvaluationCancelled(Exception):
@@ -39,10 +56,8 @@ def evaluate(model, dataset, indices, iwae_k: int = 1000, iwae_subset: int = 500
     device = model.device
     was_training = model.training
     model.eval()
-    devices = [device] if device.type == "cuda" else []
     try:
-        with torch.random.fork_rng(devices=devices), torch.inference_mode():
-            torch.manual_seed(seed)
+        with private_rng(seed), torch.inference_mode():
             result = _elbo_pass(model, dataset, idx, batch, device, progress, cancel, total_work)
             result["iwae_k"] = int(iwae_k)
             result["iwae_images"] = iwae_n
@@ -75,11 +90,12 @@ def _check_cancel(cancel: Callable[[], bool] | None) -> None:
 
 def _elbo_pass(model, dataset, idx, batch, device, progress, cancel, total_work) -> dict[str, Any]:
     n = len(idx)
-    term_sums: dict[str, torch.Tensor] = {}
-    kl_sum: torch.Tensor | None = None
-    mean_sum = mean_sq_sum = None
-    sq_error = torch.zeros((), dtype=torch.float64, device=device)
-    det_nll = torch.zeros((), dtype=torch.float64, device=device)
+    term_parts: dict[str, list[torch.Tensor]] = {}
+    kl_parts: list[torch.Tensor] = []
+    mean_parts: list[torch.Tensor] = []
+    mean_sq_parts: list[torch.Tensor] = []
+    sq_error_parts: list[torch.Tensor] = []
+    det_nll_parts: list[torch.Tensor] = []
     done = 0
     for x, y in _batches(dataset, idx, batch, device, model.is_conditional):
         _check_cancel(cancel)
@@ -87,32 +103,31 @@ def _elbo_pass(model, dataset, idx, batch, device, progress, cancel, total_work)
         code = model.encode(x, y)
         decoded = model.decode(code.mean, y)
         recon_img = model.to_image(decoded)
-        sq_error += (x - recon_img).pow(2).flatten(1).sum(1).double().sum()
-        det_nll += obj.reconstruction_nll(decoded, x, model.hparams["likelihood"],
-                                          model.hparams["sigma"]).double().sum()
-        means = code.mean.flatten(1).double()
-        mean_sum = means.sum(0) if mean_sum is None else mean_sum + means.sum(0)
-        mean_sq_sum = means.pow(2).sum(0) if mean_sq_sum is None else mean_sq_sum + means.pow(2).sum(0)
+        sq_error_parts.append((x - recon_img).float().pow(2).sum())
+        det_nll_parts.append(obj.reconstruction_nll(decoded, x, model.hparams["likelihood"],
+                                                    model.hparams["sigma"]).float().sum())
+        means = code.mean.flatten(1).float()
+        mean_parts.append(means.sum(0))
+        mean_sq_parts.append(means.pow(2).sum(0))
         out = model.loss(x, y, 0)
         terms = dict(out.terms)
         terms.setdefault("total", out.total)
         for k, v in terms.items():
-            term_sums[k] = term_sums.get(k, 0.0) + v.detach().double() * m
+            term_parts.setdefault(k, []).append(v.detach().float().reshape(()) * m)
         if out.kl_per_dim is not None:
-            kl = out.kl_per_dim.detach().double() * m
-            kl_sum = kl if kl_sum is None else kl_sum + kl
+            kl_parts.append(out.kl_per_dim.detach().float() * m)
         done += m
         if progress is not None:
             progress(done, total_work)
-    names = list(term_sums)
-    term_means = dict(zip(names, torch.stack([term_sums[k] for k in names]).div(n).tolist(), strict=True))
-    variance = (mean_sq_sum / n - (mean_sum / n).pow(2)).clamp_min(0.0)
+    term_means = {k: float(_sum64(parts)) / n for k, parts in term_parts.items()}
+    mean = _sum64(mean_parts) / n
+    variance = np.maximum(_sum64(mean_sq_parts) / n - mean**2, 0.0)
     result: dict[str, Any] = {
         "family": model.family,
         "images": n,
         "terms": term_means,
-        "recon_error_nats": float(det_nll) / n,  # −log p(x | decode(mean code)): deterministic reconstruction
-        "sq_error": float(sq_error) / n,  # Σ_pixels (x − x̂)² per image, x̂ from the mean code
+        "recon_error_nats": float(_sum64(det_nll_parts)) / n,  # −log p(x | decode(mean code)), deterministic
+        "sq_error": float(_sum64(sq_error_parts)) / n,  # Σ_pixels (x − x̂)² per image, x̂ from the mean code
         "code_variance": variance.tolist(),
     }
     if model.is_variational:
@@ -120,7 +135,7 @@ def _elbo_pass(model, dataset, idx, batch, device, progress, cancel, total_work)
         result["recon"] = recon
         result["kl"] = kl
         result["neg_elbo"] = recon + kl if recon is not None and kl is not None else None
-        result["kl_per_dim"] = kl_sum.div(n).tolist() if kl_sum is not None else None
+        result["kl_per_dim"] = (_sum64(kl_parts) / n).tolist() if kl_parts else None
         result["active_units"] = int((variance > ACTIVE_UNIT_THRESHOLD).sum())
     else:
         result["recon"] = result["recon_error_nats"]
@@ -131,9 +146,10 @@ def _elbo_pass(model, dataset, idx, batch, device, progress, cancel, total_work)
 
 def _iwae_pass(model, dataset, idx, k, device, progress, cancel, done_before, total_work) -> float:
     """Mean over images of −logmeanexp_i log w_i, with the k samples drawn in chunks that fit in memory."""
-    k_chunk = min(k, DECODES_PER_CALL)
-    per_call = max(1, DECODES_PER_CALL // k_chunk)
-    nll_sum = 0.0
+    budget = decodes_per_call(device)
+    k_chunk = min(k, budget)
+    per_call = max(1, budget // k_chunk)
+    nll_parts: list[torch.Tensor] = []
     done = 0
     for x, y in _batches(dataset, idx, per_call, device, model.is_conditional):
         chunks = []
@@ -145,11 +161,11 @@ def _iwae_pass(model, dataset, idx, k, device, progress, cancel, done_before, to
             if tuple(log_w.shape) != (x.shape[0], kk):
                 raise ValueError(f"{model.family}.log_importance_weights returned shape {tuple(log_w.shape)}, "
                                  f"expected {(x.shape[0], kk)}")
-            chunks.append(log_w.double())
+            chunks.append(log_w.float())
             remaining -= kk
-        log_w = torch.cat(chunks, 1)
-        nll_sum += float(-(torch.logsumexp(log_w, 1) - math.log(k)).sum())
+        log_w = torch.cat(chunks, 1)  # logsumexp subtracts the row maximum: float32 is accurate here
+        nll_parts.append(-(torch.logsumexp(log_w, 1) - math.log(k)).sum())
         done += x.shape[0]
         if progress is not None:
             progress(done_before + done, total_work)
-    return nll_sum / max(done, 1)
+    return float(_sum64(nll_parts)) / max(done, 1) if nll_parts else 0.0

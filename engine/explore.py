@@ -3,6 +3,8 @@
 Every function runs under `torch.inference_mode()`, decodes in one batch (no per-image loops) and returns either
 float images in [0, 1] (n×C×H×W tensors) or C-contiguous uint8 grids from `engine.imaging.tile`.
 Traversal values *replace* the traversed coordinate (absolute latent values, not offsets from the base code).
+Device rules: tensors reach numpy only through `.cpu()`, no float64 on the model's device, and random draws
+(prior samples, corruption) come from `engine.rng.private_rng(seed)`, never from the global generators.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from . import objectives as obj
 from .errors import ConfigError
 from .imaging import labelled_grid, tile, to_uint8
 from .models.base import ModelBase
+from .rng import private_rng
 
 DEFAULT_RADIUS = 3.0
 INACTIVE_KL_NATS = 0.01
@@ -77,8 +80,7 @@ def sample_images(model: ModelBase, n: int, y=None, seed: int = 0) -> torch.Tens
         raise ConfigError(f"{model.family} is not generative: it has no prior to sample from")
     if n < 1:
         raise ConfigError(f"n must be ≥ 1, got {n}")
-    with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.inference_mode(), private_rng(seed):
         return model.sample(n, _labels(model, y, n)).float()
 
 
@@ -169,7 +171,7 @@ def latent_stats(model: ModelBase, dataset, indices, n: int = 1000, radius: floa
         flat = high - low < 1e-6
         low[flat] -= 0.5
         high[flat] += 0.5
-    return LatentStats(kl, order, low, high, means_np, idx.numpy(), variance.astype(np.float32))
+    return LatentStats(kl, order, low, high, means_np, idx.cpu().numpy(), variance.astype(np.float32))
 
 
 def traversal_values(stats: LatentStats, dims, steps: int) -> np.ndarray:
@@ -497,8 +499,8 @@ def reconstruction_errors(model: ModelBase, images_uint8, labels=None, batch: in
         for x, y in _batches(model, images_uint8, labels, batch):
             decoded = model.decode(model.encode(x, y).mean, y)
             out.append(obj.reconstruction_nll(decoded, x, model.hparams["likelihood"],
-                                              model.hparams["sigma"]).double().cpu())
-    return torch.cat(out).numpy() if out else np.zeros(0)
+                                              model.hparams["sigma"]).float().cpu())
+    return torch.cat(out).numpy().astype(np.float64) if out else np.zeros(0)
 
 
 def worst_indices(errors: np.ndarray, k: int) -> np.ndarray:
@@ -521,8 +523,7 @@ def denoise_triplets(model: ModelBase, images_uint8, labels=None, seed: int = 0)
         raise ConfigError(f"{model.family} is not a denoising autoencoder")
     x = _as_float_images(model, images_uint8)
     y = _labels(model, labels, x.shape[0]) if model.is_conditional else None
-    with torch.inference_mode(), torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.inference_mode(), private_rng(seed):
         noisy = obj.corrupt(x, model.hparams["corruption"], float(model.hparams["noise_level"])).float()
         return noisy, model.reconstruct(noisy, y).float(), x
 

@@ -49,6 +49,14 @@ def kl_diag_gaussian(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mu.pow(2) + logvar.exp() - logvar - 1.0)
 
 
+def linear_ramp(step: int | torch.Tensor, steps: int) -> float | torch.Tensor:
+    """min(1, max(0, t)/N): a float for an int step, a 0-d tensor for a tensor step (no host sync, and one
+    torch.compile graph / CUDA graph serves every step of a warm-up)."""
+    if isinstance(step, torch.Tensor):
+        return (step.float() / steps).clamp(0.0, 1.0)
+    return min(1.0, max(0, step) / steps)
+
+
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """z = μ + σ ⊙ ε, ε ~ N(0, I)."""
     return mu + randn_like_batch(mu) * (0.5 * logvar).exp()

@@ -199,8 +199,11 @@ SweepEvent = SweepProgress | RunDone | SweepWarning | SweepDone
 
 
 # --- evaluation of one trained model ----------------------------------------------------------------------
-def model_representation(model: ModelBase, dataset: Dataset, batch: int = 1024) -> Callable[[np.ndarray], np.ndarray]:
-    """`represent(factors) → posterior means` for compute_metrics: render the factor rows, encode them."""
+def model_representation(model: ModelBase, dataset: Dataset,
+                         batch: int | None = None) -> Callable[[np.ndarray], np.ndarray]:
+    """`represent(factors) → posterior means` for compute_metrics: render the factor rows, encode them (in batches
+    of 1,024 images on a CPU, 8,192 on a GPU unless `batch` says)."""
+    batch = batch or (1024 if model.device.type == "cpu" else 8192)
     if model.is_conditional:
         raise ValueError("disentanglement scores are not defined here for conditional models "
                          "(their encoder is given the label)")

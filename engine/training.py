@@ -1,9 +1,12 @@
 """The training session: runs step by step and yields events (engine/events.py); obeys a Control between steps.
 
-Hot loop: data resident on the device, batches by slicing a per-epoch permutation, one host sync per step
-(loss terms stacked and converted together, which also serves the non-finite guard). Previews and test
-evaluation run under `torch.inference_mode` with the global RNG forked, so they never change the training
-stream: a run is reproducible on CPU and resumes exactly from a checkpoint.
+Hot loop: data resident on the device, batches by slicing a per-epoch permutation, and no wait on the device
+between metrics pulls: each step's loss terms are stacked into one small device tensor, and every
+`metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows come to the host in one
+transfer, where they are checked, summed into the epoch means and yielded. The NaN guard works on the device in
+between (see `_train_step`). Previews and test evaluation run under `torch.inference_mode` with a private random
+stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes exactly from
+a checkpoint (on CUDA with `deterministic = true`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from . import probe as live_probe
 from .config import TrainConfig
 from .control import Control
 from .data import Dataset, DatasetError, load_dataset
-from .device import apply_threads, resolve_device
+from .device import apply_threads, configure_backends, resolve_device
 from .distributed import SINGLE, Parallel
 from .errors import CheckpointError, ConfigError
 from .events import (
@@ -45,6 +48,7 @@ from .events import (
 )
 from .imaging import save_png, tile
 from .models import ModelBase, model_class
+from .rng import private_rng
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
 PREVIEW_IMAGES = 16
@@ -52,8 +56,11 @@ PREVIEW_SAMPLES = 32
 TRAVERSAL_DIMS = 5
 TRAVERSAL_STEPS = 7
 HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving beyond this)
+AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU, where it is free)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
-                       "checkpoint_every_steps", "compile", "probe_every_s")
+                       "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
+                       "probe_every_s")
+EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision")  # changing one on resume breaks bit-exactness
 
 
 def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
@@ -90,6 +97,8 @@ class TrainingSession:
         self.device = self.parallel.connect(resolve_device(config.device))
         if dataset is None:
             dataset, self.warnings = load_with_fallback(config)
+        configure_backends(self.device, deterministic=config.deterministic,
+                           conv=len(dataset.shape) == 3 and min(dataset.shape[1:]) >= 28)
         self.dataset = dataset.to(self.device)
         self.dataset_spec = dataset.spec or config.dataset
         train, test = dataset.split(config.test_fraction, config.seed)
@@ -104,6 +113,9 @@ class TrainingSession:
             hparams["dataset_size"] = len(train)
         torch.manual_seed(config.seed)
         self.model: ModelBase = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
+        if self.model.is_conditional:
+            _check_labels_once(dataset, self.model.num_classes)
+            self.model.labels_checked = True
         with torch.random.fork_rng(devices=[]):
             self._template = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
         self._template.requires_grad_(False)
@@ -141,6 +153,17 @@ class TrainingSession:
                 self._probe_schedule = live_probe.ProbeSchedule(config.probe_every_s)
             except (DatasetError, ValueError) as exc:
                 self.probe_note = f"no disentanglement curve: {exc}"
+        accelerator = self.device.type != "cpu"
+        self.metrics_every = config.metrics_every or (AUTO_METRICS_EVERY_ACCELERATOR if accelerator else 1)
+        self._window: list[tuple[tuple[str, ...], torch.Tensor, dict[str, float]]] = []  # steps not yet pulled
+        self._window_bad: torch.Tensor | None = None  # device flag: a queued step had a non-finite loss
+        self._bad_step_seen = False
+        self._last_terms: dict[str, float] = {}
+        self._fused_optimizers = [o for o in (self.optimizer, *self.model.auxiliary_optimizers().values())
+                                  if o.defaults.get("fused")]
+        self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
+        self._cudagraphs = config.compile and config.compile_mode == "reduce-overhead" and self.device.type == "cuda"
+        self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
 
     def _make_optimizer(self) -> torch.optim.Adam:
         params = [p for p in self.model.main_parameters() if p.requires_grad]
@@ -197,27 +220,35 @@ class TrainingSession:
         run_dir = self._prepare_run_dir()
         metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if run_dir else None  # noqa: SIM115
         tb_writer = self._tensorboard_writer(run_dir)
+        records = (metrics_file, tb_writer)
         try:
-            if self.config.compile and not self._compile_tried:
+            if cfg.compile and not self._compile_tried:
                 yield from self._try_compile()
+            if self._step_tensor is not None:
+                self._step_tensor.fill_(self.step)
             self._keep_good_copy()
             self.model.train()
             order = self._epoch_order(self.epoch)
-            started = time.perf_counter()
-            done_at_start = self.step
-            paused_for = 0.0
-            last_emit_time, last_emit_step = started, self.step
-            next_preview = started
-            preview_gap = cfg.preview_every_s
+            pace = _Pace(self.step)
+            next_preview = pace.started
             force_emit = False
-            last_values: dict[str, float] = {}
             reason = "completed"
             while self.step < self.total_steps:
                 changes = control.drain()
+                failed = None
+                if self._window and (changes or control.paused or control.stopped or control.save_requested.is_set()):
+                    failed = yield from self._pull(records, pace)  # the host acts on known, finite weights only
                 if changes:
                     for warning in self._apply_changes(changes):
                         yield Warning_(warning)
                     force_emit = True
+                if failed is not None:
+                    yield failed
+                    if not failed.recoverable:
+                        reason = "failed"
+                        break
+                    self._pause_after_failure(control)
+                    continue
                 yield from self._requested_checkpoint(control, run_dir)
                 if control.paused and not control.stopped:
                     pause_began = time.perf_counter()
@@ -225,9 +256,7 @@ class TrainingSession:
                     while not control.wait_while_paused(0.2):
                         yield from self._requested_checkpoint(control, run_dir)  # saving works while paused
                     self._pause_reason = "paused by user"
-                    paused_for += time.perf_counter() - pause_began
-                    last_emit_time = time.perf_counter()
-                    last_emit_step = self.step
+                    pace.paused(time.perf_counter() - pause_began, self.step)
                     if not control.stopped:
                         yield Resumed(self.step)
                     continue
@@ -235,67 +264,28 @@ class TrainingSession:
                     reason = "stopped"
                     break
 
-                position = self.step - self.epoch * self.steps_per_epoch
-                idx = self.parallel.shard(order[position * self.batch_size:(position + 1) * self.batch_size])
-                x = self.dataset.images_at(idx).float().div_(255.0)
-                y = self.dataset.labels_at(idx) if self.model.is_conditional else None
-                with self.parallel.batch_noise():
-                    if self._compile_pending:
-                        out, warning = self._first_compiled_call(x, y)
-                        if warning is not None:
-                            yield warning
-                    else:
-                        out = self._loss_fn(x, y, self.step)
-                names = list(out.terms)
-                stacked = torch.stack([out.total.detach().float().reshape(())]
-                                      + [out.terms[n].detach().float().reshape(()) for n in names])
-                # --- distributed: every rank logs the global mean and takes the same guard/stop decision ---
-                stacked, stop_all = self.parallel.reduce_terms(stacked, control.stopped)
-                if stop_all:
+                warning, stop_all = self._train_step(order, control.stopped)
+                if warning is not None:
+                    yield warning
+                if stop_all:  # data-parallel: a rank asked to stop; every rank stops before the same update
                     reason = "stopped"
                     break
-                values = stacked.tolist()
-                if not math.isfinite(values[0]):
-                    failed = self._discard_non_finite(values[0])
-                    yield failed
-                    if not failed.recoverable:
-                        reason = "failed"
-                        break
-                    self._pause_reason = "the loss became non-finite"
-                    control.pause()
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                out.total.backward()
-                self.parallel.average_gradients(self.optimizer)
-                with self._lock:
-                    self.optimizer.step()
-                    extra = self.model.after_step(x, y, self.step) or {}
-                    self.step += 1
-                step_terms = dict(zip(names, values[1:], strict=True))
-                if "total" not in step_terms:
-                    step_terms["total"] = values[0]
-                step_terms.update({k: float(v) for k, v in extra.items()})
-                for k, v in step_terms.items():
-                    self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
-                self._epoch_steps += 1
-                self._last_kl = out.kl_per_dim
-                last_values = step_terms
 
                 at_epoch_end = self.step % self.steps_per_epoch == 0
                 is_last = self.step >= self.total_steps
-                if force_emit or is_last or self.step % cfg.metrics_every == 0:
-                    now = time.perf_counter()
-                    rate = (self.step - last_emit_step) * self.batch_size / max(now - last_emit_time, 1e-9)
-                    last_emit_time, last_emit_step = now, self.step
-                    elapsed = now - started - paused_for
-                    done = self.step - done_at_start
-                    eta = (self.total_steps - self.step) * elapsed / done if done else None
-                    metrics = StepMetrics(step=self.step, epoch=self.epoch + 1, terms=step_terms,
-                                          live=self._live_in_force(), samples_per_s=rate,
-                                          progress=self.step / self.total_steps, eta_s=eta)
+                checkpoint_due = bool(run_dir is not None and cfg.checkpoint_every_steps
+                                      and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
+                if (force_emit or at_epoch_end or is_last or checkpoint_due or self._bad_step_seen
+                        or self.step % self.metrics_every == 0):
                     force_emit = False
-                    self._record_step(metrics, metrics_file, tb_writer)
-                    yield metrics
+                    failed = yield from self._pull(records, pace)
+                    if failed is not None:
+                        yield failed
+                        if not failed.recoverable:
+                            reason = "failed"
+                            break
+                        self._pause_after_failure(control)
+                        continue
                 if at_epoch_end:
                     self.epoch += 1
                     summary = self._epoch_summary(self.epoch)
@@ -314,11 +304,10 @@ class TrainingSession:
                     preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
                     next_preview = time.perf_counter() + preview_gap
                 if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
-                    clock = time.perf_counter() - paused_for  # training time: pauses excluded
+                    clock = time.perf_counter() - pace.paused_for  # training time: pauses excluded
                     if is_last or self._probe_schedule.due(clock):
                         yield from self._probe_events(clock, metrics_file)
-                if run_dir is not None and cfg.checkpoint_every_steps and self.step % cfg.checkpoint_every_steps == 0 \
-                        and not is_last:
+                if checkpoint_due:
                     yield self._write_run_checkpoint(run_dir)
             if self._epoch_steps and reason == "completed":
                 summary = self._epoch_summary(self.epoch + 1)
@@ -327,12 +316,142 @@ class TrainingSession:
             if run_dir is not None:
                 yield self._write_run_checkpoint(run_dir)
             if reason != "failed":
-                yield Finished(self.step, self.epoch, reason, dict(last_values))
+                yield Finished(self.step, self.epoch, reason, dict(self._last_terms))
         finally:
+            self._window.clear()
             if metrics_file is not None:
                 metrics_file.close()
             if tb_writer is not None:
                 tb_writer.close()
+
+    # --- one step, and the metrics pull -------------------------------------------------------------------------
+    def _train_step(self, order: torch.Tensor, stop_requested: bool = False) -> tuple[Warning_ | None, bool]:
+        """Forward, backward, update — queued on the device without waiting for it.
+
+        On a GPU the NaN guard stays on the device too: a non-finite loss sets the fused optimisers' `found_inf` flag,
+        which skips their update (as torch.amp's GradScaler does), sticky until the next pull, where the host sees it
+        and rolls the step count back to the bad step. On the CPU, where reading a number costs nothing, and with
+        optimisers that have no such flag (MPS), the host checks the loss before the update. Data-parallel
+        (torchrun), the ranks all-reduce their terms and stop flags every step and check on the host, so every
+        rank takes the same guard and stop decision; returns (a warning or None, whether the ranks agreed to stop)."""
+        position = self.step - self.epoch * self.steps_per_epoch
+        idx = self.parallel.shard(order[position * self.batch_size:(position + 1) * self.batch_size])
+        x = self.dataset.images_at(idx).float().div_(255.0)
+        y = self.dataset.labels_at(idx) if self.model.is_conditional else None
+        if self._cudagraphs:
+            torch.compiler.cudagraph_mark_step_begin()
+        warning = None
+        with self._autocast() if self.config.precision != "fp32" else contextlib.nullcontext(), \
+                self.parallel.batch_noise():
+            if self._compile_pending:
+                out, warning = self._first_compiled_call(x, y)
+            else:
+                out = self._loss_fn(x, y, self._step_tensor if self._step_tensor is not None else self.step)
+        total = out.total.detach().float().reshape(())
+        names = list(out.terms)
+        reduced = None
+        if self.parallel.active:  # every rank logs the global mean and takes the same guard/stop decision
+            reduced, stop_all = self.parallel.reduce_terms(
+                torch.stack([total] + [out.terms[n].detach().float().reshape(()) for n in names]), stop_requested)
+            if stop_all:
+                return warning, True
+        found_inf = None
+        skip_on_host = False
+        if reduced is not None:
+            skip_on_host = not math.isfinite(float(reduced[0]))
+        elif self._guard_on_device:
+            bad = torch.isnan(total) | torch.isinf(total)
+            self._window_bad = bad if self._window_bad is None else bad | self._window_bad
+            found_inf = self._window_bad.float()
+        else:
+            skip_on_host = not math.isfinite(total.item())
+        extra: dict[str, Any] = {}
+        if not skip_on_host:
+            self.optimizer.zero_grad(set_to_none=True)
+            out.total.backward()
+            self.parallel.average_gradients(self.optimizer)
+        with self._lock:
+            if not skip_on_host:
+                if found_inf is not None:
+                    for optimizer in self._fused_optimizers:
+                        optimizer.found_inf = found_inf
+                self.optimizer.step()
+                extra = self.model.after_step(x, y, self.step) or {}
+            self.step += 1
+            if self._step_tensor is not None:
+                self._step_tensor.add_(1)
+        device_values = ([total] + [out.terms[n].detach().float().reshape(()) for n in names] if reduced is None
+                         else list(reduced))
+        host_extra = {}
+        for k, v in extra.items():
+            if isinstance(v, torch.Tensor) and reduced is not None:
+                host_extra[k] = float(v)
+            elif isinstance(v, torch.Tensor):
+                names.append(k)
+                device_values.append(v.detach().float().reshape(()))
+            else:
+                host_extra[k] = float(v)
+        self._window.append((tuple(names), torch.stack(device_values), host_extra))
+        self._bad_step_seen = skip_on_host
+        kl = out.kl_per_dim
+        self._last_kl = kl.clone() if self._cudagraphs and kl is not None else kl
+        return warning, False
+
+    def _pull(self, records: tuple, pace: _Pace) -> Iterator[Event]:
+        """Bring the queued steps' loss terms to the host (the one wait on the device), check them, add them to
+        the epoch sums and yield one StepMetrics; returns a Failed (and rolls back the step count) on a non-finite
+        loss."""
+        window, self._window = self._window, []
+        self._window_bad = None
+        self._bad_step_seen = False
+        if not window:
+            return None
+        flat = (torch.cat([vec for _, vec, _ in window]) if len(window) > 1 else window[0][1]).tolist()
+        first_step = self.step - len(window)
+        offset = 0
+        for row, (names, vec, host_extra) in enumerate(window):
+            values = flat[offset:offset + len(vec)]
+            offset += len(vec)
+            if not math.isfinite(values[0]):
+                skipped = len(window) - row - 1
+                with self._lock:
+                    self.step = first_step + row
+                    if self._step_tensor is not None:
+                        self._step_tensor.fill_(self.step)
+                return self._discard_non_finite(values[0], skipped)
+            step_terms = dict(zip(names, values[1:], strict=True))
+            step_terms.setdefault("total", values[0])
+            step_terms.update(host_extra)
+            step_terms.update({k: float(v) for k, v in self.model.live_values(first_step + row).items()})
+            for k, v in step_terms.items():
+                self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+            self._epoch_steps += 1
+            self._last_terms = step_terms
+        now = time.perf_counter()
+        rate, elapsed = pace.emitted(now, self.step)
+        done = self.step - pace.done_at_start
+        eta = (self.total_steps - self.step) * elapsed / done if done else None
+        metrics = StepMetrics(step=self.step, epoch=self.epoch + 1, terms=dict(self._last_terms),
+                              live=self._live_in_force(), samples_per_s=rate * self.batch_size,
+                              progress=self.step / self.total_steps, eta_s=eta)
+        self._record_step(metrics, *records)
+        yield metrics
+        return None
+
+    def _pause_after_failure(self, control: Control) -> None:
+        self._pause_reason = "the loss became non-finite"
+        control.pause()
+
+    def _step_argument(self) -> int | torch.Tensor:
+        """The step as the loss sees it: a Python int eagerly, a device tensor when compiled (so that schedules such
+        as the β warm-up or the capacity C(t) do not recompile, and CUDA graphs can replay)."""
+        return self._step_tensor if self._step_tensor is not None else self.step
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        """bf16 autocast around forward passes when `precision = "bf16"` (weights and optimiser stay float32)."""
+        if self.config.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     # --- controls ------------------------------------------------------------------------------------------
     def _requested_checkpoint(self, control: Control, run_dir: Path | None) -> Iterator[Event]:
@@ -378,9 +497,12 @@ class TrainingSession:
             optim_state = copy.deepcopy(self.optimizer.state_dict())
         self._good = (self.step, model_state, optim_state)
 
-    def _discard_non_finite(self, value: float) -> Failed:
+    def _discard_non_finite(self, value: float, skipped: int = 0) -> Failed:
+        """The update of the bad step was skipped (fused `found_inf`, or the host check); say so, and restore the last
+        good copy if the weights are non-finite all the same (an update that itself overflowed)."""
         self.optimizer.zero_grad(set_to_none=True)
-        weights_ok = all(bool(torch.isfinite(p).all()) for p in self.model.parameters())
+        weights_ok = all(bool(torch.isfinite(t).all()) for t in self.model.state_dict().values()
+                         if t.is_floating_point())
         if weights_ok:
             kept = f"the weights of step {self.step} are kept"
         elif self._good is not None:
@@ -392,8 +514,9 @@ class TrainingSession:
         else:
             kept = "no finite weights were available to restore"
         action = "training is paused" if self.pause_on_error else "training stopped"
-        cause = (f"the loss became {value} at step {self.step + 1}: that step was discarded, {kept}; {action}. "
-                 "Try a lower learning rate or β, or a Bernoulli likelihood for binary data.")
+        also = f" (and the {skipped} queued after it)" if skipped else ""
+        cause = (f"the loss became {value} at step {self.step + 1}: that step{also} was discarded, {kept}; "
+                 f"{action}. Try a lower learning rate or β, or a Bernoulli likelihood for binary data.")
         return Failed(self.step, cause, recoverable=self.pause_on_error)
 
     # --- batches -------------------------------------------------------------------------------------------
@@ -443,16 +566,14 @@ class TrainingSession:
 
     @contextlib.contextmanager
     def _evaluating(self) -> Iterator[None]:
-        """Eval mode, no autograd, and the global RNG forked so training's random stream is untouched."""
-        with torch.random.fork_rng(devices=self._rng_devices()), torch.inference_mode():
+        """Eval mode, no autograd, the run's precision, and a private random stream (engine/rng.py): training's
+        global generators are neither advanced nor reseeded, and every preview draws the same prior samples."""
+        with private_rng(self.config.seed), torch.inference_mode(), self._autocast():
             self.model.eval()
             try:
                 yield
             finally:
                 self.model.train()
-
-    def _rng_devices(self) -> list:
-        return [self.device] if self.device.type == "cuda" else []
 
     def _probe_events(self, clock: float, metrics_file) -> Iterator[Event]:
         """Score the live probe, record it in the history (→ checkpoint) and metrics.jsonl, and yield it."""
@@ -571,6 +692,8 @@ class TrainingSession:
             tensors["rng.cpu"] = torch.get_rng_state()
             if self.device.type == "cuda":
                 tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+            elif self.device.type == "mps":
+                tensors["rng.mps"] = torch.mps.get_rng_state()
             header = {
                 "family": self.model.family,
                 "hparams": dict(self.model.hparams),
@@ -585,7 +708,8 @@ class TrainingSession:
                 "history": list(self.history),
                 "optimizers": structures,
                 "session": {"epoch_sums": dict(self._epoch_sums), "epoch_steps": self._epoch_steps,
-                            "live_set": dict(self._live_set), "history_stride": self._history_stride},
+                            "live_set": dict(self._live_set), "history_stride": self._history_stride,
+                            "device": str(self.device)},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             return ckpt.write_checkpoint(path, tensors, header)
@@ -600,6 +724,7 @@ class TrainingSession:
         if bad:
             raise ConfigError(f"cannot change {', '.join(bad)} when resuming; "
                               f"allowed: {', '.join(RESUMABLE_OVERRIDES)}")
+        stored = config
         config = config.replace(**config_overrides, hparams=dict(meta["hparams"]))
         dataset = load_dataset(meta["dataset"]["spec"])
         if list(dataset.shape) != list(meta["dataset"]["shape"]):
@@ -615,12 +740,18 @@ class TrainingSession:
         for name, structure in meta.get("optimizers", {}).items():
             if name not in optimizers:
                 raise CheckpointError(f"{path}: the checkpoint has optimiser {name!r}, the model has none")
-            moved = {k: v.to(session.device) for k, v in tensors.items() if k.startswith(f"optim.{name}.")}
-            ckpt.restore_optimizer(path, f"optim.{name}", optimizers[name], structure, moved)
+            # Left where they are: the optimiser's load_state_dict moves moments to the parameters' device and keeps a
+            # non-fused Adam's step counters on the CPU (on the device, each step would wait for it).
+            state = {k: v for k, v in tensors.items() if k.startswith(f"optim.{name}.")}
+            ckpt.restore_optimizer(path, f"optim.{name}", optimizers[name], structure, state)
         if "rng.cpu" in tensors:
             torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
         if "rng.cuda" in tensors and session.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), session.device)
+        if "rng.mps" in tensors and session.device.type == "mps":
+            torch.mps.set_rng_state(tensors["rng.mps"].to(torch.uint8))
+        session.warnings.extend(_exactness_warnings(stored, config, str(meta.get("session", {}).get("device", "")),
+                                                    session.device))
         state = meta.get("session", {})
         session.step = int(meta["step"])
         session.epoch = int(meta.get("epoch", 0))
@@ -677,7 +808,8 @@ class TrainingSession:
     def _try_compile(self) -> Iterator[Event]:
         self._compile_tried = True
         try:
-            self._loss_fn = torch.compile(self.model.loss)
+            mode = None if self.config.compile_mode == "default" else self.config.compile_mode
+            self._loss_fn = torch.compile(self.model.loss, mode=mode)
             self._compile_pending = True
         except Exception as exc:  # torch.compile is optional: any failure falls back to eager mode
             self._loss_fn = self.model.loss
@@ -688,13 +820,61 @@ class TrainingSession:
         self._compile_pending = False
         state = torch.get_rng_state()
         try:
-            return self._loss_fn(x, y, self.step), None
+            return self._loss_fn(x, y, self._step_argument()), None
         except Exception as exc:  # any compiler failure (missing toolchain, unsupported op) → eager fallback
             torch.set_rng_state(state)
             self._loss_fn = self.model.loss
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return self._loss_fn(x, y, self.step), Warning_(
                 f"torch.compile failed ({type(exc).__name__}: {first}); running eagerly")
+
+
+def _check_labels_once(dataset: Dataset, num_classes: int) -> None:
+    """Conditional families: every label of the dataset in 0…K−1, checked once here so that no training step has to
+    (on a GPU such a check waits for the device at every encode and decode)."""
+    labels = dataset.labels
+    if labels is None or labels.numel() == 0:
+        return
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= num_classes:
+        raise DatasetError(f"{dataset.name}: labels must lie in 0…{num_classes - 1}, found {low}…{high}")
+
+
+def _exactness_warnings(stored: TrainConfig, config: TrainConfig, trained_on: str, device: torch.device) -> list[str]:
+    """What makes a resumed run differ from the uninterrupted one (said, not refused: continuing is still useful)."""
+    changed = [key for key in EXACTNESS_KEYS if key != "device" and getattr(stored, key) != getattr(config, key)]
+    if trained_on and torch.device(trained_on).type != device.type:
+        changed.insert(0, f"device {trained_on} → {device}")
+    warnings = []
+    if changed:
+        warnings.append("resuming with a different " + ", ".join(
+            c if c.startswith("device") else f"{c} {getattr(stored, c)!r} → {getattr(config, c)!r}" for c in changed)
+            + ": training continues, but not bit-exactly as the uninterrupted run would have (other kernels and "
+            "random streams)")
+    if device.type == "cuda" and not config.deterministic:
+        warnings.append("resuming on CUDA without deterministic = true: the continuation is close to, not exactly, "
+                        "the uninterrupted run (set deterministic = true in [training] for exact resume)")
+    return warnings
+
+
+class _Pace:
+    """Wall-clock bookkeeping of a run for StepMetrics: the rate since the last emit, time elapsed without pauses."""
+
+    def __init__(self, step: int) -> None:
+        self.started = time.perf_counter()
+        self.done_at_start = step
+        self.paused_for = 0.0
+        self.last_time, self.last_step = self.started, step
+
+    def paused(self, seconds: float, step: int) -> None:
+        self.paused_for += seconds
+        self.last_time, self.last_step = time.perf_counter(), step
+
+    def emitted(self, now: float, step: int) -> tuple[float, float]:
+        """(steps per second since the last emit, seconds elapsed without pauses); marks `now` as the last emit."""
+        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
+        self.last_time, self.last_step = now, step
+        return rate, now - self.started - self.paused_for
 
 
 def write_metrics_csv(history: list[dict[str, Any]], path: str | Path) -> Path:

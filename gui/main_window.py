@@ -55,6 +55,7 @@ from gui.panels.training import TrainingPanel
 from gui.state import AppState, DatasetView, Job, OpenedCheckpoint
 from gui.widgets import ImageGrid
 from gui.widgets.banner import MessageBanner
+from gui.widgets.run_options import RunOptions
 from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
@@ -492,6 +493,8 @@ class MainWindow(QMainWindow):
         form.addRow("Device", self.device_combo)
         form.addRow("Threads", self.threads_spin)
         form.addRow("Seed", self.seed_spin)
+        self.run_options = RunOptions(body)
+        self.run_options.add_rows(form)
         form.addRow(self.save_runs_check)
         return body
 
@@ -729,6 +732,7 @@ class MainWindow(QMainWindow):
         self.device_combo.setCurrentIndex(max(device_index, 0))
         self.threads_spin.setValue(config.threads)
         self.seed_spin.setValue(config.seed)
+        self.run_options.set_from_config(config)
         self.dataset_combo.setEditText(config.dataset)
 
     def _family_chosen(self, index: int) -> None:
@@ -762,7 +766,7 @@ class MainWindow(QMainWindow):
             epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
             batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
             device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
-            fallback=fallback, probe_every_s=APP_PROBE_EVERY_S, **extra)
+            fallback=fallback, probe_every_s=APP_PROBE_EVERY_S, **self.run_options.values(), **extra)
 
     # ================================================================================================
     # running

@@ -1,4 +1,9 @@
-"""Suite-wide fixtures: headless Qt, a fixed torch thread count, and no thread may outlive its test."""
+"""Suite-wide fixtures: headless Qt, a fixed torch thread count, no thread may outlive its test, and the device.
+
+The engine tests run on the CPU unless asked: `pytest --device cuda` (or LATENT_EXPLORER_TEST_DEVICE=cuda) runs the
+tests that take the `device` fixture on a GPU. Tests marked `cuda` need one and are skipped without it;
+`pytest -m cuda` runs just those (bench/gpu_check.sh does both).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,37 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
+
+
+def pytest_addoption(parser):
+    parser.addoption("--device", default=os.environ.get("LATENT_EXPLORER_TEST_DEVICE", "cpu"),
+                     help="device of the tests that take the `device` fixture: cpu (default), cuda, cuda:N or mps")
+
+
+def pytest_collection_modifyitems(config, items):
+    if not any("cuda" in item.keywords for item in items):
+        return
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (none here)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device(request) -> str:
+    """The device the engine tests run on: `--device` (CPU by default); skipped where it is not available."""
+    import torch
+
+    name = request.config.getoption("--device")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        pytest.skip(f"--device {name}: no CUDA GPU here")
+    if name == "mps" and not torch.backends.mps.is_available():
+        pytest.skip("--device mps: no Metal backend here")
+    return name
 
 
 @pytest.fixture(autouse=True)

@@ -339,9 +339,12 @@ class DSpritesDataset(Dataset):
         return self.bank.device
 
     def _grid_positions(self, indices: torch.Tensor) -> torch.Tensor:
-        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1).to(self.device)
-        if idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
+        idx = torch.as_tensor(indices, dtype=torch.int64).reshape(-1)
+        # Range-checked on the CPU only: indices already on an accelerator come from the engine's own split, and
+        # checking them would make every training batch wait for the device.
+        if idx.device.type == "cpu" and idx.numel() and (int(idx.min()) < -len(self) or int(idx.max()) >= len(self)):
             raise IndexError(f"dsprites: index out of range for {len(self)} items")
+        idx = idx.to(self.device)
         idx = torch.where(idx < 0, idx + len(self), idx)
         return self._subset[idx] if self._subset is not None else idx
 

@@ -143,6 +143,7 @@ class ModelBase(nn.Module):
     can_sample: ClassVar[bool] = False
     latent_kind: ClassVar[str] = "continuous"  # or "discrete" (VQ-VAE)
     has_importance_weights: ClassVar[bool] = False  # log_importance_weights is defined (IWAE-k NLL)
+    labels_checked: bool = False  # set by a training session whose dataset's labels it validated once
 
     def __init__(self, shape: tuple[int, int, int], num_classes: int = 0, **hparams: Any) -> None:
         super().__init__()
@@ -231,7 +232,8 @@ class ModelBase(nn.Module):
         return {}
 
     def live_values(self, step: int) -> dict[str, float]:
-        """The schedule-dependent values in force at `step` (β, C, …), echoed in the metrics."""
+        """The schedule-dependent values in force at `step` (β, C, …), echoed in the metrics (the session adds
+        them to the step's terms on the host: putting them in `loss` terms would copy to the device each step)."""
         return {}
 
     def log_importance_weights(self, x: torch.Tensor, y: torch.Tensor | None = None, k: int = 1) -> torch.Tensor:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import objectives as obj
 from .base import HyperParam, register
 from .vae import VAE
 
@@ -22,7 +23,7 @@ class BetaVAE(VAE):
         hp = self.hparams
         if hp["warmup_steps"] <= 0:
             return hp["beta"]
-        frac = min(1.0, max(0, step) / hp["warmup_steps"])
+        frac = obj.linear_ramp(step, hp["warmup_steps"])
         return hp["beta_start"] + (hp["beta"] - hp["beta_start"]) * frac
 
     def live_values(self, step):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import objectives as obj
 from .base import HyperParam, register
 from .vae import VAE
 
@@ -19,12 +20,12 @@ class CapacityVAE(VAE):
                    "N steps over which C rises linearly 0 → C_max (0 = at once)."),
     )
 
-    def capacity(self, step: int) -> float:
-        """C(t) = C_max·min(1, t/N)."""
+    def capacity(self, step):
+        """C(t) = C_max·min(1, t/N) (a tensor when the session passes the step as one)."""
         hp = self.hparams
         if hp["c_steps"] <= 0:
             return hp["c_max"]
-        return hp["c_max"] * min(1.0, max(0, step) / hp["c_steps"])
+        return hp["c_max"] * obj.linear_ramp(step, hp["c_steps"])
 
     def regularizer(self, kl, mu, logvar, z, step):
         return self.hparams["gamma"] * (kl - self.capacity(step)).abs(), {}

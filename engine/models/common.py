@@ -43,7 +43,9 @@ class EncoderDecoderModel(ModelBase):
                 raise ConfigError(f"soft labels must have {self.num_classes} columns, got {tuple(y.shape)}")
             return y.to(device=self.device, dtype=self.encoder_dtype())
         y = y.to(device=self.device, dtype=torch.long)
-        if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
+        # A training session validates its dataset's labels once and sets `labels_checked`: on a GPU this check
+        # would make every encode and decode wait for the device.
+        if not self.labels_checked and y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.num_classes):
             raise ConfigError(f"labels y must lie in [0, {self.num_classes - 1}] for {self.family}")
         return F.one_hot(y, self.num_classes).to(self.encoder_dtype())
 
@@ -66,10 +68,6 @@ class EncoderDecoderModel(ModelBase):
         if not self.is_conditional:
             return None
         return torch.arange(n, device=self.device) % self.num_classes
-
-    def live_terms(self, step: int) -> dict[str, torch.Tensor]:
-        """live_values(step) as 0-d tensors on the model's device, for LossOutput.terms."""
-        return {name: torch.tensor(float(value), device=self.device) for name, value in self.live_values(step).items()}
 
 
 class CodeAutoencoder(EncoderDecoderModel):

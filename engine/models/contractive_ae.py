@@ -33,8 +33,9 @@ class ContractiveAE(CodeAutoencoder):
         return x.detach().clone().requires_grad_(True)
 
     def jacobian_penalty(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Batch mean of ‖∂h/∂x‖²_F, always with a graph (works under torch.no_grad for evaluation)."""
-        with torch.enable_grad():
+        """Batch mean of ‖∂h/∂x‖²_F, always with a graph: works under torch.no_grad and torch.inference_mode
+        (evaluation, epoch-end test scores), where autograd is off and the input is an inference tensor."""
+        with torch.inference_mode(False), torch.enable_grad():
             x_in = x.detach().clone().requires_grad_(True)
             return obj.jacobian_frobenius_sq(self.code(x_in, y), x_in, self.hparams["jacobian_probes"]).mean()
 

@@ -1,7 +1,8 @@
 """FactorVAE (Kim & Mnih 2018): ELBO + γ·TC, TC estimated by the density-ratio trick with a discriminator
 that tells codes z ~ q(z) from dimension-wise permuted codes ~ Π_d q(z_d); the discriminator has its own
 Adam optimiser (lr 1e-4, betas 0.5/0.9) stepped in `after_step` on the batch's codes (those the loss sampled)
-and their permutation."""
+and their permutation. That optimiser is made at first use, on the device the model then lives on (fused on CPU
+and CUDA), and `after_step` returns its numbers as tensors, so the step never waits on the device."""
 
 from __future__ import annotations
 
@@ -43,8 +44,18 @@ class FactorVAE(VAE):
         super().__init__(shape, num_classes, **hparams)
         hp = self.hparams
         self.discriminator = discriminator(self.latent_dim, hp["disc_hidden"], hp["disc_layers"])
-        self.disc_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=hp["disc_lr"], betas=(0.5, 0.9))
+        self._disc_optimizer: torch.optim.Adam | None = None
         self._last_codes: torch.Tensor | None = None
+
+    @property
+    def disc_optimizer(self) -> torch.optim.Adam:
+        """D's Adam, built on first use where the discriminator lives (fused on CPU/CUDA: one kernel per step)."""
+        if self._disc_optimizer is None:
+            params = list(self.discriminator.parameters())
+            fused = params[0].device.type in ("cpu", "cuda") and all(p.dtype == torch.float32 for p in params)
+            self._disc_optimizer = torch.optim.Adam(params, lr=self.hparams["disc_lr"], betas=(0.5, 0.9),
+                                                    fused=fused or None)
+        return self._disc_optimizer
 
     def main_parameters(self):
         return [p for name, p in self.named_parameters() if not name.startswith("discriminator.")]
@@ -78,7 +89,7 @@ class FactorVAE(VAE):
             loss.backward()
             distributed.average_gradients(self.discriminator.parameters())  # data-parallel: mean over ranks
             self.disc_optimizer.step()
-        return {"disc_loss": float(loss.detach()), "disc_accuracy": float(accuracy)}
+        return {"disc_loss": loss.detach(), "disc_accuracy": accuracy.detach()}
 
     def live_values(self, step):
         return {"gamma": self.hparams["gamma"]}

@@ -57,7 +57,6 @@ class VAE(EncoderDecoderModel):
         total = recon + reg
         terms = {"total": total.detach(), "recon": recon.detach(), "kl": kl.detach()}
         terms.update({name: value.detach() for name, value in extra.items()})
-        terms.update(self.live_terms(step))
         return LossOutput(total, terms, kl_dims.detach())
 
     def log_weight_parts(self, x: torch.Tensor, y: torch.Tensor | None,

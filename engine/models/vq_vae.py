@@ -10,6 +10,9 @@ assignments), `prior_probs` (P×K independent categorical per position, an EMA o
 updated in `after_step`; `fit_prior(indices)` sets it from a whole dataset) and `initialized` (the codebook
 starts from encoder outputs of the first training batch). Dead codes: every `reset_every` steps, codes whose
 usage share fell below 1/(10K) are moved onto random encoder outputs of the current batch.
+
+No host syncs in training: whether the codebook is initialised is a Python flag (mirrored into the buffer, and read
+back once when weights are loaded), and dead codes are replaced by a masked `torch.where` instead of `nonzero()`.
 """
 
 from __future__ import annotations
@@ -49,7 +52,13 @@ class VQVAE(EncoderDecoderModel):
         self.register_buffer("code_usage", torch.full((k,), 1.0 / k))
         self.register_buffer("prior_probs", torch.full((p, k), 1.0 / k))
         self.register_buffer("initialized", torch.zeros((), dtype=torch.uint8))
+        self._initialized = False
         self._last_assignment: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.register_load_state_dict_post_hook(VQVAE._read_initialized_flag)
+
+    @staticmethod
+    def _read_initialized_flag(module: VQVAE, incompatible_keys) -> None:
+        module._initialized = bool(module.initialized)
 
     @property
     def latent_dim(self) -> int:
@@ -68,7 +77,8 @@ class VQVAE(EncoderDecoderModel):
     def quantize(self, z_e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(z_q n×P×D, indices n×P): nearest codebook vector at each position."""
         n, p, d = z_e.shape
-        idx = obj.nearest_code(z_e.reshape(n * p, d), self.codebook).view(n, p)
+        with torch.autocast(z_e.device.type, enabled=False):  # the nearest-code search in fp32 under bf16 autocast
+            idx = obj.nearest_code(z_e.float().reshape(n * p, d), self.codebook.float()).view(n, p)
         return self.codebook[idx], idx
 
     def codes_from_indices(self, indices: torch.Tensor) -> torch.Tensor:
@@ -87,20 +97,24 @@ class VQVAE(EncoderDecoderModel):
 
     def loss(self, x, y=None, step=0):
         z_e = self.encode_continuous(x, y)
-        if self.training and not bool(self.initialized):
+        if self.training and not self._initialized:
             self.init_codebook(z_e.detach())
         z_q, idx = self.quantize(z_e)
         recon = self.nll(self.decode(obj.straight_through(z_e, z_q).flatten(1), y), x).mean()
         codebook_loss, commitment = (t.mean() for t in obj.vq_losses(z_e, z_q))
         total = recon + codebook_loss + self.hparams["beta"] * commitment
         self._last_assignment = (idx.detach(), z_e.detach())
-        counts = torch.bincount(idx.flatten(), minlength=self.hparams["codebook_size"]).float()
+        # one_hot(…).sum rather than bincount: bincount on CUDA reads the maximum index back (a host sync) and has
+        # no deterministic CUDA kernel
+        counts = torch.nn.functional.one_hot(idx.flatten(), self.hparams["codebook_size"]).sum(0).float()
         share = counts / counts.sum()
         perplexity = torch.exp(-(share * share.clamp_min(1e-12).log()).sum())
         terms = {"total": total.detach(), "recon": recon.detach(), "codebook": codebook_loss.detach(),
-                 "commitment": commitment.detach(), "perplexity": perplexity.detach(),
-                 "beta": torch.tensor(float(self.hparams["beta"]), device=x.device)}
+                 "commitment": commitment.detach(), "perplexity": perplexity.detach()}
         return LossOutput(total, terms)
+
+    def live_values(self, step):
+        return {"beta": self.hparams["beta"]}
 
     # --- codebook maintenance and prior ----------------------------------------------------------------
     @torch.no_grad()
@@ -111,6 +125,7 @@ class VQVAE(EncoderDecoderModel):
         self.codebook.copy_(flat[pick] + 1e-3 * torch.randn_like(self.codebook))
         distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's pick for every rank
         self.initialized.fill_(1)
+        self._initialized = True
 
     @torch.no_grad()
     def fit_prior(self, indices: torch.Tensor, smoothing: float = 1.0) -> None:
@@ -133,18 +148,17 @@ class VQVAE(EncoderDecoderModel):
         frequencies = distributed.all_mean_(onehot.mean(0))  # data-parallel: the global batch's frequencies
         self.prior_probs.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * frequencies)
         self.code_usage.mul_(USAGE_DECAY).add_((1 - USAGE_DECAY) * frequencies.mean(0))
-        reset = 0
         every = self.hparams["reset_every"]
-        if every and step > 0 and step % every == 0:
-            dead = (self.code_usage < 0.1 / k).nonzero().flatten()
-            reset = int(dead.numel())
-            if reset:
-                flat = z_e.reshape(-1, z_e.shape[-1])
-                pick = torch.randint(0, flat.shape[0], (reset,), device=flat.device)
-                self.codebook[dead] = flat[pick] + 1e-3 * torch.randn(reset, flat.shape[1], device=flat.device)
-                self.code_usage[dead] = 1.0 / k
-                distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's replacements everywhere
-        return {"dead_codes_reset": float(reset)}
+        if not (every and step > 0 and step % every == 0):
+            return {"dead_codes_reset": 0.0}
+        dead = self.code_usage < 0.1 / k  # K mask, no nonzero(): the step never waits on the device
+        flat = z_e.reshape(-1, z_e.shape[-1])
+        pick = torch.randint(0, flat.shape[0], (k,), device=flat.device)
+        fresh = flat[pick] + 1e-3 * torch.randn(k, flat.shape[1], device=flat.device, dtype=flat.dtype)
+        self.codebook.copy_(torch.where(dead.unsqueeze(1), fresh, self.codebook))
+        self.code_usage.copy_(torch.where(dead, torch.full_like(self.code_usage, 1.0 / k), self.code_usage))
+        distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's replacements everywhere
+        return {"dead_codes_reset": dead.sum().float()}
 
     def sample(self, n, y=None):
         """Indices drawn independently per position from the prior, then decoded."""

@@ -138,7 +138,7 @@ class GalleryPanel(PanelBase):
             wx = x[worst]
             rec = explore.reconstructions(model, wx, None if y is None else y[worst])
             grid = _interleave([to_uint8(wx), to_uint8(rec)], ["worst input", "reconstruction"])
-            return view, grid, model.data_shape, errors, items.numpy(), worst
+            return view, grid, model.data_shape, errors, items.cpu().numpy(), worst
 
         self.submit("gallery", job, self._show)
 

@@ -204,9 +204,9 @@ class LatentMapPanel(PanelBase):
     def _color_values(self) -> np.ndarray | None:
         dataset, choice = self.source.dataset, self.color_combo.currentText()
         if choice == "label" and dataset.labels is not None:
-            return dataset.labels_at(self.indices).numpy()
+            return dataset.labels_at(self.indices).cpu().numpy()
         if dataset.factor_spec is not None and choice in dataset.factor_spec.names:
-            return dataset.factors_at(self.indices)[:, dataset.factor_spec.names.index(choice)].numpy()
+            return dataset.factors_at(self.indices)[:, dataset.factor_spec.names.index(choice)].cpu().numpy()
         return None
 
     def _recolor(self, *_args) -> None:

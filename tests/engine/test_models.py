@@ -297,7 +297,8 @@ def test_capacity_follows_its_schedule(digits):
     model = create_model("capacity-vae", (1, 8, 8), c_max=20.0, c_steps=100, gamma=3.0, **SMALL)
     assert [model.capacity(s) for s in (0, 25, 50, 100, 500)] == [0.0, 5.0, 10.0, 20.0, 20.0]
     out = model.loss(x, None, 50)
-    assert out.terms["C"].item() == 10.0
+    assert model.live_values(50)["C"] == 10.0 and "C" not in out.terms  # the session adds live values on the host
+    torch.testing.assert_close(model.capacity(torch.tensor(50)), torch.tensor(10.0))  # compile-friendly tensor step
     torch.testing.assert_close(out.total.detach(), out.terms["recon"] + 3.0 * (out.terms["kl"] - 10.0).abs())
     model.set_hparam("c_max", 40.0)
     assert model.capacity(50) == 20.0
@@ -308,7 +309,8 @@ def test_beta_warmup_schedule_and_weight(digits):
     model = create_model("beta-vae", (1, 8, 8), beta=4.0, beta_start=1.0, warmup_steps=30, **SMALL)
     assert [model.kl_weight(s) for s in (0, 15, 30, 99)] == [1.0, 2.5, 4.0, 4.0]
     out = model.loss(x, None, 15)
-    assert out.terms["beta"].item() == 2.5
+    assert model.live_values(15)["beta"] == 2.5 and "beta" not in out.terms
+    torch.testing.assert_close(model.kl_weight(torch.tensor(15)), torch.tensor(2.5))
     torch.testing.assert_close(out.total.detach(), out.terms["recon"] + 2.5 * out.terms["kl"])
 
 
@@ -379,6 +381,20 @@ def test_vq_vae_resets_dead_codes(digits):
     report = model.after_step(x, None, 10)
     assert report["dead_codes_reset"] >= 1
     assert model.codebook[5].abs().max() < 1e3
+
+
+def test_vq_vae_initialised_flag_is_a_python_value_read_back_on_load(digits):
+    x, _ = digits
+    trained = create_model("vq-vae", (1, 8, 8), hidden=32, latent_dim=3, positions=4, codebook_size=16).train()
+    trained.loss(x)
+    assert trained._initialized and int(trained.initialized) == 1
+    fresh = create_model("vq-vae", (1, 8, 8), hidden=32, latent_dim=3, positions=4, codebook_size=16).train()
+    assert not fresh._initialized
+    fresh.load_state_dict(trained.state_dict())
+    assert fresh._initialized  # a loaded codebook is not re-initialised from the next batch
+    book = fresh.codebook.detach().clone()
+    fresh.loss(x)
+    assert torch.equal(book, fresh.codebook.detach())
 
 
 def test_beta_tcvae_weights_the_total_correlation(digits):

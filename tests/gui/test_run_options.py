@@ -1,0 +1,42 @@
+"""The Training dock's run options (precision, compile mode, deterministic) in the real window."""
+
+from __future__ import annotations
+
+import torch
+
+from engine.config import TrainConfig
+from gui.widgets.run_options import RunOptions
+
+
+def test_dock_options_reach_the_config_and_back(main_window):
+    window = main_window
+    options = window.findChild(RunOptions)
+    assert options is not None and options.precision_combo.isVisibleTo(window.training_dock)
+    assert window.build_config().precision == "fp32" and not window.build_config().compile
+    options.precision_combo.setCurrentText("bf16")
+    options.compile_combo.setCurrentText("reduce-overhead")
+    options.deterministic_check.setChecked(True)
+    config = window.build_config()
+    assert (config.precision, config.compile, config.compile_mode, config.deterministic) == (
+        "bf16", True, "reduce-overhead", True)
+    window.fill_from_config(TrainConfig(dataset="digits", family="vae", precision="fp32", compile=False,
+                                        deterministic=False))
+    assert options.values() == {"precision": "fp32", "compile": False, "compile_mode": "default",
+                                "deterministic": False}
+    for widget in (options.precision_combo, options.compile_combo, options.deterministic_check):
+        assert widget.toolTip()
+
+
+def test_a_bf16_run_from_the_dock_trains(main_window, qtbot):
+    window = main_window
+    assert window.open_dataset("digits")
+    window._select_family("vae")
+    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.max_steps_spin.setValue(30)
+    window.batch_spin.setValue(64)
+    window.save_runs_check.setChecked(False)
+    window.findChild(RunOptions).precision_combo.setCurrentText("bf16")
+    assert window.start_training(), window.messages
+    qtbot.waitUntil(lambda: window.finished_event is not None, timeout=60_000)
+    assert window.finished_event.reason == "completed" and window.session.config.precision == "bf16"
+    assert all(p.dtype == torch.float32 for p in window.session.model.parameters())
