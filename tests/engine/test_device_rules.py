@@ -73,9 +73,9 @@ def test_training_steps_never_wait_on_the_device_between_pulls(family, digits, d
     session._guard_on_device = True  # the accelerator path, as on a GPU
     real_step, per_step = session._train_step, []
 
-    def watched(order):
+    def watched(order, stop_requested=False):
         with HostSyncs() as syncs:
-            result = real_step(order)
+            result = real_step(order, stop_requested)
         per_step.append(syncs.calls)
         return result
 
