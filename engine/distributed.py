@@ -119,6 +119,10 @@ class Parallel:
         import torch.distributed as dist
 
         if dist.is_initialized():
+            try:  # leave together: a rank that tears gloo down while its peer still talks to it can abort
+                dist.barrier()
+            except RuntimeError:
+                pass  # a peer is gone (killed, failed): torchrun ends the job anyway
             dist.destroy_process_group()
         if _ACTIVE is self:
             _ACTIVE = None
