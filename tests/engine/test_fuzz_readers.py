@@ -175,8 +175,9 @@ def dsprites_archives(draw) -> bytes:
             arrays[key] = arrays[key].astype(draw(st.sampled_from([np.float32, np.int8, np.uint16, bool])))
         elif change == "value" and arrays[key].size:
             flat = arrays[key].reshape(-1).copy()
-            flat[draw(st.integers(0, flat.size - 1))] = draw(st.integers(-2, 300)) % 256 if key == "imgs" \
-                else draw(st.integers(-3, 5))
+            value = draw(st.integers(-2, 300)) % 256 if key == "imgs" else draw(st.integers(-3, 5))
+            # through the array's dtype: a negative class in an unsigned array wraps (numpy 2 refuses a bare int)
+            flat[draw(st.integers(0, flat.size - 1))] = np.asarray(value).astype(flat.dtype)
             arrays[key] = flat.reshape(arrays[key].shape)
         elif change == "rows":
             arrays[key] = arrays[key][: draw(st.integers(0, N))]

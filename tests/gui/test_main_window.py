@@ -50,12 +50,12 @@ def test_default_window_is_ready_to_train_dsprites(main_window):
     assert not window.findChild(QPushButton, "pauseButton").isEnabled()
     assert window.dataset is not None and window.dataset.name == "dsprites", window.messages
     assert window.thumbnails.image() is not None
-    assert window.hparam_form.family == "beta-vae"
+    assert window.hparam_form.family == "beta-tcvae"  # the dsprites-disentangle preset
     beta_editor = window.hparam_form.editors["beta"]
     assert "β" in beta_editor.toolTip() and "range" in beta_editor.toolTip()
     assert "beta" in window.training_panel.live_sliders and "lr" in window.training_panel.live_sliders
     config = window.build_config()
-    assert config.family == "beta-vae" and config.dataset.startswith("dsprites")
+    assert config.family == "beta-tcvae" and config.dataset.startswith("dsprites")
 
 
 def test_train_pause_change_beta_resume_stop(main_window, qtbot):
