@@ -96,8 +96,9 @@ class EvaluationPanel(PanelBase):
         for text, choice in SCORE_CHOICES.items():
             if choice[0]:  # "None" is for sweeps; here at least ELBO numbers are always computed
                 self.metrics_combo.addItem(text, choice)
-        self.metrics_combo.setToolTip("DCI trains one gradient-boosted classifier per factor (histogram-based trees; "
-                                      "the reference GradientBoostingClassifier takes ~5 minutes on dSprites)")
+        self.metrics_combo.setToolTip("DCI trains one gradient-boosted classifier per factor: the reference "
+                                      "GradientBoostingClassifier, one factor per core (minutes on dSprites), or the "
+                                      "fast approximate histogram trees")
         self.sizes_combo = QComboBox()
         self.sizes_combo.addItems(list(SIZE_CHOICES))
         self.sizes_combo.setToolTip("Sample sizes of the scores (the common ones are 10,000 / 5,000 and batches of 64)")
