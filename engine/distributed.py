@@ -229,22 +229,21 @@ def broadcast_(tensor: torch.Tensor) -> torch.Tensor:
 
 def randn_like_batch(t: torch.Tensor) -> torch.Tensor:
     """N(0, 1) noise shaped like `t` (batch first): in a data-parallel step, this rank's rows of the global batch's."""
-    if _NOISE_SHARD is None:
-        return torch.randn_like(t)
-    rank, world = _NOISE_SHARD
-    n = t.shape[0]
-    full = torch.randn((n * world, *t.shape[1:]), dtype=t.dtype, device=t.device)
-    return full[rank * n:(rank + 1) * n]
+    return _global_batch_noise(t, torch.randn_like, torch.randn)
 
 
 def rand_like_batch(t: torch.Tensor) -> torch.Tensor:
     """U(0, 1) noise shaped like `t` (batch first), sliced from the global batch's like `randn_like_batch`."""
+    return _global_batch_noise(t, torch.rand_like, torch.rand)
+
+
+def _global_batch_noise(t: torch.Tensor, like, draw) -> torch.Tensor:
+    """`like(t)` alone; under `batch_noise`, `draw` for the whole global batch and this rank's rows of it."""
     if _NOISE_SHARD is None:
-        return torch.rand_like(t)
+        return like(t)
     rank, world = _NOISE_SHARD
     n = t.shape[0]
-    full = torch.rand((n * world, *t.shape[1:]), dtype=t.dtype, device=t.device)
-    return full[rank * n:(rank + 1) * n]
+    return draw((n * world, *t.shape[1:]), dtype=t.dtype, device=t.device)[rank * n:(rank + 1) * n]
 
 
 @contextlib.contextmanager

@@ -233,10 +233,12 @@ class TrainingSession:
             next_preview = pace.started
             force_emit = False
             reason = "completed"
+            carried: Failed | None = None  # a non-finite loss found by the pull after a step: handled below
             while self.step < self.total_steps:
                 changes = control.drain()
-                failed = None
-                if self._window and (changes or control.paused or control.stopped or control.save_requested.is_set()):
+                failed, carried = carried, None
+                if failed is None and self._window and (changes or control.paused or control.stopped
+                                                        or control.save_requested.is_set()):
                     failed = yield from self._pull(records, pace)  # the host acts on known, finite weights only
                 if changes:
                     for warning in self._apply_changes(changes):
@@ -278,13 +280,8 @@ class TrainingSession:
                 if (force_emit or at_epoch_end or is_last or checkpoint_due or self._bad_step_seen
                         or self.step % self.metrics_every == 0):
                     force_emit = False
-                    failed = yield from self._pull(records, pace)
-                    if failed is not None:
-                        yield failed
-                        if not failed.recoverable:
-                            reason = "failed"
-                            break
-                        self._pause_after_failure(control)
+                    carried = yield from self._pull(records, pace)
+                    if carried is not None:
                         continue
                 if at_epoch_end:
                     self.epoch += 1
@@ -346,7 +343,7 @@ class TrainingSession:
             if self._compile_pending:
                 out, warning = self._first_compiled_call(x, y)
             else:
-                out = self._loss_fn(x, y, self._step_tensor if self._step_tensor is not None else self.step)
+                out = self._loss_fn(x, y, self._step_argument())
         total = out.total.detach().float().reshape(())
         names = list(out.terms)
         reduced = None
