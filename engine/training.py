@@ -2,11 +2,12 @@
 
 Hot loop: data resident on the device, batches by slicing a per-epoch permutation, and no wait on the device
 between metrics pulls: each step's loss terms are stacked into one small device tensor, and every
-`metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows come to the host in one
-transfer, where they are checked, summed into the epoch means and yielded. The NaN guard works on the device in
-between (see `_train_step`). Previews and test evaluation run under `torch.inference_mode` with a private random
-stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes exactly from
-a checkpoint (on CUDA with `deterministic = true`).
+`metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows go to the host in one
+transfer (engine/term_puller.py: on CUDA a non-blocking copy read at the next pull), where they are checked, summed
+into the epoch means and yielded. The NaN guard works on the device in between (see `_train_step`). Conv backbones
+run channels_last on CUDA (`memory_format`). Previews and test evaluation run under `torch.inference_mode` with a
+private random stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes
+exactly from a checkpoint (on CUDA with `deterministic = true`).
 """
 
 from __future__ import annotations
