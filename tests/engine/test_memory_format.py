@@ -15,8 +15,8 @@ from engine.cli import build_parser, train_config
 from engine.config import TrainConfig
 from engine.data import load_dataset
 from engine.errors import ConfigError
-from engine.events import Finished, StepMetrics
-from engine.models import create_model
+from engine.events import Finished, Preview, StepMetrics
+from engine.models import create_model, families
 from engine.training import TrainingSession
 
 CONV = {"backbone": "conv", "conv_blocks": 2, "latent_dim": 3, "hidden": 32, "depth": 1}  # 8×8 → 4×4 → 2×2
@@ -66,6 +66,26 @@ def test_outputs_and_gradients_match_contiguous(family, digits):
     torch.testing.assert_close(recon_b.contiguous(), recon_a, rtol=1e-5, atol=1e-6)
     for name, grad in grads_a.items():
         torch.testing.assert_close(grads_b[name].contiguous(), grad, rtol=1e-4, atol=1e-5, msg=name)
+
+
+EXTRA = {"k-sparse-ae": {"k": 2}, "hvae": {"z1_dim": 3}, "iwae": {"k": 2},
+         "vq-vae": {"positions": 2, "codebook_size": 8}, "factor-vae": {"disc_hidden": 16, "disc_layers": 1}}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", list(families()))
+def test_every_family_trains_channels_last_like_contiguous(family, digits):
+    """No family reshapes a conv tensor in a way NHWC strides break (a `.view` would raise): the same losses, a
+    preview, in both layouts."""
+    runs = {}
+    for layout in ("contiguous", "channels_last"):
+        session = TrainingSession(config(family=family, hparams={**CONV, **EXTRA.get(family, {})}, max_steps=4,
+                                         memory_format=layout), digits)
+        events = list(session.run())
+        assert isinstance(events[-1], Finished), events[-1]
+        assert any(isinstance(e, Preview) for e in events) and session.channels_last == (layout == "channels_last")
+        runs[layout] = [e.terms["total"] for e in events if isinstance(e, StepMetrics)]
+    assert runs["channels_last"] == pytest.approx(runs["contiguous"], rel=1e-4)
 
 
 def test_the_session_applies_the_option_to_weights_batches_and_adam(digits):
