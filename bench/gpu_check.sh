@@ -4,7 +4,8 @@
 #   2. the GPU tests: `pytest -m cuda` and the device-rule tests with `--device cuda`
 #   3. bench/train_throughput.py --device cuda   (the MNIST recipe 784-400-20, batch 128, on 60,000 images)
 #   4. bench/recipe_speed.py --device cuda       (the dSprites reference recipe, conv, batch 64, 60 s)
-#   5. bench/time_to_disentangle.py --device cuda --minutes 3   (if that script exists)
+#   5. bench/channels_last_ab.py --device cuda   (that recipe channels_last vs contiguous, interleaved, ~30 s)
+#   6. bench/time_to_disentangle.py --device cuda --minutes 3   (if that script exists)
 # Each step runs under a time limit, prints its RESULT line(s), and the summary at the end repeats them all.
 #
 #   bench/gpu_check.sh                  # on the GPU
@@ -60,14 +61,16 @@ if '$DEVICE'.startswith('cuda') and not cuda:
 
 if [ $DRY = 1 ]; then
   step tests 300 "$PY" -m pytest -o addopts= -q -p no:cacheprovider tests/engine/test_device_rules.py --device cpu
-  step tests_cuda_marked 60 "$PY" -m pytest -o addopts= -q -p no:cacheprovider -m cuda tests/engine/test_cuda.py tests/gui/test_panels_device.py
+  step tests_cuda_marked 60 "$PY" -m pytest -o addopts= -q -p no:cacheprovider -m cuda tests/engine/test_cuda.py tests/engine/test_term_puller.py tests/gui/test_panels_device.py
   step throughput 300 "$PY" bench/train_throughput.py --device cpu --quick --images 2000
   step recipe 120 "$PY" bench/recipe_speed.py --device cpu --seconds 10 --warmup 3 --dataset "dsprites?subset=5000"
+  step channels_last 150 "$PY" bench/channels_last_ab.py --device cpu --quick --dataset "dsprites?subset=5000"
 else
-  step tests_cuda_marked 150 "$PY" -m pytest -o addopts= -q -p no:cacheprovider -m cuda tests/engine/test_cuda.py tests/gui/test_panels_device.py
+  step tests_cuda_marked 150 "$PY" -m pytest -o addopts= -q -p no:cacheprovider -m cuda tests/engine/test_cuda.py tests/engine/test_term_puller.py tests/gui/test_panels_device.py
   step tests 120 "$PY" -m pytest -o addopts= -q -p no:cacheprovider tests/engine/test_device_rules.py --device "$DEVICE"
   step throughput 150 "$PY" bench/train_throughput.py --device "$DEVICE" --quick --images 60000
   step recipe 90 "$PY" bench/recipe_speed.py --device "$DEVICE" --seconds 60
+  step channels_last 60 "$PY" bench/channels_last_ab.py --device "$DEVICE" --rounds 4 --chunk 300
 fi
 if [ -f bench/time_to_disentangle.py ]; then
   if [ $DRY = 1 ]; then

@@ -92,7 +92,7 @@ def train_curve(label: str, config: TrainConfig, seconds: float, score_every: fl
         if trained >= next_score or trained >= seconds:
             next_score += score_every
             mig = score(session)["mig"]
-            kl = session._last_kl
+            kl = session.last_kl_per_latent
             active = int((kl > 0.1).sum()) if kl is not None else 0
             row = {"seconds": round(trained, 1), "steps": session.step, "mig": round(mig, 4),
                    "steps_per_s": round(session.step / trained, 1), "active": active,

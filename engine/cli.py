@@ -99,6 +99,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                                                                  "(autocast)")
     p.add_argument("--deterministic", action="store_true", help="deterministic kernels (exact repeat and resume "
                                                                 "on CUDA; slower)")
+    p.add_argument("--memory-format", choices=("auto", "channels_last", "contiguous"), dest="memory_format",
+                   help="layout of conv weights and batches: auto (default; channels_last on CUDA), channels_last or "
+                        "contiguous")
     p.add_argument("--metrics-every", type=int, metavar="N", help="pull the loss terms every N steps (0 = auto: "
                                                                   "1 on a CPU, 25 on a GPU)")
     p.add_argument("--probe-every", type=float, metavar="S", dest="probe_every",
@@ -308,7 +311,7 @@ def train_config(args: argparse.Namespace):
     for option, key in (("batch_size", "batch_size"), ("lr", "lr"), ("device", "device"), ("seed", "seed"),
                         ("threads", "threads"), ("checkpoint_every", "checkpoint_every_steps"),
                         ("probe_every", "probe_every_s"), ("precision", "precision"),
-                        ("metrics_every", "metrics_every")):
+                        ("metrics_every", "metrics_every"), ("memory_format", "memory_format")):
         if getattr(args, option) is not None:
             changes[key] = getattr(args, option)
     changes.update(_run_option_changes(args))
@@ -350,15 +353,16 @@ def _train(args: argparse.Namespace, parallel) -> int:
     if args.resume:
         if args.preset or args.config or args.model or args.dataset or args.sets:
             raise CliError("--resume continues a checkpoint as it was: only --epochs/--max-steps, --device, "
-                           "--threads, --compile, --precision, --deterministic, --metrics-every and --out may be "
-                           "given with it")
+                           "--threads, --compile, --precision, --deterministic, --memory-format, --metrics-every and "
+                           "--out may be given with it")
         overrides: dict[str, Any] = {"out_dir": args.out}
         if args.epochs is not None:
             overrides.update(epochs=args.epochs, max_steps=None)
         if args.max_steps is not None:
             overrides["max_steps"] = args.max_steps
         for key, name in (("device", "device"), ("threads", "threads"), ("probe_every", "probe_every_s"),
-                          ("precision", "precision"), ("metrics_every", "metrics_every")):
+                          ("precision", "precision"), ("metrics_every", "metrics_every"),
+                          ("memory_format", "memory_format")):
             if getattr(args, key) is not None:
                 overrides[name] = getattr(args, key)
         overrides.update(_run_option_changes(args))

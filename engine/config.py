@@ -17,6 +17,7 @@ device = "auto"              # auto | cpu | cuda | cuda:N | mps (auto and cuda h
 precision = "fp32"           # or "bf16": autocast around the loss, scoring and previews (weights stay fp32)
 compile = false              # torch.compile the loss; compile_mode = "default" | "reduce-overhead" | "max-autotune"
 deterministic = false        # deterministic kernels (what exact resume on CUDA needs)
+memory_format = "auto"       # conv backbones: auto (channels_last on CUDA) | channels_last | contiguous
 ```
 """
 
@@ -32,6 +33,7 @@ from .errors import ConfigError
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
 PRECISIONS = ("fp32", "bf16")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 @dataclass
@@ -56,13 +58,14 @@ class TrainConfig:
     compile_mode: str = "default"  # default | reduce-overhead (CUDA graphs) | max-autotune
     precision: str = "fp32"  # fp32 (TF32 matmuls on CUDA) | bf16 (autocast)
     deterministic: bool = False  # deterministic algorithms (exact repeat/resume on CUDA)
+    memory_format: str = "auto"  # conv backbones: auto (channels_last on CUDA only) | channels_last | contiguous
     out_dir: str | None = None  # run folder; None = no files written
     fallback: list[str] = field(default_factory=list)
     description: str = ""
 
     _TRAINING_KEYS = ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "seed", "device", "threads",
                       "preview_every_s", "metrics_every", "checkpoint_every_steps", "probe_every_s", "compile",
-                      "compile_mode", "precision", "deterministic", "out_dir")
+                      "compile_mode", "precision", "deterministic", "memory_format", "out_dir")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -105,7 +108,8 @@ class TrainConfig:
         for name in ("compile", "deterministic"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
-        for name, allowed in (("compile_mode", COMPILE_MODES), ("precision", PRECISIONS)):
+        for name, allowed in (("compile_mode", COMPILE_MODES), ("precision", PRECISIONS),
+                              ("memory_format", MEMORY_FORMATS)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
         if not isinstance(self.fallback, list) or not all(isinstance(f, str) for f in self.fallback):

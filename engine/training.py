@@ -2,11 +2,12 @@
 
 Hot loop: data resident on the device, batches by slicing a per-epoch permutation, and no wait on the device
 between metrics pulls: each step's loss terms are stacked into one small device tensor, and every
-`metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows come to the host in one
-transfer, where they are checked, summed into the epoch means and yielded. The NaN guard works on the device in
-between (see `_train_step`). Previews and test evaluation run under `torch.inference_mode` with a private random
-stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes exactly from
-a checkpoint (on CUDA with `deterministic = true`).
+`metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows go to the host in one
+transfer (engine/term_puller.py: on CUDA a non-blocking copy read at the next pull), where they are checked, summed
+into the epoch means and yielded. The NaN guard works on the device in between (see `_train_step`). Conv backbones
+run channels_last on CUDA (`memory_format`). Previews and test evaluation run under `torch.inference_mode` with a
+private random stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes
+exactly from a checkpoint (on CUDA with `deterministic = true`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -49,6 +51,7 @@ from .events import (
 from .imaging import save_png, tile
 from .models import ModelBase, model_class
 from .rng import private_rng
+from .term_puller import TermPuller
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
 PREVIEW_IMAGES = 16
@@ -59,8 +62,8 @@ HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving 
 AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU, where it is free)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
                        "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
-                       "probe_every_s")
-EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision")  # changing one on resume breaks bit-exactness
+                       "memory_format", "probe_every_s")
+EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision", "memory_format")  # changing one breaks exactness
 
 
 def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
@@ -123,6 +126,11 @@ class TrainingSession:
         # --- distributed: identical config, data and start weights on every rank ---
         self.parallel.check_same("config and dataset", f"{config.to_toml()}|{self.dataset_spec}|{len(dataset)}")
         self.parallel.broadcast_module(self.model)
+        self.channels_last = _wants_channels_last(config.memory_format, self.device, self.model)
+        if config.memory_format == "channels_last" and not self.channels_last:
+            self.warnings.append("memory_format = channels_last applies to conv layers: this model has none, so it "
+                                 "stays contiguous")
+        self._apply_memory_format()
 
         self.batch_size = min(config.batch_size, len(train))  # the global batch (split over the ranks)
         self.local_batch_size = self.parallel.local_batch(self.batch_size)
@@ -147,7 +155,9 @@ class TrainingSession:
         self.probe_note = live_probe.unavailable_reason(self.dataset, self.model)  # None: a live probe is possible
         self._probe: live_probe.FactorProbe | None = None
         self._probe_schedule: live_probe.ProbeSchedule | None = None
-        if config.probe_every_s > 0 and self.probe_note is None:
+        # Rank 0 alone probes (it alone writes the history): no collective runs inside a probe, so the other ranks
+        # simply meet it at the next step's all-reduce.
+        if config.probe_every_s > 0 and self.probe_note is None and self.parallel.is_writer:
             try:
                 self._probe = live_probe.FactorProbe(self.dataset, config.seed)
                 self._probe_schedule = live_probe.ProbeSchedule(config.probe_every_s)
@@ -159,11 +169,32 @@ class TrainingSession:
         self._window_bad: torch.Tensor | None = None  # device flag: a queued step had a non-finite loss
         self._bad_step_seen = False
         self._last_terms: dict[str, float] = {}
+        self._puller = TermPuller(self.device)  # deferred on CUDA: a pull never waits for the device
         self._fused_optimizers = [o for o in (self.optimizer, *self.model.auxiliary_optimizers().values())
                                   if o.defaults.get("fused")]
         self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
         self._cudagraphs = config.compile and config.compile_mode == "reduce-overhead" and self.device.type == "cuda"
         self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
+
+    def _apply_memory_format(self) -> None:
+        """channels_last (NHWC) conv weights when the run uses them, and each such weight's optimiser state in the
+        same layout (a fused Adam steps a parameter, its gradient and its moments as alike-strided tensors). Called
+        again after a checkpoint's optimiser state is loaded (checkpoints hold contiguous tensors)."""
+        if not self.channels_last:
+            return
+        self.model.to(memory_format=torch.channels_last)  # in place: the optimisers keep the same Parameters
+        for optimizer in (self.optimizer, *self.model.auxiliary_optimizers().values()):
+            for param, state in optimizer.state.items():
+                for key, value in state.items():
+                    if param.dim() == 4 and isinstance(value, torch.Tensor) and value.shape == param.shape:
+                        state[key] = value.contiguous(memory_format=torch.channels_last)
+
+    def _images(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images at `idx` as floats in [0, 1] (n×C×H×W), in channels_last layout when the run uses it."""
+        images = self.dataset.images_at(idx)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)  # on the uint8 bytes: 4× less to move
+        return images.float().div_(255.0)
 
     def _make_optimizer(self) -> torch.optim.Adam:
         params = [p for p in self.model.main_parameters() if p.requires_grad]
@@ -172,6 +203,13 @@ class TrainingSession:
         fused = self.device.type in ("cpu", "cuda") and all(p.dtype == torch.float32 for p in params)
         return torch.optim.Adam(params, lr=self.config.lr, weight_decay=self.config.weight_decay,
                                 fused=fused or None)
+
+    @property
+    def last_kl_per_latent(self) -> torch.Tensor | None:
+        """KL(q(z_d|x) ‖ p(z_d)) per latent d of the last step's batch (mean over it), as a float32 CPU copy; None
+        before the first step or for a family without a per-latent KL. Reading it waits for the device."""
+        kl = self._last_kl
+        return None if kl is None else kl.detach().float().cpu().clone()
 
     # --- planned length -------------------------------------------------------------------------------
     @property
@@ -237,8 +275,8 @@ class TrainingSession:
             while self.step < self.total_steps:
                 changes = control.drain()
                 failed, carried = carried, None
-                if failed is None and self._window and (changes or control.paused or control.stopped
-                                                        or control.save_requested.is_set()):
+                if failed is None and self._queued() and (changes or control.paused or control.stopped
+                                                          or control.save_requested.is_set()):
                     failed = yield from self._pull(records, pace)  # the host acts on known, finite weights only
                 if changes:
                     for warning in self._apply_changes(changes):
@@ -277,10 +315,10 @@ class TrainingSession:
                 is_last = self.step >= self.total_steps
                 checkpoint_due = bool(run_dir is not None and cfg.checkpoint_every_steps
                                       and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
-                if (force_emit or at_epoch_end or is_last or checkpoint_due or self._bad_step_seen
-                        or self.step % self.metrics_every == 0):
+                must_know = at_epoch_end or is_last or checkpoint_due or self._bad_step_seen
+                if must_know or force_emit or self.step % self.metrics_every == 0:
                     force_emit = False
-                    carried = yield from self._pull(records, pace)
+                    carried = yield from self._pull(records, pace, wait=must_know)
                     if carried is not None:
                         continue
                 if at_epoch_end:
@@ -306,6 +344,11 @@ class TrainingSession:
                         yield from self._probe_events(clock, metrics_file)
                 if checkpoint_due:
                     yield self._write_run_checkpoint(run_dir)
+            if reason != "failed" and self._queued():  # e.g. stopped right after a deferred pull
+                failed = yield from self._pull(records, pace)
+                if failed is not None:  # the loop is over: nothing left to pause
+                    yield dataclasses.replace(failed, recoverable=False)
+                    reason = "failed"
             if self._epoch_steps and reason == "completed":
                 summary = self._epoch_summary(self.epoch + 1)
                 self._record_epoch(summary, metrics_file, tb_writer, partial=True)
@@ -316,6 +359,7 @@ class TrainingSession:
                 yield Finished(self.step, self.epoch, reason, dict(self._last_terms))
         finally:
             self._window.clear()
+            self._puller.discard()
             if metrics_file is not None:
                 metrics_file.close()
             if tb_writer is not None:
@@ -333,7 +377,7 @@ class TrainingSession:
         rank takes the same guard and stop decision; returns (a warning or None, whether the ranks agreed to stop)."""
         position = self.step - self.epoch * self.steps_per_epoch
         idx = self.parallel.shard(order[position * self.batch_size:(position + 1) * self.batch_size])
-        x = self.dataset.images_at(idx).float().div_(255.0)
+        x = self._images(idx)
         y = self.dataset.labels_at(idx) if self.model.is_conditional else None
         if self._cudagraphs:
             torch.compiler.cudagraph_mark_step_begin()
@@ -394,46 +438,62 @@ class TrainingSession:
         self._last_kl = kl.clone() if self._cudagraphs and kl is not None else kl
         return warning, False
 
-    def _pull(self, records: tuple, pace: _Pace) -> Iterator[Event]:
-        """Bring the queued steps' loss terms to the host (the one wait on the device), check them, add them to
-        the epoch sums and yield one StepMetrics; returns a Failed (and rolls back the step count) on a non-finite
-        loss."""
+    def _pull(self, records: tuple, pace: _Pace, wait: bool = True) -> Iterator[Event]:
+        """Hand the queued steps' loss terms to the puller (engine/term_puller.py) and take in every pull whose
+        values reached the host: check them, add them to the epoch sums, yield one StepMetrics per pull; returns a
+        Failed (and rolls the step count back to the bad step) on a non-finite loss.
+
+        `wait=False` (the every-`metrics_every` pull): on CUDA this pull's values are read at the next one, so the
+        host never waits for the device here. `wait=True` (epoch ends, checkpoints, control requests, the end):
+        everything queued is read now. The device-side NaN guard's flag stays set until then: a bad step found one
+        pull late has had every update after it skipped all the same."""
         window, self._window = self._window, []
-        self._window_bad = None
         self._bad_step_seen = False
-        if not window:
-            return None
-        flat = (torch.cat([vec for _, vec, _ in window]) if len(window) > 1 else window[0][1]).tolist()
         first_step = self.step - len(window)
-        offset = 0
-        for row, (names, vec, host_extra) in enumerate(window):
-            values = flat[offset:offset + len(vec)]
-            offset += len(vec)
-            if not math.isfinite(values[0]):
-                skipped = len(window) - row - 1
+        ready = self._puller.pull([vec for _, vec, _ in window],
+                                  (first_step, [(names, extra) for names, _, extra in window]))
+        if wait:
+            ready += self._puller.flush()
+        if not self._puller.pending:
+            self._window_bad = None  # every queued step is known finite (or handled below)
+        for pulled in ready:
+            first, meta = pulled.tag
+            bad = pulled.first_non_finite
+            for row, ((names, host_extra), values) in enumerate(zip(meta, pulled.rows[:bad], strict=False)):
+                step_terms = dict(zip(names, values[1:], strict=True))
+                step_terms.setdefault("total", values[0])
+                step_terms.update(host_extra)
+                step_terms.update({k: float(v) for k, v in self.model.live_values(first + row).items()})
+                for k, v in step_terms.items():
+                    self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
+                self._epoch_steps += 1
+                self._last_terms = step_terms
+            if bad is not None:
+                skipped = self.step - (first + bad) - 1  # every step queued after the bad one was skipped too
+                self._puller.discard()
+                self._window_bad = None
                 with self._lock:
-                    self.step = first_step + row
+                    self.step = first + bad
                     if self._step_tensor is not None:
                         self._step_tensor.fill_(self.step)
-                return self._discard_non_finite(values[0], skipped)
-            step_terms = dict(zip(names, values[1:], strict=True))
-            step_terms.setdefault("total", values[0])
-            step_terms.update(host_extra)
-            step_terms.update({k: float(v) for k, v in self.model.live_values(first_step + row).items()})
-            for k, v in step_terms.items():
-                self._epoch_sums[k] = self._epoch_sums.get(k, 0.0) + v
-            self._epoch_steps += 1
-            self._last_terms = step_terms
-        now = time.perf_counter()
-        rate, elapsed = pace.emitted(now, self.step)
-        done = self.step - pace.done_at_start
-        eta = (self.total_steps - self.step) * elapsed / done if done else None
-        metrics = StepMetrics(step=self.step, epoch=self.epoch + 1, terms=dict(self._last_terms),
-                              live=self._live_in_force(), samples_per_s=rate * self.batch_size,
-                              progress=self.step / self.total_steps, eta_s=eta)
-        self._record_step(metrics, *records)
-        yield metrics
+                return self._discard_non_finite(pulled.rows[bad][0], skipped)
+            yield self._step_metrics(first + len(pulled.rows), pace, records)
         return None
+
+    def _queued(self) -> bool:
+        """Steps whose loss terms the host has not read yet (queued, or in a deferred pull)."""
+        return bool(self._window) or self._puller.pending
+
+    def _step_metrics(self, step: int, pace: _Pace, records: tuple) -> StepMetrics:
+        """The StepMetrics of the pull that ended at `step` (its last step's terms), recorded in the history."""
+        rate, elapsed = pace.emitted(time.perf_counter(), step)
+        done = step - pace.done_at_start
+        eta = (self.total_steps - step) * elapsed / done if done > 0 else None
+        metrics = StepMetrics(step=step, epoch=self.epoch + 1, terms=dict(self._last_terms),
+                              live=self._live_in_force(), samples_per_s=rate * self.batch_size,
+                              progress=step / self.total_steps, eta_s=eta)
+        self._record_step(metrics, *records)
+        return metrics
 
     def _pause_after_failure(self, control: Control) -> None:
         self._pause_reason = "the loss became non-finite"
@@ -526,7 +586,7 @@ class TrainingSession:
     def _batches(self, indices: torch.Tensor, batch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor | None, int]]:
         for start in range(0, len(indices), batch):
             idx = indices[start:start + batch]
-            x = self.dataset.images_at(idx).float().div_(255.0)
+            x = self._images(idx)
             y = self.dataset.labels_at(idx) if self.model.is_conditional else None
             yield x, y, len(idx)
 
@@ -601,7 +661,7 @@ class TrainingSession:
         """Inputs vs reconstructions, prior samples and a traversal of the top dims, as uint8 grids."""
         model = self.model
         with self._evaluating():
-            x = self.dataset.images_at(self._preview_idx).float().div_(255.0)
+            x = self._images(self._preview_idx)
             y = self.dataset.labels_at(self._preview_idx) if model.is_conditional else None
             code = model.encode(x, y)
             recon = model.decode_images(code.mean, y)
@@ -741,6 +801,7 @@ class TrainingSession:
             # non-fused Adam's step counters on the CPU (on the device, each step would wait for it).
             state = {k: v for k, v in tensors.items() if k.startswith(f"optim.{name}.")}
             ckpt.restore_optimizer(path, f"optim.{name}", optimizers[name], structure, state)
+        session._apply_memory_format()
         if "rng.cpu" in tensors:
             torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
         if "rng.cuda" in tensors and session.device.type == "cuda":
@@ -824,6 +885,15 @@ class TrainingSession:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return self._loss_fn(x, y, self.step), Warning_(
                 f"torch.compile failed ({type(exc).__name__}: {first}); running eagerly")
+
+
+def _wants_channels_last(memory_format: str, device: torch.device, model: torch.nn.Module) -> bool:
+    """Whether a run keeps its conv weights and batches channels_last: only a model with conv layers; `auto` means on
+    CUDA only (on the CPU it was slower: docs/benchmarks.md, bench/channels_last_ab.py)."""
+    has_conv = any(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in model.modules())
+    if memory_format == "auto":
+        return has_conv and device.type == "cuda"
+    return has_conv and memory_format == "channels_last"
 
 
 def _check_labels_once(dataset: Dataset, num_classes: int) -> None:

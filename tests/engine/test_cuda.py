@@ -1,6 +1,7 @@
 """GPU checks (marker `cuda`; skipped without a CUDA GPU). Run with `pytest -m cuda`, or all of bench/gpu_check.sh.
 
-- every family trains a few steps under `torch.cuda.set_sync_debug_mode("error")` outside the metrics pulls;
+- every family trains a few steps under `torch.cuda.set_sync_debug_mode("error")` outside the metrics pulls (which
+  are deferred: read one pull later from pinned memory); a conv model trains and resumes channels_last;
 - a CUDA sweep of two runs completes and writes its summary (it used to die on a device tensor handed to numpy);
 - the panels' inference (explore, evaluate) on a CUDA model and a CUDA dataset;
 - a checkpoint goes CPU → CUDA → CPU and training resumes on each side; deterministic resume on CUDA is exact.
@@ -42,11 +43,11 @@ def test_every_family_trains_without_a_host_sync_between_pulls(family):
     session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}), load_dataset("digits"))
     real_step = session._train_step
 
-    def strict(order):
+    def strict(order, stop_requested=False):
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
-            return real_step(order)
+            return real_step(order, stop_requested)
         finally:
             torch.cuda.set_sync_debug_mode("default")
 
@@ -54,7 +55,42 @@ def test_every_family_trains_without_a_host_sync_between_pulls(family):
     events = list(session.run())
     assert isinstance(events[-1], Finished), events[-1]
     steps = [e.step for e in events if isinstance(e, StepMetrics)]
-    assert steps[-1] == 30 and len(steps) <= 5
+    assert steps[-1] == 30 and len(steps) <= 5 and session._puller.deferred
+
+
+def test_a_conv_model_trains_channels_last_and_resumes(tmp_path):
+    """memory_format auto on CUDA: conv weights, batches and Adam moments channels_last; no host sync in a step;
+    the checkpoint (contiguous) resumes channels_last; the losses track a contiguous run's."""
+    conv = {"backbone": "conv", "latent_dim": 4, "hidden": 64, "depth": 1}
+    cfg = config(dataset="dsprites?subset=3000", family="beta-vae", hparams=conv, max_steps=40, metrics_every=10,
+                 out_dir=str(tmp_path / "run"))
+    session = TrainingSession(cfg)
+    weights = [m.weight for m in session.model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
+    assert session.channels_last and weights and all(w.is_contiguous(memory_format=torch.channels_last)
+                                                     for w in weights)
+    real_step = session._train_step
+
+    def strict(order, stop_requested=False):
+        torch.cuda.synchronize()
+        torch.cuda.set_sync_debug_mode("error")
+        try:
+            return real_step(order, stop_requested)
+        finally:
+            torch.cuda.set_sync_debug_mode("default")
+
+    session._train_step = strict
+    nhwc = [e.terms["total"] for e in session.run() if isinstance(e, StepMetrics)]
+    assert len(nhwc) == 4 and all(np.isfinite(nhwc))
+    assert all(session.optimizer.state[w]["exp_avg"].is_contiguous(memory_format=torch.channels_last) for w in weights)
+    plain = [e.terms["total"] for e in TrainingSession(cfg.replace(memory_format="contiguous", out_dir=None)).run()
+             if isinstance(e, StepMetrics)]
+    assert nhwc == pytest.approx(plain, rel=5e-2)  # other cuDNN kernels (and autotuning): close, not equal
+    resumed = TrainingSession.from_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors", max_steps=60)
+    assert resumed.channels_last
+    assert all(resumed.optimizer.state[w]["exp_avg"].is_contiguous(memory_format=torch.channels_last)
+               for w in (m.weight for m in resumed.model.modules() if isinstance(m, torch.nn.Conv2d)))
+    events = list(resumed.run())
+    assert isinstance(events[-1], Finished) and resumed.step == 60
 
 
 def test_a_cuda_sweep_of_two_runs_writes_its_summary(tmp_path):

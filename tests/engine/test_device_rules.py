@@ -24,11 +24,13 @@ from torch.utils._pytree import tree_flatten
 from engine import explore
 from engine.checkpoint import load_checkpoint
 from engine.config import TrainConfig
+from engine.control import Control
 from engine.data import load_dataset
 from engine.evaluate import evaluate
-from engine.events import CheckpointWritten, Failed, Finished, StepMetrics
+from engine.events import CheckpointWritten, EpochSummary, Failed, Finished, StepMetrics
 from engine.models import families
 from engine.rng import private_rng
+from engine.term_puller import TermPuller
 from engine.training import TrainingSession
 
 TINY = {"backbone": "mlp", "latent_dim": 3, "hidden": 24, "depth": 1}
@@ -270,8 +272,9 @@ def test_nan_guard_on_the_device_between_pulls(digits, device, tmp_path):
     poison_at(session, 12)
     events = list(session.run())
     failed = [e for e in events if isinstance(e, Failed)]
+    queued = 3 + (8 if session._puller.deferred else 0)  # on CUDA the pull at 16 is read at 24
     assert len(failed) == 1 and not failed[0].recoverable
-    assert "at step 13" in failed[0].cause and "the 3 queued after it" in failed[0].cause, failed[0].cause
+    assert "at step 13" in failed[0].cause and f"the {queued} queued after it" in failed[0].cause, failed[0].cause
     assert "kept" in failed[0].cause and session.step == 12
     assert all(bool(torch.isfinite(t).all()) for t in session.model.state_dict().values())
     written = [e for e in events if isinstance(e, CheckpointWritten)]
@@ -300,6 +303,62 @@ def test_nan_guard_on_the_host_stops_at_once_between_pulls(digits, device):
     failed = next(e for e in events if isinstance(e, Failed))
     assert "at step 13: that step was discarded" in failed.cause and session.step == 12
     assert [e.step for e in events if isinstance(e, StepMetrics)] == [8]
+
+
+def test_nan_guard_holds_when_pulls_are_read_one_pull_late(digits, device, tmp_path):
+    """The CUDA pull (deferred: read at the next pull), forced on any device: the NaN at step 13 is seen at the pull
+    of step 24; every update after it was skipped on the device, the step count goes back to 12, and neither the
+    weights nor the checkpoint hold a NaN."""
+    session = TrainingSession(config(device, max_steps=40, metrics_every=8, out_dir=str(tmp_path / "run")), digits)
+    session._guard_on_device = True
+    session._puller = TermPuller(session.device, deferred=True)
+    poison_at(session, 12)
+    events = list(session.run())
+    failed = [e for e in events if isinstance(e, Failed)]
+    assert len(failed) == 1 and "at step 13" in failed[0].cause and "the 11 queued after it" in failed[0].cause
+    assert session.step == 12 and "kept" in failed[0].cause
+    assert all(bool(torch.isfinite(t).all()) for t in session.model.state_dict().values())
+    loaded = load_checkpoint([e for e in events if isinstance(e, CheckpointWritten)][-1].path)
+    assert loaded.step == 12 and all(bool(torch.isfinite(t).all()) for t in loaded.model.state_dict().values())
+    assert [e.step for e in events if isinstance(e, StepMetrics)] == [8]
+
+
+def test_a_stop_after_a_deferred_pull_reads_what_is_queued_before_the_checkpoint(digits, device, tmp_path):
+    session = TrainingSession(config(device, max_steps=40, metrics_every=4, out_dir=str(tmp_path / "run")), digits)
+    session._guard_on_device = True
+    session._puller = TermPuller(session.device, deferred=True)
+    control, events = Control(), []
+    for event in session.run(control):
+        events.append(event)
+        if isinstance(event, StepMetrics):
+            control.stop()
+    metrics = [e for e in events if isinstance(e, StepMetrics)]
+    assert [m.step for m in metrics] == [4, 8]  # the pull at 8 read steps 1–4; the stop read 5–8
+    assert isinstance(events[-1], Finished) and events[-1].reason == "stopped" and session.step == 8
+    assert events[-1].final == metrics[-1].terms
+    assert load_checkpoint(tmp_path / "run" / "checkpoints" / "last.safetensors").step == 8
+
+
+@pytest.mark.parametrize("family", ["vae", "factor-vae"])
+def test_deferred_pulls_report_what_immediate_pulls_report(family, digits, device):
+    """Read one pull late or at once, the same StepMetrics (step, terms) and epoch means come out; epoch ends and
+    the last step read everything queued."""
+    def run(deferred: bool):
+        hparams = {**TINY, **EXTRA.get(family, {})}
+        session = TrainingSession(config(device, family=family, hparams=hparams, max_steps=70, metrics_every=4),
+                                  digits)
+        session._guard_on_device = True
+        session._puller = TermPuller(session.device, deferred=deferred)
+        events = list(session.run())
+        assert isinstance(events[-1], Finished)
+        return ([(e.step, e.terms) for e in events if isinstance(e, StepMetrics)],
+                [(e.epoch, e.train) for e in events if isinstance(e, EpochSummary)],
+                [{k: v for k, v in r.items() if k != "samples_per_s"} for r in session.history])
+
+    immediate, deferred = run(False), run(True)
+    assert deferred == immediate
+    steps = [step for step, _ in immediate[0]]
+    assert steps[:3] == [4, 8, 12] and 50 in steps and steps[-1] == 70 and len(immediate[1]) == 2
 
 
 def test_a_sweep_run_that_hands_a_device_tensor_to_numpy_does_not_end_the_sweep(tmp_path, digits, monkeypatch):

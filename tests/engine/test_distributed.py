@@ -177,6 +177,42 @@ def test_ctrl_c_stops_every_rank_at_the_same_step_and_rank_zero_saves(tmp_path):
     assert max(step_totals(out)) == meta["step"], "the ranks stopped after the same step, logged once"
 
 
+PROBE_RUN = """
+import json
+from engine.config import TrainConfig
+from engine.distributed import Parallel
+from engine.events import DisentanglementProbe, Finished
+from engine.training import TrainingSession
+
+parallel = Parallel.from_environment()
+try:
+    config = TrainConfig(dataset="dsprites?shape=square&scale=5&orientation=0", family="beta-vae", batch_size=32,
+                         hparams={"latent_dim": 3, "hidden": 32, "depth": 1, "backbone": "mlp"}, max_steps=8,
+                         device="cpu", threads=1, preview_every_s=3600.0, probe_every_s=0.001)
+    session = TrainingSession(config, parallel=parallel)
+    events = list(session.run())
+    print("RANK", json.dumps({"rank": parallel.rank, "finished": isinstance(events[-1], Finished), "step": session.step,
+                              "probes": sum(isinstance(e, DisentanglementProbe) for e in events),
+                              "history": sum(r.get("kind") == "probe" for r in session.history)}), flush=True)
+finally:
+    parallel.close()
+"""
+
+
+@pytest.mark.slow
+def test_only_rank_zero_runs_the_live_probe(tmp_path):
+    """The probe scores on rank 0 alone (the writer); the other rank trains on and meets it at the next all-reduce."""
+    script = tmp_path / "probe_run.py"
+    script.write_text(PROBE_RUN)
+    code, out, err = finish(torchrun(str(script)))
+    assert code == 0, err[-3000:]
+    ranks = {r["rank"]: r for r in (json.loads(line.split(" ", 1)[1]) for line in out.splitlines()
+                                    if line.startswith("RANK "))}
+    assert sorted(ranks) == [0, 1] and all(r["finished"] and r["step"] == 8 for r in ranks.values())
+    assert ranks[0]["probes"] >= 2 and ranks[0]["history"] == ranks[0]["probes"]  # the first step and the last
+    assert ranks[1]["probes"] == 0 and ranks[1]["history"] == 0
+
+
 def _ranks_with_tag(tag: str) -> dict[int, int]:
     ranks = {}
     for entry in Path("/proc").iterdir():

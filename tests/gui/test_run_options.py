@@ -1,4 +1,4 @@
-"""The Training dock's run options (precision, compile mode, deterministic) in the real window."""
+"""The Training dock's run options (precision, compile mode, memory format, deterministic) in the real window."""
 
 from __future__ import annotations
 
@@ -16,14 +16,17 @@ def test_dock_options_reach_the_config_and_back(main_window):
     options.precision_combo.setCurrentText("bf16")
     options.compile_combo.setCurrentText("reduce-overhead")
     options.deterministic_check.setChecked(True)
+    assert window.build_config().memory_format == "auto"
+    options.memory_format_combo.setCurrentText("channels_last")
     config = window.build_config()
-    assert (config.precision, config.compile, config.compile_mode, config.deterministic) == (
-        "bf16", True, "reduce-overhead", True)
+    assert (config.precision, config.compile, config.compile_mode, config.deterministic, config.memory_format) == (
+        "bf16", True, "reduce-overhead", True, "channels_last")
     window.fill_from_config(TrainConfig(dataset="digits", family="vae", precision="fp32", compile=False,
-                                        deterministic=False))
+                                        deterministic=False, memory_format="contiguous"))
     assert options.values() == {"precision": "fp32", "compile": False, "compile_mode": "default",
-                                "deterministic": False}
-    for widget in (options.precision_combo, options.compile_combo, options.deterministic_check):
+                                "memory_format": "contiguous", "deterministic": False}
+    for widget in (options.precision_combo, options.compile_combo, options.memory_format_combo,
+                   options.deterministic_check):
         assert widget.toolTip()
 
 
