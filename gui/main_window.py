@@ -23,18 +23,13 @@ from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QComboBox,
-    QDockWidget,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
-    QHBoxLayout,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QPushButton,
-    QScrollArea,
     QSpinBox,
     QTabWidget,
     QVBoxLayout,
@@ -42,18 +37,18 @@ from PySide6.QtWidgets import (
 )
 
 from engine.config import TrainConfig
-from engine.data import available_datasets
 from engine.errors import ConfigError
 from engine.events import EpochSummary, Failed, Finished, Paused, Preview, Resumed, StepMetrics
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
 from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, guard_singleton_refcounts
+from gui.docks import add_dock
+from gui.docks.data import DataDock
 from gui.examples_menu import build_examples_menu
 from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
 from gui.state import AppState, DatasetView, Job, OpenedCheckpoint
-from gui.widgets import ImageGrid
 from gui.widgets.banner import MessageBanner
 from gui.widgets.run_options import RunOptions
 from gui.widgets.welcome import install_welcome_card
@@ -73,7 +68,6 @@ APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds
 PANEL_IMPORT_DELAY_MS = 300
 RUN_LABEL_MAX_WIDTH = 260  # px: permanent status widgets leave room for messages
 STATUS_MESSAGE_CHARS = 120  # longer messages are in the banner; the status bar shows their start
-DOCK_MIN_WIDTH = 320
 
 # (module, class, tab title, objectName) of the exploration panels; a missing module shows a placeholder.
 PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
@@ -327,73 +321,13 @@ class MainWindow(QMainWindow):
         return widget
 
     def _build_docks(self) -> None:
-        self.data_dock = self._dock("Data", "dataDock", self._build_data_dock())
-        self.model_dock = self._dock("Model", "modelDock", self._build_model_dock())
-        self.training_dock = self._dock("Training", "trainingDock", self._build_training_dock())
+        self.data_settings = DataDock(self.state)
+        self.data_dock = add_dock(self, "Data", "dataDock", self.data_settings)
+        self.model_dock = add_dock(self, "Model", "modelDock", self._build_model_dock())
+        self.training_dock = add_dock(self, "Training", "trainingDock", self._build_training_dock())
         self.tabifyDockWidget(self.model_dock, self.training_dock)
         self.model_dock.raise_()
         self.resizeDocks([self.data_dock], [340], Qt.Orientation.Horizontal)
-
-    def _dock(self, title: str, name: str, body: QWidget) -> QDockWidget:
-        dock = QDockWidget(title, self)
-        dock.setObjectName(name)
-        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
-                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
-                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(body)
-        dock.setWidget(scroll)
-        dock.setMinimumWidth(DOCK_MIN_WIDTH)
-        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, dock)
-        return dock
-
-    def _build_data_dock(self) -> QWidget:
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        self.dataset_combo = QComboBox()
-        self.dataset_combo.setObjectName("datasetCombo")
-        self.dataset_combo.setEditable(True)
-        self.dataset_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.dataset_combo.setToolTip("A dataset name with options (e.g. dsprites?subset=20000, digits?size=16) "
-                                      "or a path to a file or folder of images")
-        for entry in available_datasets():
-            name = entry["name"]
-            status = entry.get("status", "")
-            self.dataset_combo.addItem(name if status != "missing" else f"{name} (missing)", name)
-            index = self.dataset_combo.count() - 1
-            tip = entry.get("description", "")
-            if entry.get("hint"):
-                tip += "\n" + entry["hint"]
-            self.dataset_combo.setItemData(index, tip, Qt.ItemDataRole.ToolTipRole)
-        self.dataset_combo.activated.connect(self._dataset_chosen)
-        self.dataset_combo.lineEdit().editingFinished.connect(self._dataset_edited)
-        layout.addWidget(self.dataset_combo)
-        buttons = QHBoxLayout()
-        open_file = QPushButton("Open file…")
-        open_file.setObjectName("openDatasetFileButton")
-        open_file.setToolTip(".npy / .npz arrays, IDX files or an image")
-        open_file.clicked.connect(self._open_dataset_file_dialog)
-        open_folder = QPushButton("Open folder…")
-        open_folder.setObjectName("openDatasetFolderButton")
-        open_folder.setToolTip("A folder of images (subfolders become labels)")
-        open_folder.clicked.connect(self._open_dataset_folder_dialog)
-        buttons.addWidget(open_file)
-        buttons.addWidget(open_folder)
-        layout.addLayout(buttons)
-        self.thumbnails = ImageGrid()
-        self.thumbnails.setObjectName("datasetThumbnails")
-        self.thumbnails.setMinimumHeight(90)
-        self.thumbnails.setMaximumHeight(120)
-        layout.addWidget(self.thumbnails)
-        self.dataset_summary = QLabel("no dataset loaded")
-        self.dataset_summary.setObjectName("datasetSummary")
-        self.dataset_summary.setWordWrap(True)
-        self.dataset_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        layout.addWidget(self.dataset_summary)
-        layout.addStretch(1)
-        return body
 
     def _build_model_dock(self) -> QWidget:
         body = QWidget()
@@ -626,13 +560,12 @@ class MainWindow(QMainWindow):
             self._select_family(family)
             self.hparam_form.set_values({k: v for k, v in FALLBACK_HPARAMS.items() if k in self.hparam_form.editors})
             self.batch_spin.setValue(FALLBACK_BATCH_SIZE)
-            self.dataset_combo.setEditText(DEFAULT_DATASET)
+            self.data_settings.set_spec(DEFAULT_DATASET)
         QTimer.singleShot(PANEL_IMPORT_DELAY_MS // 2, self._load_initial_dataset)
 
     def _load_initial_dataset(self) -> None:
         if self.dataset is None and not self.is_training and not self.state.is_busy("dataset"):
-            spec = self.dataset_combo.currentText()
-            self.state.load_dataset(spec, self.state.resolved_fallback(spec))
+            self.data_settings.open(self.data_settings.spec)
 
     # ================================================================================================
     # data, model and training docks
@@ -648,45 +581,16 @@ class MainWindow(QMainWindow):
         finally:
             self._configuring = False
 
-    def _dataset_chosen(self, index: int) -> None:
-        spec = self.dataset_combo.itemData(index) or self.dataset_combo.itemText(index)
-        self.dataset_combo.setEditText(spec)
-        self.open_dataset(spec, wait=False)
-
-    def _dataset_edited(self) -> None:
-        spec = self.dataset_combo.currentText().strip()
-        if spec and spec != self.dataset_spec and not self.state.is_busy("dataset"):
-            self.open_dataset(spec, wait=False)
-
-    def _open_dataset_file_dialog(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open dataset file", self._folder("data"),
-                                              "Datasets (*.npy *.npz *.gz *-ubyte *.png *.jpg);;All files (*)")
-        if path:
-            self._remember_folder("data", path)
-            self.open_dataset(path, wait=False)
-
-    def _open_dataset_folder_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Open a folder of images", self._folder("data"))
-        if path:
-            self._remember_folder("data", path)
-            self.open_dataset(path, wait=False)
-
     def open_dataset(self, spec: str, wait: bool = True) -> bool:
         """Load a dataset (name with options, or a path) for the next run, off the GUI thread; errors are shown,
         never raised. `wait`: keep the event loop turning until it is loaded and return whether it did."""
-        spec = str(spec).strip()
-        if not spec:
+        job = self.data_settings.open(spec)
+        if job is None:
             return False
-        self.dataset_combo.setEditText(spec)
-        job = self.state.load_dataset(spec, self.state.resolved_fallback(spec))
         return wait_for(job) if wait else True
 
     def _show_dataset(self, view: DatasetView) -> None:
-        """The state has a new dataset: thumbnails, summary, and a note when a fallback stands in."""
-        self.dataset_combo.setEditText(view.spec)
-        self.thumbnails.set_image(view.thumbnails)
-        note = f"<br><i>{view.note}</i>" if view.note else ""
-        self.dataset_summary.setText(view.summary_html + note)
+        """A new dataset (the Data dock shows it): a model explored so far belonged to the old one."""
         if not self.is_training and self.checkpoint_path is None:
             self.source.clear()
         self._update_actions()
@@ -733,7 +637,7 @@ class MainWindow(QMainWindow):
         self.threads_spin.setValue(config.threads)
         self.seed_spin.setValue(config.seed)
         self.run_options.set_from_config(config)
-        self.dataset_combo.setEditText(config.dataset)
+        self.data_settings.set_spec(config.dataset)
 
     def _family_chosen(self, index: int) -> None:
         self._select_family(self.family_combo.itemData(index))
@@ -750,7 +654,7 @@ class MainWindow(QMainWindow):
 
     def build_config(self) -> TrainConfig:
         """The run the docks describe (raises ConfigError with a clear cause)."""
-        spec = self.dataset_combo.currentText().strip() or self.dataset_spec
+        spec = self.data_settings.spec or self.dataset_spec
         base = self.preset_config
         fallback = self.state.resolved_fallback(spec)
         extra: dict[str, Any] = {}
@@ -1114,13 +1018,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(text.splitlines()[0][:STATUS_MESSAGE_CHARS], 8000)
 
     def _on_busy(self, text: str) -> None:
-        """What the job thread is doing, in the status bar; the Data dock says when its dataset is loading."""
+        """What the job thread is doing, in the status bar."""
         if text:
             self.statusBar().showMessage(text)
         elif self.statusBar().currentMessage().endswith("…"):
             self.statusBar().clearMessage()
-        if self.state.is_busy("dataset"):
-            self.dataset_summary.setText(f"<i>{self.state.busy['dataset']}</i>")
 
     def show_quick_start(self) -> QWidget:
         from gui.quick_start import show_quick_start

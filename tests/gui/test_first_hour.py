@@ -119,10 +119,10 @@ def test_choosing_a_preset_loads_what_this_machine_has(main_window, qtbot):
     assert not [m for m in window.messages if m[0] == "error"], window.messages
     expected = "mnist" if status.get("mnist") != "missing" else window.preset_config.fallback[0]
     assert window.dataset_spec.split("?")[0] == expected.split("?")[0]
-    assert window.dataset_combo.currentText() == window.dataset_spec
-    assert window.dataset.name in window.dataset_summary.text()
+    assert window.data_settings.dataset_combo.currentText() == window.dataset_spec
+    assert window.dataset.name in window.data_settings.dataset_summary.text()
     if expected != "mnist":
-        assert "will be trained instead" in window.dataset_summary.text()
+        assert "will be trained instead" in window.data_settings.dataset_summary.text()
     config = window.build_config()
     assert config.dataset == window.dataset_spec and config.family == "cvae"
 

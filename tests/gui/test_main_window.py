@@ -49,7 +49,7 @@ def test_default_window_is_ready_to_train_dsprites(main_window):
     assert window.findChild(QPushButton, "startButton").isEnabled()
     assert not window.findChild(QPushButton, "pauseButton").isEnabled()
     assert window.dataset is not None and window.dataset.name == "dsprites", window.messages
-    assert window.thumbnails.image() is not None
+    assert window.data_settings.thumbnails.image() is not None
     assert window.hparam_form.family == "beta-tcvae"  # the dsprites-disentangle preset
     beta_editor = window.hparam_form.editors["beta"]
     assert "β" in beta_editor.toolTip() and "range" in beta_editor.toolTip()
