@@ -72,8 +72,8 @@ def in_app_run(app: QApplication, window, seconds: float, threads: int) -> tuple
 
     window.ask_save_on_close = lambda: QMessageBox.StandardButton.Discard
     window.open_dataset(recipe_config(threads).dataset) or window.open_dataset("mnist-sample")
-    window._select_family("vae")
-    window.hparam_form.set_values(RECIPE)
+    window.model_settings.select_family("vae")
+    window.model_settings.hparam_form.set_values(RECIPE)
     window.batch_spin.setValue(128)
     window.lr_spin.setValue(1e-3)
     window.epochs_spin.setValue(100_000)

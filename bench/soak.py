@@ -65,8 +65,9 @@ def main() -> int:
     if not window.open_dataset(args.dataset):
         print(f"{args.dataset} is not available here; using digits", flush=True)
         assert window.open_dataset("digits"), window.messages
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10, "beta": 4.0})
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10,
+                                                  "beta": 4.0})
     window.batch_spin.setValue(64)
     window.epochs_spin.setValue(100_000)
     window.max_steps_spin.setValue(0)

@@ -44,8 +44,8 @@ from engine.probe import unavailable_reason
 from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, guard_singleton_refcounts
 from gui.docks import add_dock
 from gui.docks.data import DataDock
+from gui.docks.model import ModelDock, presets_module
 from gui.examples_menu import build_examples_menu
-from gui.forms import HParamForm
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
 from gui.state import AppState, DatasetView, Job, OpenedCheckpoint
@@ -90,13 +90,6 @@ def runs_root() -> Path:
         return Path(env)
     base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
     return Path(base or Path.home()) / "latent-explorer" / "runs"
-
-
-def _presets_module() -> Any:
-    try:
-        return importlib.import_module("engine.presets")
-    except ModuleNotFoundError:
-        return None
 
 
 def completed_epochs(epochs: int) -> str:
@@ -162,7 +155,7 @@ class MainWindow(QMainWindow):
         self._restore_settings()
         self._apply_initial_preset()
         self._configure_idle_live_controls()
-        self.hparam_form.family_changed.connect(self._configure_idle_live_controls)
+        self.model_settings.hparam_form.family_changed.connect(self._configure_idle_live_controls)
         self.state.message.connect(self._on_state_message)
         self.state.dataset_changed.connect(self._show_dataset)
         self.state.checkpoint_opened.connect(self._show_opened_checkpoint)
@@ -323,60 +316,13 @@ class MainWindow(QMainWindow):
     def _build_docks(self) -> None:
         self.data_settings = DataDock(self.state)
         self.data_dock = add_dock(self, "Data", "dataDock", self.data_settings)
-        self.model_dock = add_dock(self, "Model", "modelDock", self._build_model_dock())
+        self.model_settings = ModelDock(self.state)
+        self.model_settings.preset_chosen.connect(self.apply_preset)
+        self.model_dock = add_dock(self, "Model", "modelDock", self.model_settings)
         self.training_dock = add_dock(self, "Training", "trainingDock", self._build_training_dock())
         self.tabifyDockWidget(self.model_dock, self.training_dock)
         self.model_dock.raise_()
         self.resizeDocks([self.data_dock], [340], Qt.Orientation.Horizontal)
-
-    def _build_model_dock(self) -> QWidget:
-        body = QWidget()
-        layout = QVBoxLayout(body)
-        form = QFormLayout()
-        self.preset_combo = QComboBox()
-        self.preset_combo.setObjectName("presetCombo")
-        self.preset_combo.addItem("(custom)", "")
-        for name, description in self._preset_entries():
-            self.preset_combo.addItem(name, name)
-            if description:
-                self.preset_combo.setItemData(self.preset_combo.count() - 1, description, Qt.ItemDataRole.ToolTipRole)
-        self.preset_combo.activated.connect(self._preset_chosen)
-        form.addRow("Preset", self.preset_combo)
-        self.family_combo = QComboBox()
-        self.family_combo.setObjectName("familyCombo")
-        for name, cls in families().items():
-            self.family_combo.addItem(f"{name} — {cls.title}" if cls.title else name, name)
-            self.family_combo.setItemData(self.family_combo.count() - 1, cls.formula, Qt.ItemDataRole.ToolTipRole)
-        self.family_combo.activated.connect(self._family_chosen)
-        for combo in (self.preset_combo, self.family_combo):  # long names must not widen the dock: elide, full popup
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(14)
-            combo.view().setMinimumWidth(combo.view().sizeHintForColumn(0) + 24)
-        form.addRow("Family", self.family_combo)
-        layout.addLayout(form)
-        self.hparam_form = HParamForm(self.family_combo.currentData())
-        self.hparam_form.setObjectName("hparamForm")
-        layout.addWidget(self.hparam_form)
-        layout.addStretch(1)
-        return body
-
-    def _preset_entries(self) -> list[tuple[str, str]]:
-        """(name, description) of every preset; a broken presets folder is reported, not fatal."""
-        presets = _presets_module()
-        if presets is None:
-            return []
-        try:
-            entries = presets.list_presets()
-        except Exception as exc:
-            self.messages.append(("warning", f"Could not list presets: {exc}"))
-            return []
-        out = []
-        for entry in entries:
-            if isinstance(entry, str):
-                out.append((entry, ""))
-            elif isinstance(entry, tuple | list) and entry:
-                out.append((str(entry[0]), str(entry[1]) if len(entry) > 1 else ""))
-        return out
 
     def _build_training_dock(self) -> QWidget:
         body = QWidget()
@@ -550,15 +496,15 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _checked=False, p=path: self.open_checkpoint(p, wait=False))
 
     def _apply_initial_preset(self) -> None:
-        presets = _presets_module()
-        index = self.preset_combo.findData(DEFAULT_PRESET)
-        if presets is not None and index >= 0:
-            self.preset_combo.setCurrentIndex(index)
+        presets = presets_module()
+        if presets is not None and self.model_settings.has_preset(DEFAULT_PRESET):
+            self.model_settings.show_preset(DEFAULT_PRESET)
             self.apply_preset(DEFAULT_PRESET, load_data=False, wait=False)
         else:
-            family = "beta-vae" if "beta-vae" in families() else self.family_combo.currentData()
-            self._select_family(family)
-            self.hparam_form.set_values({k: v for k, v in FALLBACK_HPARAMS.items() if k in self.hparam_form.editors})
+            family = "beta-vae" if "beta-vae" in families() else self.model_settings.family_combo.currentData()
+            self.model_settings.select_family(family)
+            form = self.model_settings.hparam_form
+            form.set_values({k: v for k, v in FALLBACK_HPARAMS.items() if k in form.editors})
             self.batch_spin.setValue(FALLBACK_BATCH_SIZE)
             self.data_settings.set_spec(DEFAULT_DATASET)
         QTimer.singleShot(PANEL_IMPORT_DELAY_MS // 2, self._load_initial_dataset)
@@ -572,12 +518,13 @@ class MainWindow(QMainWindow):
     # ================================================================================================
     def _configure_idle_live_controls(self) -> None:
         """Before a run the live sliders edit the docks' values (and show what can change mid-run)."""
-        if self.is_training or self.hparam_form.family is None or self._configuring:
+        form = self.model_settings.hparam_form
+        if self.is_training or form.family is None or self._configuring:
             return
         self._configuring = True
         try:
-            self.training_panel.configure_live_controls(model_class(self.hparam_form.family),
-                                                        self.hparam_form.raw_values(), float(self.lr_spin.value()))
+            self.training_panel.configure_live_controls(model_class(form.family), form.raw_values(),
+                                                        float(self.lr_spin.value()))
         finally:
             self._configuring = False
 
@@ -595,15 +542,10 @@ class MainWindow(QMainWindow):
             self.source.clear()
         self._update_actions()
 
-    def _preset_chosen(self, index: int) -> None:
-        name = self.preset_combo.itemData(index)
-        if name:
-            self.apply_preset(name)
-
     def apply_preset(self, name: str, load_data: bool = True, wait: bool = True) -> bool:
         """Fill every dock from a preset (dataset, family, hyperparameters, training settings); its dataset — or
         the first fallback this machine has — loads off the GUI thread, so the Data dock shows what will train."""
-        presets = _presets_module()
+        presets = presets_module()
         if presets is None:
             self.show_message("No presets are available in this build.", "warning")
             return False
@@ -614,9 +556,7 @@ class MainWindow(QMainWindow):
             return False
         self.state.preset_config = config
         self.fill_from_config(config)
-        index = self.preset_combo.findData(name)
-        if index >= 0:
-            self.preset_combo.setCurrentIndex(index)
+        self.model_settings.show_preset(name)
         if load_data:
             job = self.state.load_dataset(config.dataset, list(config.fallback))
             if wait:
@@ -624,10 +564,7 @@ class MainWindow(QMainWindow):
         return True
 
     def fill_from_config(self, config: TrainConfig) -> None:
-        self._select_family(config.family)
-        unknown = self.hparam_form.set_values(config.hparams)
-        if unknown:
-            self.show_message(f"Ignored hyperparameters {', '.join(unknown)} unknown to {config.family}", "warning")
+        self.model_settings.fill(config.family, config.hparams)
         self.epochs_spin.setValue(config.epochs)
         self.max_steps_spin.setValue(config.max_steps or 0)
         self.batch_spin.setValue(config.batch_size)
@@ -639,22 +576,10 @@ class MainWindow(QMainWindow):
         self.run_options.set_from_config(config)
         self.data_settings.set_spec(config.dataset)
 
-    def _family_chosen(self, index: int) -> None:
-        self._select_family(self.family_combo.itemData(index))
-        self.preset_combo.setCurrentIndex(0)
-
-    def _select_family(self, family: str) -> None:
-        index = self.family_combo.findData(family)
-        if index < 0:
-            self.show_message(f"Unknown model family {family!r}", "error")
-            return
-        self.family_combo.setCurrentIndex(index)
-        if self.hparam_form.family != family:
-            self.hparam_form.set_family(family)
-
     def build_config(self) -> TrainConfig:
         """The run the docks describe (raises ConfigError with a clear cause)."""
         spec = self.data_settings.spec or self.dataset_spec
+        form = self.model_settings.hparam_form
         base = self.preset_config
         fallback = self.state.resolved_fallback(spec)
         extra: dict[str, Any] = {}
@@ -664,9 +589,9 @@ class MainWindow(QMainWindow):
         out_dir = None
         if self.save_runs_check.isChecked():
             stamp = time.strftime("%Y%m%d-%H%M%S")
-            out_dir = str(runs_root() / f"{stamp}-{self.hparam_form.family}")
+            out_dir = str(runs_root() / f"{stamp}-{form.family}")
         return TrainConfig(
-            dataset=spec, family=self.hparam_form.family or "", hparams=self.hparam_form.changed_from_defaults(),
+            dataset=spec, family=form.family or "", hparams=form.changed_from_defaults(),
             epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
             batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
             device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
@@ -801,8 +726,8 @@ class MainWindow(QMainWindow):
     def _write_dock_value(self, name: str, value: float) -> None:
         if name == "lr":
             self.lr_spin.setValue(value)
-        elif name in self.hparam_form.editors:
-            self.hparam_form.set_values({name: value})
+        elif name in self.model_settings.hparam_form.editors:
+            self.model_settings.hparam_form.set_values({name: value})
 
     # --- worker signals (all emitted on the GUI thread) ----------------------------------------------
     def _on_metrics(self, batch: list[StepMetrics]) -> None:
@@ -904,7 +829,7 @@ class MainWindow(QMainWindow):
         """The state loaded a checkpoint (job thread): fill the docks, curves, previews; hand the model to panels."""
         loaded, path = opened.loaded, opened.path
         config: TrainConfig = loaded.config
-        self.preset_combo.setCurrentIndex(0)
+        self.model_settings.show_preset(None)
         self.fill_from_config(config)
         dataset = self.dataset if opened.dataset_view is not None or self.dataset_spec == config.dataset else None
         self.training_panel.reset(config.max_steps)
@@ -1122,7 +1047,7 @@ class MainWindow(QMainWindow):
     def _update_actions(self) -> None:
         training = self.is_training
         busy = training or self.is_preparing
-        can_start = not busy and self.hparam_form.family is not None
+        can_start = not busy and self.model_settings.hparam_form.family is not None
         if not training:
             self.training_panel.set_state("preparing" if self.is_preparing else "idle", can_start=can_start)
         self.start_action.setEnabled(can_start)

@@ -97,8 +97,8 @@ def test_datasets_checkpoints_and_sessions_load_off_the_gui_thread(main_window, 
 
     monkeypatch.setattr(engine.training.TrainingSession, "__init__", session_init)
     assert window.open_dataset("digits")
-    window._select_family("ae")
-    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.model_settings.select_family("ae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
     window.max_steps_spin.setValue(5)
     window.save_runs_check.setChecked(False)
     window.threads_spin.setValue(1)
@@ -312,9 +312,9 @@ def test_small_truths_while_training(main_window, qtbot):
     """Paused shows no speed or ETA; the Model dock follows a live β change; the traversal base is outlined."""
     window = main_window
     assert window.open_dataset("digits")
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 4.0,
-                                   "beta_start": 4.0, "warmup_steps": 0})
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
+                                                  "beta": 4.0, "beta_start": 4.0, "warmup_steps": 0})
     window.epochs_spin.setValue(1000)
     window.save_runs_check.setChecked(False)
     window.threads_spin.setValue(1)
@@ -323,7 +323,7 @@ def test_small_truths_while_training(main_window, qtbot):
     qtbot.waitUntil(lambda: panel.last_metrics is not None, timeout=20_000)
     qtbot.waitUntil(lambda: not panel.curves.empty_hint.isVisible(), timeout=5_000)  # the curves replace it
     window.set_live_value("beta", 12.0)
-    assert window.hparam_form.raw_values()["beta"] == pytest.approx(12.0)
+    assert window.model_settings.hparam_form.raw_values()["beta"] == pytest.approx(12.0)
     window.toggle_pause()
     qtbot.waitUntil(lambda: window.paused_event is not None, timeout=10_000)
     text = panel.progress.format()
@@ -332,7 +332,7 @@ def test_small_truths_while_training(main_window, qtbot):
     window.stop_training()
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.source.has_model
-    window._select_family("cvae")
+    window.model_settings.select_family("cvae")
     window._configure_idle_live_controls()
     assert panel.in_force_label.text() == ""  # no β of the last run under a CVAE
     traversal = window.panels["traversalPanel"]
