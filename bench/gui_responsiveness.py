@@ -74,12 +74,12 @@ def in_app_run(app: QApplication, window, seconds: float, threads: int) -> tuple
     window.open_dataset(recipe_config(threads).dataset) or window.open_dataset("mnist-sample")
     window.model_settings.select_family("vae")
     window.model_settings.hparam_form.set_values(RECIPE)
-    window.batch_spin.setValue(128)
-    window.lr_spin.setValue(1e-3)
-    window.epochs_spin.setValue(100_000)
-    window.max_steps_spin.setValue(0)
-    window.threads_spin.setValue(threads)
-    window.save_runs_check.setChecked(False)
+    window.training_settings.batch_spin.setValue(128)
+    window.training_settings.lr_spin.setValue(1e-3)
+    window.training_settings.epochs_spin.setValue(100_000)
+    window.training_settings.max_steps_spin.setValue(0)
+    window.training_settings.threads_spin.setValue(threads)
+    window.training_settings.save_runs_check.setChecked(False)
     if not window.start_training():
         raise RuntimeError(f"could not start: {window.messages}")
     gaps: list[float] = []
@@ -180,7 +180,7 @@ def actions(app: QApplication, folder: Path) -> int:
     window.apply_preset("mnist-cvae", wait=False)
     spin(app, 20.0, lambda: not window.state.busy)
     measured["preset"] = gaps.worst
-    window.save_runs_check.setChecked(False)
+    window.training_settings.save_runs_check.setChecked(False)
     gaps.reset()
     window.start_training(wait=False)
     spin(app, 30.0, lambda: window.training_panel.last_metrics is not None)

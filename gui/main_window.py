@@ -21,16 +21,11 @@ from PySide6.QtCore import QEventLoop, QObject, QSettings, QStandardPaths, Qt, Q
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
-    QCheckBox,
-    QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
-    QFormLayout,
     QLabel,
     QMainWindow,
     QMenu,
     QMessageBox,
-    QSpinBox,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -45,12 +40,12 @@ from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, guard
 from gui.docks import add_dock
 from gui.docks.data import DataDock
 from gui.docks.model import ModelDock, presets_module
+from gui.docks.training import TrainingDock
 from gui.examples_menu import build_examples_menu
 from gui.model_source import ModelSource
 from gui.panels.training import TrainingPanel
 from gui.state import AppState, DatasetView, Job, OpenedCheckpoint
 from gui.widgets.banner import MessageBanner
-from gui.widgets.run_options import RunOptions
 from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
@@ -319,64 +314,11 @@ class MainWindow(QMainWindow):
         self.model_settings = ModelDock(self.state)
         self.model_settings.preset_chosen.connect(self.apply_preset)
         self.model_dock = add_dock(self, "Model", "modelDock", self.model_settings)
-        self.training_dock = add_dock(self, "Training", "trainingDock", self._build_training_dock())
+        self.training_settings = TrainingDock()
+        self.training_dock = add_dock(self, "Training", "trainingDock", self.training_settings)
         self.tabifyDockWidget(self.model_dock, self.training_dock)
         self.model_dock.raise_()
         self.resizeDocks([self.data_dock], [340], Qt.Orientation.Horizontal)
-
-    def _build_training_dock(self) -> QWidget:
-        body = QWidget()
-        form = QFormLayout(body)
-        self.epochs_spin = QSpinBox()
-        self.epochs_spin.setObjectName("epochsSpin")
-        self.epochs_spin.setRange(1, 100_000)
-        self.epochs_spin.setValue(10)
-        self.max_steps_spin = QSpinBox()
-        self.max_steps_spin.setObjectName("maxStepsSpin")
-        self.max_steps_spin.setRange(0, 1_000_000_000)
-        self.max_steps_spin.setSpecialValueText("— (use epochs)")
-        self.max_steps_spin.setToolTip("Stop after this many optimiser steps; overrides epochs when set")
-        self.batch_spin = QSpinBox()
-        self.batch_spin.setObjectName("batchSizeSpin")
-        self.batch_spin.setRange(1, 65_536)
-        self.batch_spin.setValue(128)
-        self.lr_spin = QDoubleSpinBox()
-        self.lr_spin.setObjectName("lrSpin")
-        self.lr_spin.setDecimals(6)
-        self.lr_spin.setRange(1e-6, 1.0)
-        self.lr_spin.setStepType(QDoubleSpinBox.StepType.AdaptiveDecimalStepType)
-        self.lr_spin.setValue(1e-3)
-        self.device_combo = QComboBox()
-        self.device_combo.setObjectName("deviceCombo")
-        devices = ["auto", "cpu"]
-        if torch.cuda.is_available():
-            devices += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            devices.append("mps")
-        self.device_combo.addItems(devices)
-        self.threads_spin = QSpinBox()
-        self.threads_spin.setObjectName("threadsSpin")
-        self.threads_spin.setRange(0, 256)
-        self.threads_spin.setSpecialValueText("app default")
-        self.threads_spin.setToolTip("torch intra-op threads; the app default leaves one core to the window")
-        self.seed_spin = QSpinBox()
-        self.seed_spin.setObjectName("seedSpin")
-        self.seed_spin.setRange(0, 2**31 - 1)
-        self.save_runs_check = QCheckBox("Write a run folder")
-        self.save_runs_check.setObjectName("saveRunsCheck")
-        self.save_runs_check.setChecked(True)
-        self.save_runs_check.setToolTip("config.toml, metrics.jsonl, previews and the final checkpoint")
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Max steps", self.max_steps_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Device", self.device_combo)
-        form.addRow("Threads", self.threads_spin)
-        form.addRow("Seed", self.seed_spin)
-        self.run_options = RunOptions(body)
-        self.run_options.add_rows(form)
-        form.addRow(self.save_runs_check)
-        return body
 
     def _build_menus(self) -> None:
         menu = self.menuBar()
@@ -505,7 +447,7 @@ class MainWindow(QMainWindow):
             self.model_settings.select_family(family)
             form = self.model_settings.hparam_form
             form.set_values({k: v for k, v in FALLBACK_HPARAMS.items() if k in form.editors})
-            self.batch_spin.setValue(FALLBACK_BATCH_SIZE)
+            self.training_settings.batch_spin.setValue(FALLBACK_BATCH_SIZE)
             self.data_settings.set_spec(DEFAULT_DATASET)
         QTimer.singleShot(PANEL_IMPORT_DELAY_MS // 2, self._load_initial_dataset)
 
@@ -524,7 +466,7 @@ class MainWindow(QMainWindow):
         self._configuring = True
         try:
             self.training_panel.configure_live_controls(model_class(form.family), form.raw_values(),
-                                                        float(self.lr_spin.value()))
+                                                        self.training_settings.lr)
         finally:
             self._configuring = False
 
@@ -565,15 +507,7 @@ class MainWindow(QMainWindow):
 
     def fill_from_config(self, config: TrainConfig) -> None:
         self.model_settings.fill(config.family, config.hparams)
-        self.epochs_spin.setValue(config.epochs)
-        self.max_steps_spin.setValue(config.max_steps or 0)
-        self.batch_spin.setValue(config.batch_size)
-        self.lr_spin.setValue(config.lr)
-        device_index = self.device_combo.findText(config.device)
-        self.device_combo.setCurrentIndex(max(device_index, 0))
-        self.threads_spin.setValue(config.threads)
-        self.seed_spin.setValue(config.seed)
-        self.run_options.set_from_config(config)
+        self.training_settings.fill(config)
         self.data_settings.set_spec(config.dataset)
 
     def build_config(self) -> TrainConfig:
@@ -587,15 +521,12 @@ class MainWindow(QMainWindow):
             extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
                      "weight_decay": base.weight_decay, "description": base.description}
         out_dir = None
-        if self.save_runs_check.isChecked():
+        if self.training_settings.writes_run_folder:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out_dir = str(runs_root() / f"{stamp}-{form.family}")
         return TrainConfig(
-            dataset=spec, family=form.family or "", hparams=form.changed_from_defaults(),
-            epochs=self.epochs_spin.value(), max_steps=self.max_steps_spin.value() or None,
-            batch_size=self.batch_spin.value(), lr=float(self.lr_spin.value()), seed=self.seed_spin.value(),
-            device=self.device_combo.currentText(), threads=self.threads_spin.value(), out_dir=out_dir,
-            fallback=fallback, probe_every_s=APP_PROBE_EVERY_S, **self.run_options.values(), **extra)
+            dataset=spec, family=form.family or "", hparams=form.changed_from_defaults(), out_dir=out_dir,
+            fallback=fallback, probe_every_s=APP_PROBE_EVERY_S, **self.training_settings.settings(), **extra)
 
     # ================================================================================================
     # running
@@ -633,13 +564,7 @@ class MainWindow(QMainWindow):
     def _continue_overrides(self) -> dict[str, Any]:
         """Continuing trains the dock's epochs (or max steps) *more* than the checkpoint already has."""
         step, epoch = self.state.checkpoint_position
-        more_steps = self.max_steps_spin.value()
-        if more_steps:
-            return {"max_steps": step + more_steps, "threads": self.threads_spin.value(),
-                    "device": self.device_combo.currentText(), "probe_every_s": APP_PROBE_EVERY_S}
-        return {"epochs": min(epoch + self.epochs_spin.value(), 100_000), "max_steps": None,
-                "threads": self.threads_spin.value(), "device": self.device_combo.currentText(),
-                "probe_every_s": APP_PROBE_EVERY_S}
+        return {**self.training_settings.continue_overrides(step, epoch), "probe_every_s": APP_PROBE_EVERY_S}
 
     def _on_session_ready(self, session: Any, continuing: bool) -> None:
         if not self._closed:
@@ -725,7 +650,7 @@ class MainWindow(QMainWindow):
 
     def _write_dock_value(self, name: str, value: float) -> None:
         if name == "lr":
-            self.lr_spin.setValue(value)
+            self.training_settings.lr_spin.setValue(value)
         elif name in self.model_settings.hparam_form.editors:
             self.model_settings.hparam_form.set_values({name: value})
 

@@ -99,9 +99,9 @@ def test_datasets_checkpoints_and_sessions_load_off_the_gui_thread(main_window, 
     assert window.open_dataset("digits")
     window.model_settings.select_family("ae")
     window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
-    window.max_steps_spin.setValue(5)
-    window.save_runs_check.setChecked(False)
-    window.threads_spin.setValue(1)
+    window.training_settings.max_steps_spin.setValue(5)
+    window.training_settings.save_runs_check.setChecked(False)
+    window.training_settings.threads_spin.setValue(1)
     assert window.start_training(), window.messages
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.open_checkpoint(tiny_checkpoint), window.messages
@@ -315,9 +315,9 @@ def test_small_truths_while_training(main_window, qtbot):
     window.model_settings.select_family("beta-vae")
     window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
                                                   "beta": 4.0, "beta_start": 4.0, "warmup_steps": 0})
-    window.epochs_spin.setValue(1000)
-    window.save_runs_check.setChecked(False)
-    window.threads_spin.setValue(1)
+    window.training_settings.epochs_spin.setValue(1000)
+    window.training_settings.save_runs_check.setChecked(False)
+    window.training_settings.threads_spin.setValue(1)
     assert window.start_training(), window.messages
     panel = window.training_panel
     qtbot.waitUntil(lambda: panel.last_metrics is not None, timeout=20_000)

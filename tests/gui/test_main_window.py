@@ -24,11 +24,11 @@ def use_tiny_setup(window, qtbot, epochs: int = 1000, max_steps: int = 0, save_r
     window.model_settings.select_family("beta-vae")
     window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
                                                   "beta": 2.0, "beta_start": 2.0, "warmup_steps": 0})
-    window.batch_spin.setValue(64)
-    window.epochs_spin.setValue(epochs)
-    window.max_steps_spin.setValue(max_steps)
-    window.save_runs_check.setChecked(save_runs)
-    window.threads_spin.setValue(1)
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.epochs_spin.setValue(epochs)
+    window.training_settings.max_steps_spin.setValue(max_steps)
+    window.training_settings.save_runs_check.setChecked(save_runs)
+    window.training_settings.threads_spin.setValue(1)
     window._configure_idle_live_controls()
 
 
@@ -135,7 +135,7 @@ def test_open_checkpoint_shows_its_curves_and_continues(main_window, qtbot, tiny
     assert str(path.resolve()) in window.recent_runs()
     assert panel.start_button.text() == "Continue"
 
-    window.max_steps_spin.setValue(10)  # ten more steps
+    window.training_settings.max_steps_spin.setValue(10)  # ten more steps
     start(window, qtbot)
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.finished_event is not None, window.messages

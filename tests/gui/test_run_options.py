@@ -32,9 +32,9 @@ def test_a_bf16_run_from_the_dock_trains(main_window, qtbot):
     assert window.open_dataset("digits")
     window.model_settings.select_family("vae")
     window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
-    window.max_steps_spin.setValue(30)
-    window.batch_spin.setValue(64)
-    window.save_runs_check.setChecked(False)
+    window.training_settings.max_steps_spin.setValue(30)
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.save_runs_check.setChecked(False)
     window.findChild(RunOptions).precision_combo.setCurrentText("bf16")
     assert window.start_training(), window.messages
     qtbot.waitUntil(lambda: window.finished_event is not None, timeout=60_000)
