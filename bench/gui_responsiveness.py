@@ -171,7 +171,7 @@ def actions(app: QApplication, folder: Path) -> int:
     window.show()
     gaps.reset()
     measured: dict[str, float] = {}
-    spin(app, 8.0, lambda: not window._pending_panels and window.dataset is not None)
+    spin(app, 8.0, lambda: not window.tabs.pending and window.dataset is not None)
     measured["launch"] = gaps.worst
     gaps.reset()
     spin(app, 3.0)

@@ -349,7 +349,7 @@ def test_a_panel_built_after_a_checkpoint_was_opened_shows_its_model(qtbot, tiny
     qtbot.addWidget(window)
     window.show()
     assert window.open_checkpoint(tiny_checkpoint), window.messages
-    qtbot.waitUntil(lambda: not window._pending_panels, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.tabs.pending, timeout=30_000)
     traversal = window.panels["traversalPanel"]
     assert traversal.stack.currentWidget() is traversal.content
     window.close()
