@@ -32,6 +32,7 @@ class FactorAxis(pg.AxisItem):
 
     def __init__(self, orientation: str = "bottom", **kwargs) -> None:
         super().__init__(orientation, **kwargs)
+        self.setStyle(autoReduceTextSpace=False)  # an empty axis (no factors yet) must not shrink below its labels
         self.names: list[str] = []
         self.labels: list[str] = []
 
