@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -78,6 +79,7 @@ class EvaluationPanel(PanelBase):
         self.computed_step: int | None = None
         self.custom_sizes: MetricSizes | None = None
         self._build()
+        self._show_model_page()
         self.progress_changed.connect(self._on_progress)
 
     # --- widgets -------------------------------------------------------------------------------------
@@ -88,7 +90,16 @@ class EvaluationPanel(PanelBase):
         self.tabs.setDocumentMode(True)
         root.addWidget(self.tabs)
         page = QWidget()
-        self.tabs.addTab(page, "This model")
+        # Without a model only "This model" is empty: a sweep trains its own runs, so its tab always works.
+        self.model_empty = QLabel(self.empty_text + "\n\nA β sweep (the Sweep tab) trains its own runs.")
+        self.model_empty.setObjectName("evaluationEmptyState")
+        self.model_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_empty.setWordWrap(True)
+        self.model_stack = QStackedWidget()
+        self.model_stack.addWidget(self.model_empty)
+        self.model_stack.addWidget(page)
+        self.model_page = page
+        self.tabs.addTab(self.model_stack, "This model")
         self._sweep_panel: SweepPanel | None = None  # built when first shown (it costs ~50 ms of GUI time)
         self.tabs.addTab(QWidget(), "Sweep")
         self.tabs.currentChanged.connect(self._sub_tab_shown)
@@ -232,6 +243,16 @@ class EvaluationPanel(PanelBase):
         return provide
 
     # --- model changes -------------------------------------------------------------------------------
+    def _on_source_changed(self) -> None:
+        super()._on_source_changed()
+        self._show_model_page()
+
+    def _show_model_page(self) -> None:
+        """The sub-tabs always show; "This model" says what to do while there is no model."""
+        has_model = self.source.has_model and self.source.dataset is not None
+        self.stack.setCurrentWidget(self.content)
+        self.model_stack.setCurrentWidget(self.model_page if has_model else self.model_empty)
+
     def rebuild(self) -> None:
         """A different model or dataset: clear the results (they belong to the old one) and say what is possible."""
         self._cancel.set()

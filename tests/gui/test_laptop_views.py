@@ -135,3 +135,14 @@ def test_the_evaluation_heatmap_says_what_will_appear_before_compute(main_window
     hint = evaluation.heat_hint
     assert "Compute" in hint.toPlainText() and "mutual information" in hint.toPlainText()
     assert isinstance(evaluation.factor_axis, pg.AxisItem)
+
+
+def test_the_sweep_tab_works_before_any_model_exists(main_window, qtbot):
+    """A sweep trains its own runs: without a model only "This model" shows the empty state."""
+    evaluation = main_window.panels["evaluationPanel"]
+    main_window.tabs.setCurrentWidget(evaluation)
+    assert not main_window.source.has_model
+    assert evaluation.stack.currentWidget() is evaluation.content and evaluation.tabs.isVisible()
+    assert evaluation.model_stack.currentWidget() is evaluation.model_empty
+    evaluation.tabs.setCurrentIndex(1)
+    assert evaluation.sweep_panel.isVisible() and evaluation.sweep_panel.start_button.isEnabled()
