@@ -72,14 +72,14 @@ def in_app_run(app: QApplication, window, seconds: float, threads: int) -> tuple
 
     window.ask_save_on_close = lambda: QMessageBox.StandardButton.Discard
     window.open_dataset(recipe_config(threads).dataset) or window.open_dataset("mnist-sample")
-    window._select_family("vae")
-    window.hparam_form.set_values(RECIPE)
-    window.batch_spin.setValue(128)
-    window.lr_spin.setValue(1e-3)
-    window.epochs_spin.setValue(100_000)
-    window.max_steps_spin.setValue(0)
-    window.threads_spin.setValue(threads)
-    window.save_runs_check.setChecked(False)
+    window.model_settings.select_family("vae")
+    window.model_settings.hparam_form.set_values(RECIPE)
+    window.training_settings.batch_spin.setValue(128)
+    window.training_settings.lr_spin.setValue(1e-3)
+    window.training_settings.epochs_spin.setValue(100_000)
+    window.training_settings.max_steps_spin.setValue(0)
+    window.training_settings.threads_spin.setValue(threads)
+    window.training_settings.save_runs_check.setChecked(False)
     if not window.start_training():
         raise RuntimeError(f"could not start: {window.messages}")
     gaps: list[float] = []
@@ -171,7 +171,7 @@ def actions(app: QApplication, folder: Path) -> int:
     window.show()
     gaps.reset()
     measured: dict[str, float] = {}
-    spin(app, 8.0, lambda: not window._pending_panels and window.dataset is not None)
+    spin(app, 8.0, lambda: not window.tabs.pending and window.dataset is not None)
     measured["launch"] = gaps.worst
     gaps.reset()
     spin(app, 3.0)
@@ -180,7 +180,7 @@ def actions(app: QApplication, folder: Path) -> int:
     window.apply_preset("mnist-cvae", wait=False)
     spin(app, 20.0, lambda: not window.state.busy)
     measured["preset"] = gaps.worst
-    window.save_runs_check.setChecked(False)
+    window.training_settings.save_runs_check.setChecked(False)
     gaps.reset()
     window.start_training(wait=False)
     spin(app, 30.0, lambda: window.training_panel.last_metrics is not None)

@@ -65,12 +65,13 @@ def main() -> int:
     if not window.open_dataset(args.dataset):
         print(f"{args.dataset} is not available here; using digits", flush=True)
         assert window.open_dataset("digits"), window.messages
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10, "beta": 4.0})
-    window.batch_spin.setValue(64)
-    window.epochs_spin.setValue(100_000)
-    window.max_steps_spin.setValue(0)
-    window.save_runs_check.setChecked(True)
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10,
+                                                  "beta": 4.0})
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.epochs_spin.setValue(100_000)
+    window.training_settings.max_steps_spin.setValue(0)
+    window.training_settings.save_runs_check.setChecked(True)
     window._configure_idle_live_controls()
     window.ask_save_on_close = lambda: QMessageBox.StandardButton.Discard  # Qt 6's quit() closes the window
     assert window.start_training(), window.messages

@@ -39,6 +39,27 @@ def remember_export_folder(path: str | Path) -> None:
     settings.sync()
 
 
+def clamp_to_screen(window: Any) -> None:
+    """Keep a window inside the screen it is on (a geometry saved on a larger monitor must not run off)."""
+    from PySide6.QtWidgets import QApplication
+
+    screen = window.screen() or QApplication.primaryScreen()
+    if screen is None:
+        return
+    available = screen.availableGeometry()
+    frame = window.frameGeometry()
+    extra_w, extra_h = frame.width() - window.width(), frame.height() - window.height()
+    width = min(window.width(), available.width() - extra_w)
+    height = min(window.height(), available.height() - extra_h)
+    if (width, height) != (window.width(), window.height()):
+        window.resize(max(width, 200), max(height, 200))
+    frame = window.frameGeometry()
+    x = min(max(frame.x(), available.x()), available.right() + 1 - frame.width())
+    y = min(max(frame.y(), available.y()), available.bottom() + 1 - frame.height())
+    if (x, y) != (frame.x(), frame.y()):
+        window.move(max(x, available.x()), max(y, available.y()))
+
+
 def guard_singleton_refcounts() -> None:
     """Work around PySide6 6.12 (abi3 build) on Python 3.11: every call of a void Qt method drops one reference
     to None (bool setters to True/False) that it never took. Python ≥ 3.12 makes these objects immortal, which

@@ -13,6 +13,14 @@ from engine.models.base import HyperParam, ModelBase
 
 _INT_LIMIT = 2**31 - 1
 
+# Hyperparameters that matter only for one value of another (the engine ignores them otherwise): their rows show only
+# then, and the controlling editor's tooltip names them.
+APPLIES_WHEN: dict[str, tuple[str, str]] = {
+    "broadcast_width": ("decoder", "broadcast"),
+    "broadcast_resolution": ("decoder", "broadcast"),
+    "sigma": ("likelihood", "gaussian"),
+}
+
 
 def hparam_tooltip(param: HyperParam, model: type[ModelBase] | None = None) -> str:
     """What a hyperparameter means, its range, whether it is live, and the objective it enters."""
@@ -142,9 +150,26 @@ class HParamForm(QWidget):
             self.layout_.addRow(label, editor)
             _changed_signal(editor).connect(self.changed)
             self.editors[param.name] = editor
+        for name, (controller, value) in APPLIES_WHEN.items():
+            if name in self.editors and controller in self.editors:
+                editor = self.editors[controller]
+                editor.setToolTip(editor.toolTip() + f"<br><i>{name} appears when {controller} = {value}</i>")
+                _changed_signal(editor).connect(self._show_applicable)
+        self._show_applicable()
         self.family = family
         self.family_changed.emit(family)
         self.changed.emit()
+
+    def applies(self, name: str) -> bool:
+        """Whether `name` matters with the values now chosen (see APPLIES_WHEN)."""
+        controller, value = APPLIES_WHEN.get(name, (None, None))
+        editor = self.editors.get(controller) if controller else None
+        return editor is None or _editor_value(editor) == value
+
+    def _show_applicable(self) -> None:
+        for name in APPLIES_WHEN:
+            if name in self.editors:
+                self.layout_.setRowVisible(self.editors[name], self.applies(name))
 
     def raw_values(self) -> dict[str, Any]:
         return {name: _editor_value(editor) for name, editor in self.editors.items()}

@@ -212,7 +212,14 @@ class AppState:
                on_error: Callable[[BaseException], None] | None = None) -> Job:
         """Run `work()` on the job thread; `on_done(result)` / `on_error(exc)` run where `post` puts them.
 
-        A later job of the same kind supersedes this one: its result is then dropped (and `Job.superseded` set)."""
+        A later job of the same kind supersedes this one: its result is then dropped (and `Job.superseded` set).
+        After `shutdown` nothing runs: the job comes back done and superseded (a timer of a closed window may
+        still fire)."""
+        if self._closed:
+            job = Job(kind, 0)
+            job.superseded = True
+            job.done.set()
+            return job
         with self._lock:
             generation = self._generations.get(kind, 0) + 1
             self._generations[kind] = generation

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QSpinBox,
     QSplitter,
+    QStackedWidget,
     QTableWidget,
     QTableWidgetItem,
     QTabWidget,
@@ -42,8 +43,12 @@ from gui.model_source import ModelSource
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SCORE_CHOICES, SweepPanel
 from gui.widgets import GridView, ToolRow
+from gui.widgets.empty_hint import EmptyHint
+from gui.widgets.factor_axis import FactorAxis
 
 EVAL_IMAGES = 5000
+HEATMAP_HINT = "Press Compute: the latent × factor mutual information appears here (datasets with ground-truth factors)"
+NO_FACTORS_HINT = "This dataset has no ground-truth factors: no latent × factor mutual information to show"
 TRAVERSAL_STEPS = 9
 SCORE_TITLES = {"beta_vae": "BetaVAE score", "factor_vae": "FactorVAE score", "mig": "MIG",
                 "dci_disentanglement": "DCI disentanglement", "dci_completeness": "DCI completeness",
@@ -74,6 +79,7 @@ class EvaluationPanel(PanelBase):
         self.computed_step: int | None = None
         self.custom_sizes: MetricSizes | None = None
         self._build()
+        self._show_model_page()
         self.progress_changed.connect(self._on_progress)
 
     # --- widgets -------------------------------------------------------------------------------------
@@ -84,7 +90,16 @@ class EvaluationPanel(PanelBase):
         self.tabs.setDocumentMode(True)
         root.addWidget(self.tabs)
         page = QWidget()
-        self.tabs.addTab(page, "This model")
+        # Without a model only "This model" is empty: a sweep trains its own runs, so its tab always works.
+        self.model_empty = QLabel(self.empty_text + "\n\nA β sweep (the Sweep tab) trains its own runs.")
+        self.model_empty.setObjectName("evaluationEmptyState")
+        self.model_empty.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.model_empty.setWordWrap(True)
+        self.model_stack = QStackedWidget()
+        self.model_stack.addWidget(self.model_empty)
+        self.model_stack.addWidget(page)
+        self.model_page = page
+        self.tabs.addTab(self.model_stack, "This model")
         self._sweep_panel: SweepPanel | None = None  # built when first shown (it costs ~50 ms of GUI time)
         self.tabs.addTab(QWidget(), "Sweep")
         self.tabs.currentChanged.connect(self._sub_tab_shown)
@@ -167,7 +182,8 @@ class EvaluationPanel(PanelBase):
         results_layout.addWidget(top, 2)
 
         bottom = QSplitter(Qt.Orientation.Horizontal)
-        self.heatmap = pg.PlotWidget(background="#1e1e1e")
+        self.factor_axis = FactorAxis("bottom")  # full factor names when they fit, abbreviations otherwise
+        self.heatmap = pg.PlotWidget(background="#1e1e1e", axisItems={"bottom": self.factor_axis})
         heat_item = self.heatmap.getPlotItem()
         heat_item.setTitle("Normalised mutual information I(z_j; v_k) / H(v_k)", size="9pt")
         heat_item.invertY(True)
@@ -181,6 +197,8 @@ class EvaluationPanel(PanelBase):
                                         width=12, label="I(z; v) / H(v)")
         self.heat_bar.setImageItem(self.heat_image, insert_in=heat_item)
         self.heat_texts: list[pg.TextItem] = []
+        self.heat_hint = EmptyHint(heat_item, HEATMAP_HINT)
+        heat_item.getAxis("left").setTicks([[]])
         bottom.addWidget(self.heatmap)
         self.traversal_view = GridView()
         self.traversal_view.setToolTip("Traversal rows in the heatmap's order: latents by KL, largest first")
@@ -225,6 +243,16 @@ class EvaluationPanel(PanelBase):
         return provide
 
     # --- model changes -------------------------------------------------------------------------------
+    def _on_source_changed(self) -> None:
+        super()._on_source_changed()
+        self._show_model_page()
+
+    def _show_model_page(self) -> None:
+        """The sub-tabs always show; "This model" says what to do while there is no model."""
+        has_model = self.source.has_model and self.source.dataset is not None
+        self.stack.setCurrentWidget(self.content)
+        self.model_stack.setCurrentWidget(self.model_page if has_model else self.model_empty)
+
     def rebuild(self) -> None:
         """A different model or dataset: clear the results (they belong to the old one) and say what is possible."""
         self._cancel.set()
@@ -250,10 +278,7 @@ class EvaluationPanel(PanelBase):
             label.setText("–")
         self.score_table.setRowCount(0)
         self.bars.setOpts(x=[], height=[])
-        self.heat_image.clear()
-        for text in self.heat_texts:
-            self.heatmap.removeItem(text)
-        self.heat_texts = []
+        self._show_heatmap({})
         self.traversal_view.set_grid(None)
         self.progress_bar.setValue(0)
         self.progress_bar.setFormat("%p%")
@@ -376,17 +401,21 @@ class EvaluationPanel(PanelBase):
             self.heatmap.removeItem(text)
         self.heat_texts = []
         mi = result.get("mi_matrix_ordered")
+        item = self.heatmap.getPlotItem()
         if mi is None:
             self.heat_image.clear()
+            item.getAxis("left").setTicks([[]])
+            self.factor_axis.set_names([])
+            item.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.0)
+            self.heat_hint.set_text(NO_FACTORS_HINT if result else HEATMAP_HINT)
+            self.heat_hint.show()
             return
+        self.heat_hint.hide()
         matrix = np.asarray(mi, dtype=np.float32)
         self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, 1.0))
-        item = self.heatmap.getPlotItem()
-        rows = [(i + 0.5, f"z{d}") for i, d in enumerate(result["order"])]
-        cols = [(k + 0.5, name) for k, name in enumerate(result["factor_names"])]
-        item.getAxis("left").setTicks([rows])
-        item.getAxis("bottom").setTicks([cols])
+        item.getAxis("left").setTicks([[(i + 0.5, f"z{d}") for i, d in enumerate(result["order"])]])
         item.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.01)
+        self.factor_axis.set_names(result["factor_names"])
         for (i, k), value in np.ndenumerate(matrix):
             colour = "#000000" if value > 0.6 else "#f0f0f0"  # dark text on viridis' bright end
             text = pg.TextItem(f"{value:.2f}", color=colour, anchor=(0.5, 0.5))

@@ -244,6 +244,27 @@ class TrainingPanel(QWidget):
     def set_finished_text(self, text: str) -> None:
         self.progress.setFormat(text)
 
+    def show_checkpoint(self, loaded: Any, recon_grid: np.ndarray | None, samples_grid: np.ndarray | None,
+                        probe_note: str | None, position: str) -> int:
+        """An opened checkpoint: its recorded curves and probes, previews and live controls; Start continues it.
+        Returns the number of recorded train points drawn."""
+        self.reset(loaded.config.max_steps)
+        drawn = self.load_history(loaded.history)
+        self.set_probe_note(probe_note)
+        self.configure_live_controls(type(loaded.model), loaded.model.hparams, loaded.config.lr)
+        self.set_finished_text(f"checkpoint at {position} — Start continues it")
+        self.start_button.setText("Continue")
+        self.start_button.setToolTip("Train the dock's epochs (or max steps) more from this checkpoint")
+        self.recon_grid.set_image(recon_grid)
+        self.samples_grid.set_image(samples_grid)
+        return drawn
+
+    def show_ready(self) -> None:
+        """A new run: empty views, "ready — press Start"."""
+        self.reset(None)
+        self.progress.setFormat("ready — press Start")
+        self.start_button.setText("Start")
+
     def load_history(self, history: Any) -> int:
         """Draw the curves recorded in a checkpoint or run folder; returns the number of train points drawn."""
         train, test, live = _history_records(history)

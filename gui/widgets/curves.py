@@ -16,6 +16,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
+from .empty_hint import EmptyHint
 from .plot_cache import cache_axes
 
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
@@ -98,8 +99,7 @@ class LossCurves(QWidget):
         self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
         self.loss_plot.showGrid(x=True, y=True, alpha=0.2)
         self.loss_plot.legend = self.loss_legend  # PlotItem.plot(name=…) adds its entries here
-        self.empty_hint = pg.TextItem(EMPTY_HINT, color="#9a9a9a", anchor=(0.5, 0.5))
-        self.empty_hint.setPos(0.5, 0.5)
+        self.empty_hint = EmptyHint(self.loss_plot, EMPTY_HINT)
         self.loss_plot.setClipToView(True)
         self.loss_plot.setDownsampling(auto=True, mode="peak")
         # Sticky ranges instead of auto-range: an axis that changes at every redraw re-renders all its tick text,
@@ -130,7 +130,6 @@ class LossCurves(QWidget):
             plot.getAxis("right").setWidth(AXIS_WIDTH)
         for plot in (self.loss_plot, self.live_plot):
             cache_axes(plot)
-        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
         self.graphics.ci.layout.setRowStretchFactor(0, 0)
         self.graphics.ci.layout.setRowStretchFactor(1, 3)
         self.graphics.ci.layout.setRowStretchFactor(2, 1)
@@ -181,7 +180,7 @@ class LossCurves(QWidget):
 
     def clear(self) -> None:
         self.loss_plot.clear()
-        self.loss_plot.addItem(self.empty_hint, ignoreBounds=True)
+        self.empty_hint.attach()
         self.loss_plot.vb.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.empty_hint.show()
         self.live_plot.clear()

@@ -15,8 +15,12 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.events import DisentanglementProbe
 
+from .empty_hint import EmptyHint
+from .factor_axis import FactorAxis
+
 MIG_COLOUR = "#59a14f"
 COLOUR_MAP = "viridis"
+HEATMAP_HINT = "Latent × factor mutual information appears here while a model trains on a dataset with factors"
 
 
 class DisentanglementView(QWidget):
@@ -54,7 +58,8 @@ class DisentanglementView(QWidget):
         self.heatmap = pg.GraphicsLayoutWidget()
         self.heatmap.setObjectName("miHeatmap")
         self.heatmap.setBackground("#1e1e1e")
-        self.heat_plot = self.heatmap.addPlot(row=0, col=0)
+        self.factor_axis = FactorAxis("bottom")  # full factor names when they fit, abbreviations otherwise
+        self.heat_plot = self.heatmap.addPlot(row=0, col=0, axisItems={"bottom": self.factor_axis})
         self.heat_plot.setTitle("I(z_j; v_k) / H(v_k)", size="9pt")
         self.heat_plot.invertY(True)
         self.heat_plot.setMouseEnabled(False, False)
@@ -65,6 +70,8 @@ class DisentanglementView(QWidget):
         self.colour_bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=pg.colormap.get(COLOUR_MAP), interactive=False,
                                           width=12, label="normalised MI")
         self.colour_bar.setImageItem(self.heat_image, insert_in=self.heat_plot)
+        self.heat_hint = EmptyHint(self.heat_plot, HEATMAP_HINT)
+        self._show_empty_heatmap()
         self.heatmap.setMinimumSize(120, 80)
         row.addWidget(self.heatmap, 2)
         layout.addWidget(self.plots, 1)
@@ -85,7 +92,15 @@ class DisentanglementView(QWidget):
         self.steps, self.migs, self.latest = [], [], None
         self.curve.setData([], [])
         self.heat_image.clear()
+        self._show_empty_heatmap()
         self.set_unavailable(self.reason)
+
+    def _show_empty_heatmap(self) -> None:
+        """No probe yet: no ticks, a 0–1 view, and the hint."""
+        self.heat_plot.getAxis("left").setTicks([[]])
+        self.factor_axis.set_names([])
+        self.heat_plot.setRange(xRange=(0, 1), yRange=(0, 1), padding=0.0)
+        self.heat_hint.show()
 
     # --- data --------------------------------------------------------------------------------------------------
     def add_probes(self, probes: Sequence[DisentanglementProbe]) -> None:
@@ -109,11 +124,11 @@ class DisentanglementView(QWidget):
         matrix = np.asarray(probe.mi, dtype=np.float32)
         self.heat_image.setImage(matrix, autoLevels=False, levels=(0.0, 1.0))
         self.colour_bar.setLevels((0.0, 1.0))
+        self.heat_hint.hide()
         rows = [(j + 0.5, f"z{j}") for j in range(matrix.shape[0])]
-        cols = [(k + 0.5, name) for k, name in enumerate(probe.factor_names)]
         self.heat_plot.getAxis("left").setTicks([rows])
-        self.heat_plot.getAxis("bottom").setTicks([cols])
         self.heat_plot.setRange(xRange=(0, matrix.shape[1]), yRange=(0, matrix.shape[0]), padding=0.0)
+        self.factor_axis.set_names(probe.factor_names)
 
     def _update_note(self) -> None:
         if self.reason is not None or self.latest is None:

@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
+from .empty_hint import EmptyHint
 from .plot_cache import cache_axes
 
 
@@ -42,10 +43,8 @@ class GridView(pg.PlotWidget):
         self.highlight_item.setZValue(10)
         self.addItem(self.highlight_item)
         self.highlighted: tuple[float, float, float, float] | None = None
-        self.empty_hint = pg.TextItem("", color="#9a9a9a", anchor=(0.5, 0.5))
-        self.empty_hint.setZValue(20)
-        self.addItem(self.empty_hint, ignoreBounds=True)
-        item.vb.sigRangeChanged.connect(self._range_changed)
+        self.empty_hint = EmptyHint(item)
+        self.empty_hint.hide()
         self.image: np.ndarray | None = None
         self.updates = 0
         self.scene().sigMouseClicked.connect(self._on_scene_click)
@@ -87,14 +86,9 @@ class GridView(pg.PlotWidget):
         if self.image is None:
             self._place_hint()
 
-    def _range_changed(self, *_args) -> None:
-        if self.image is None and self.empty_hint.isVisible():
-            self._place_hint()
-
     def _place_hint(self) -> None:
-        (x0, x1), (y0, y1) = self.getPlotItem().vb.viewRange()
-        self.empty_hint.setPos((x0 + x1) / 2, (y0 + y1) / 2)
         self.empty_hint.setVisible(bool(self.empty_hint.toPlainText()))
+        self.empty_hint.place()
 
     def set_highlight(self, cell: tuple[float, float, float, float] | None) -> None:
         """Outline one cell: (x, y, width, height) in image pixels (None removes the outline)."""

@@ -8,6 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
+from .empty_hint import EmptyHint
 from .plot_cache import cache_axes
 
 ACTIVE_COLOUR = "#4fa3e0"
@@ -29,10 +30,7 @@ class KLBarChart(pg.PlotWidget):
         self.setMenuEnabled(False)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.8)
         self.addItem(self.bars)
-        self.empty_hint = pg.TextItem("KL of each latent dimension appears here while a VAE trains",
-                                      color="#9a9a9a", anchor=(0.5, 0.5))
-        self.empty_hint.setPos(0.5, 0.5)
-        self.plotItem.addItem(self.empty_hint, ignoreBounds=True)
+        self.empty_hint = EmptyHint(self.plotItem, "KL of each latent dimension appears here while a VAE trains")
         self.values: np.ndarray = np.zeros(0)
 
     def set_values(self, kl_per_dim: Sequence[float]) -> None:
@@ -40,10 +38,9 @@ class KLBarChart(pg.PlotWidget):
         if values.ndim != 1:
             raise ValueError(f"KL per dimension must be 1-D, got shape {values.shape}")
         values = np.where(np.isfinite(values), values, 0.0)
-        self.empty_hint.setVisible(values.size == 0)
         if values.size == 0:
             self.plotItem.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
-            self.empty_hint.setPos(0.5, 0.5)
+        self.empty_hint.setVisible(values.size == 0)
         brushes = [pg.mkBrush(ACTIVE_COLOUR if v > self.threshold else INACTIVE_COLOUR) for v in values]
         self.bars.setOpts(x=np.arange(values.size), height=values, width=0.8, brushes=brushes)
         if values.size != self.values.size:

@@ -45,6 +45,7 @@ def test_compute_shows_numbers_scores_heatmap_and_traversal_in_kl_order(qtbot, d
     panel, _ = make_panel(qtbot, dsprites)
     try:
         assert panel.factor_note.isHidden()
+        assert panel.heat_hint.isVisible() and "Compute" in panel.heat_hint.toPlainText()
         panel.metrics_combo.setCurrentIndex(1)  # without DCI (its trees take ~30 s even on 200 points)
         panel.set_metric_sizes(SIZES)
         panel.iwae_spin.setValue(5)
@@ -67,6 +68,9 @@ def test_compute_shows_numbers_scores_heatmap_and_traversal_in_kl_order(qtbot, d
         assert heat.shape == (3, 5)
         np.testing.assert_allclose(heat, np.asarray(result["mi_matrix"])[order], rtol=1e-6)
         assert len(panel.heat_texts) == 15
+        assert not panel.heat_hint.isVisible()
+        assert panel.factor_axis.labels and all(panel.factor_axis.label_px(label) < panel.factor_axis.column_px()
+                                                for label in panel.factor_axis.labels)
         assert tuple(panel.heat_bar.levels()) == (0.0, 1.0)  # a colour bar on the fixed 0–1 scale
         assert list(panel.heat_image.getLevels()) == [0.0, 1.0]
         assert panel.traversal_view.image is not None
@@ -98,6 +102,7 @@ def test_dataset_without_factors_says_so_and_still_evaluates(qtbot):
         finish(qtbot, panel)
         assert panel.result is not None and panel.result["kl"] is not None
         assert panel.score_table.rowCount() == 0 and panel.heat_image.image is None
+        assert panel.heat_hint.isVisible() and "no ground-truth factors" in panel.heat_hint.toPlainText()
         assert panel.traversal_view.image is not None
     finally:
         panel.shutdown()

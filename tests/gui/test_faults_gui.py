@@ -64,7 +64,7 @@ def test_unwritable_run_folder_is_reported_and_the_weights_can_go_elsewhere(main
     elsewhere.parent.mkdir()
     assert window.save_checkpoint_to(elsewhere)
     assert load_checkpoint(elsewhere).step == window.session.step
-    window.save_runs_check.setChecked(False)
+    window.training_settings.save_runs_check.setChecked(False)
     start(window, qtbot)  # the window keeps working
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.finished_event is not None

@@ -97,11 +97,11 @@ def test_datasets_checkpoints_and_sessions_load_off_the_gui_thread(main_window, 
 
     monkeypatch.setattr(engine.training.TrainingSession, "__init__", session_init)
     assert window.open_dataset("digits")
-    window._select_family("ae")
-    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
-    window.max_steps_spin.setValue(5)
-    window.save_runs_check.setChecked(False)
-    window.threads_spin.setValue(1)
+    window.model_settings.select_family("ae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.training_settings.max_steps_spin.setValue(5)
+    window.training_settings.save_runs_check.setChecked(False)
+    window.training_settings.threads_spin.setValue(1)
     assert window.start_training(), window.messages
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.open_checkpoint(tiny_checkpoint), window.messages
@@ -119,10 +119,10 @@ def test_choosing_a_preset_loads_what_this_machine_has(main_window, qtbot):
     assert not [m for m in window.messages if m[0] == "error"], window.messages
     expected = "mnist" if status.get("mnist") != "missing" else window.preset_config.fallback[0]
     assert window.dataset_spec.split("?")[0] == expected.split("?")[0]
-    assert window.dataset_combo.currentText() == window.dataset_spec
-    assert window.dataset.name in window.dataset_summary.text()
+    assert window.data_settings.dataset_combo.currentText() == window.dataset_spec
+    assert window.dataset.name in window.data_settings.dataset_summary.text()
     if expected != "mnist":
-        assert "will be trained instead" in window.dataset_summary.text()
+        assert "will be trained instead" in window.data_settings.dataset_summary.text()
     config = window.build_config()
     assert config.dataset == window.dataset_spec and config.family == "cvae"
 
@@ -312,18 +312,18 @@ def test_small_truths_while_training(main_window, qtbot):
     """Paused shows no speed or ETA; the Model dock follows a live β change; the traversal base is outlined."""
     window = main_window
     assert window.open_dataset("digits")
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 4.0,
-                                   "beta_start": 4.0, "warmup_steps": 0})
-    window.epochs_spin.setValue(1000)
-    window.save_runs_check.setChecked(False)
-    window.threads_spin.setValue(1)
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
+                                                  "beta": 4.0, "beta_start": 4.0, "warmup_steps": 0})
+    window.training_settings.epochs_spin.setValue(1000)
+    window.training_settings.save_runs_check.setChecked(False)
+    window.training_settings.threads_spin.setValue(1)
     assert window.start_training(), window.messages
     panel = window.training_panel
     qtbot.waitUntil(lambda: panel.last_metrics is not None, timeout=20_000)
     qtbot.waitUntil(lambda: not panel.curves.empty_hint.isVisible(), timeout=5_000)  # the curves replace it
     window.set_live_value("beta", 12.0)
-    assert window.hparam_form.raw_values()["beta"] == pytest.approx(12.0)
+    assert window.model_settings.hparam_form.raw_values()["beta"] == pytest.approx(12.0)
     window.toggle_pause()
     qtbot.waitUntil(lambda: window.paused_event is not None, timeout=10_000)
     text = panel.progress.format()
@@ -332,7 +332,7 @@ def test_small_truths_while_training(main_window, qtbot):
     window.stop_training()
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.source.has_model
-    window._select_family("cvae")
+    window.model_settings.select_family("cvae")
     window._configure_idle_live_controls()
     assert panel.in_force_label.text() == ""  # no β of the last run under a CVAE
     traversal = window.panels["traversalPanel"]
@@ -349,7 +349,7 @@ def test_a_panel_built_after_a_checkpoint_was_opened_shows_its_model(qtbot, tiny
     qtbot.addWidget(window)
     window.show()
     assert window.open_checkpoint(tiny_checkpoint), window.messages
-    qtbot.waitUntil(lambda: not window._pending_panels, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.tabs.pending, timeout=30_000)
     traversal = window.panels["traversalPanel"]
     assert traversal.stack.currentWidget() is traversal.content
     window.close()

@@ -131,13 +131,13 @@ def test_rows_name_the_factor_each_latent_has_become(qtbot, tmp_path):
 # --- the Training tab in the real window --------------------------------------------------------------------
 def use_squares(window, max_steps: int = 0) -> None:
     assert window.open_dataset(POSITION_ONLY), window.messages
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 4.0,
-                                   "beta_start": 4.0, "warmup_steps": 0})
-    window.batch_spin.setValue(64)
-    window.epochs_spin.setValue(1000)
-    window.max_steps_spin.setValue(max_steps)
-    window.threads_spin.setValue(1)
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
+                                                  "beta": 4.0, "beta_start": 4.0, "warmup_steps": 0})
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.epochs_spin.setValue(1000)
+    window.training_settings.max_steps_spin.setValue(max_steps)
+    window.training_settings.threads_spin.setValue(1)
 
 
 def test_training_tab_draws_the_curve_and_heatmap_and_restores_them(main_window, qtbot, monkeypatch, tmp_path):
@@ -185,10 +185,10 @@ def test_training_tab_draws_the_curve_and_heatmap_and_restores_them(main_window,
 def test_training_tab_says_why_there_is_no_curve(main_window, qtbot):
     window = main_window
     assert window.open_dataset("digits")
-    window._select_family("vae")
-    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
-    window.max_steps_spin.setValue(30)
-    window.threads_spin.setValue(1)
+    window.model_settings.select_family("vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.training_settings.max_steps_spin.setValue(30)
+    window.training_settings.threads_spin.setValue(1)
     qtbot.mouseClick(window.findChild(QPushButton, "startButton"), Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     view = window.training_panel.disentanglement

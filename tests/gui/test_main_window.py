@@ -21,14 +21,14 @@ TAB_NAMES = ["trainingPanel", "traversalPanel", "interpolationPanel", "condition
 def use_tiny_setup(window, qtbot, epochs: int = 1000, max_steps: int = 0, save_runs: bool = False) -> None:
     """Digits, a small β-VAE, batch 64: a few ms per step on one core."""
     assert window.open_dataset("digits")
-    window._select_family("beta-vae")
-    window.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 2.0,
-                                   "beta_start": 2.0, "warmup_steps": 0})
-    window.batch_spin.setValue(64)
-    window.epochs_spin.setValue(epochs)
-    window.max_steps_spin.setValue(max_steps)
-    window.save_runs_check.setChecked(save_runs)
-    window.threads_spin.setValue(1)
+    window.model_settings.select_family("beta-vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp",
+                                                  "beta": 2.0, "beta_start": 2.0, "warmup_steps": 0})
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.epochs_spin.setValue(epochs)
+    window.training_settings.max_steps_spin.setValue(max_steps)
+    window.training_settings.save_runs_check.setChecked(save_runs)
+    window.training_settings.threads_spin.setValue(1)
     window._configure_idle_live_controls()
 
 
@@ -49,9 +49,9 @@ def test_default_window_is_ready_to_train_dsprites(main_window):
     assert window.findChild(QPushButton, "startButton").isEnabled()
     assert not window.findChild(QPushButton, "pauseButton").isEnabled()
     assert window.dataset is not None and window.dataset.name == "dsprites", window.messages
-    assert window.thumbnails.image() is not None
-    assert window.hparam_form.family == "beta-tcvae"  # the dsprites-disentangle preset
-    beta_editor = window.hparam_form.editors["beta"]
+    assert window.data_settings.thumbnails.image() is not None
+    assert window.model_settings.hparam_form.family == "beta-tcvae"  # the dsprites-disentangle preset
+    beta_editor = window.model_settings.hparam_form.editors["beta"]
     assert "β" in beta_editor.toolTip() and "range" in beta_editor.toolTip()
     assert "beta" in window.training_panel.live_sliders and "lr" in window.training_panel.live_sliders
     config = window.build_config()
@@ -135,7 +135,7 @@ def test_open_checkpoint_shows_its_curves_and_continues(main_window, qtbot, tiny
     assert str(path.resolve()) in window.recent_runs()
     assert panel.start_button.text() == "Continue"
 
-    window.max_steps_spin.setValue(10)  # ten more steps
+    window.training_settings.max_steps_spin.setValue(10)  # ten more steps
     start(window, qtbot)
     qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
     assert window.finished_event is not None, window.messages

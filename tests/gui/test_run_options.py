@@ -33,11 +33,11 @@ def test_dock_options_reach_the_config_and_back(main_window):
 def test_a_bf16_run_from_the_dock_trains(main_window, qtbot):
     window = main_window
     assert window.open_dataset("digits")
-    window._select_family("vae")
-    window.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
-    window.max_steps_spin.setValue(30)
-    window.batch_spin.setValue(64)
-    window.save_runs_check.setChecked(False)
+    window.model_settings.select_family("vae")
+    window.model_settings.hparam_form.set_values({"latent_dim": 2, "hidden": 16, "depth": 1, "backbone": "mlp"})
+    window.training_settings.max_steps_spin.setValue(30)
+    window.training_settings.batch_spin.setValue(64)
+    window.training_settings.save_runs_check.setChecked(False)
     window.findChild(RunOptions).precision_combo.setCurrentText("bf16")
     assert window.start_training(), window.messages
     qtbot.waitUntil(lambda: window.finished_event is not None, timeout=60_000)

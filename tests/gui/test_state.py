@@ -59,6 +59,15 @@ def test_a_newer_request_supersedes_an_older_one(state):
     assert first.superseded and not second.superseded and results == ["new"]
 
 
+def test_nothing_runs_after_shutdown(state):
+    """A closed window's pending timer may still ask for a dataset: no job thread may start again."""
+    assert state.load_dataset("digits").wait(30)
+    state.shutdown()
+    job = state.load_dataset("digits")
+    assert job.done.is_set() and job.superseded and not job.ok
+    assert not [t for t in threading.enumerate() if t.name.startswith("latent-explorer-jobs")]
+
+
 def test_a_preset_resolves_to_a_dataset_this_machine_has(state):
     from engine.data import available_datasets
 
