@@ -38,9 +38,8 @@ def config(**changes) -> TrainConfig:
     return base.replace(**changes)
 
 
-@pytest.mark.parametrize("family", list(families()))
-def test_every_family_trains_without_a_host_sync_between_pulls(family):
-    session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}), load_dataset("digits"))
+def _fail_on_sync_inside_steps(session: TrainingSession) -> None:
+    """Make every training step raise on a host↔device sync (pulls, between steps, may still sync)."""
     real_step = session._train_step
 
     def strict(order, stop_requested=False):
@@ -52,6 +51,12 @@ def test_every_family_trains_without_a_host_sync_between_pulls(family):
             torch.cuda.set_sync_debug_mode("default")
 
     session._train_step = strict
+
+
+@pytest.mark.parametrize("family", list(families()))
+def test_every_family_trains_without_a_host_sync_between_pulls(family):
+    session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}), load_dataset("digits"))
+    _fail_on_sync_inside_steps(session)
     events = list(session.run())
     assert isinstance(events[-1], Finished), events[-1]
     steps = [e.step for e in events if isinstance(e, StepMetrics)]
@@ -68,17 +73,7 @@ def test_a_conv_model_trains_channels_last_and_resumes(tmp_path):
     weights = [m.weight for m in session.model.modules() if isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d)]
     assert session.channels_last and weights and all(w.is_contiguous(memory_format=torch.channels_last)
                                                      for w in weights)
-    real_step = session._train_step
-
-    def strict(order, stop_requested=False):
-        torch.cuda.synchronize()
-        torch.cuda.set_sync_debug_mode("error")
-        try:
-            return real_step(order, stop_requested)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-
-    session._train_step = strict
+    _fail_on_sync_inside_steps(session)
     nhwc = [e.terms["total"] for e in session.run() if isinstance(e, StepMetrics)]
     assert len(nhwc) == 4 and all(np.isfinite(nhwc))
     assert all(session.optimizer.state[w]["exp_avg"].is_contiguous(memory_format=torch.channels_last) for w in weights)
