@@ -4,20 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from engine.config import TrainConfig
 from engine.control import Control
 from engine.sweep import RayBackend, RunDone, SweepDone, SweepProgress, SweepRunner, parse_grid, plan_sweep
+from tests.engine.test_sweep_scale import NUMBERS, tiny_config
 
 ray = pytest.importorskip("ray")
-
-TINY = {"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}
-NUMBERS = ("run", "beta", "seed", "status", "steps", "neg_elbo", "recon", "kl", "active_units")
-
-
-def tiny_config(**changes) -> TrainConfig:
-    config = TrainConfig(dataset="digits", family="beta-vae", hparams=dict(TINY), batch_size=32, threads=1,
-                         preview_every_s=60.0)
-    return config.replace(**changes)
 
 
 @pytest.fixture(scope="module")
