@@ -32,6 +32,13 @@ def completed_epochs(epochs: int) -> str:
     return f"{epochs:,} epoch{'s' if epochs != 1 else ''} completed"
 
 
+def _source_info(session: Any) -> dict[str, Any]:
+    """What the exploration panels are told about a run's weights (live or final)."""
+    config = session.config
+    return {"family": config.family, "dataset": config.dataset, "run_dir": config.out_dir,
+            "step": getattr(session, "step", 0)}
+
+
 class RunControl(QObject):
     """`begin(session)`, `toggle_pause()`, `stop()`, `set_value()`, `join()`; the worker's last events are kept
     (`paused_event`, `finished_event`, `failed_event`) for whoever asks how the run ended."""
@@ -72,9 +79,7 @@ class RunControl(QObject):
         self.status.show_run(config.out_dir, str(session.device))
         if session.dataset is not None and session.dataset is not self.state.dataset:
             self.state.adopt_dataset(session.dataset, getattr(session, "dataset_spec", config.dataset))
-        self.source.set_live(session.snapshot_model, session.dataset, session.test_indices,
-                             {"family": config.family, "dataset": config.dataset, "run_dir": config.out_dir,
-                              "step": getattr(session, "step", 0)})
+        self.source.set_live(session.snapshot_model, session.dataset, session.test_indices, _source_info(session))
         worker = TrainingWorker(session, parent=self)
         worker.metrics.connect(self._on_metrics)
         worker.epoch_ended.connect(self._on_epoch)
@@ -201,7 +206,5 @@ class RunControl(QObject):
                 model = None
                 self.state.report("error", f"Could not take the final weights: {exc}")
             if model is not None:
-                self.source.set_static(model, session.dataset, session.test_indices,
-                                       {"family": session.config.family, "dataset": session.config.dataset,
-                                        "run_dir": session.config.out_dir, "step": getattr(session, "step", 0)})
+                self.source.set_static(model, session.dataset, session.test_indices, _source_info(session))
         self.changed.emit()
