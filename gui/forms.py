@@ -13,14 +13,6 @@ from engine.models.base import HyperParam, ModelBase
 
 _INT_LIMIT = 2**31 - 1
 
-# Hyperparameters that matter only for one value of another (the engine ignores them otherwise): their rows show only
-# then, and the controlling editor's tooltip names them.
-APPLIES_WHEN: dict[str, tuple[str, str]] = {
-    "broadcast_width": ("decoder", "broadcast"),
-    "broadcast_resolution": ("decoder", "broadcast"),
-    "sigma": ("likelihood", "gaussian"),
-}
-
 
 def hparam_tooltip(param: HyperParam, model: type[ModelBase] | None = None) -> str:
     """What a hyperparameter means, its range, whether it is live, and the objective it enters."""
@@ -124,6 +116,7 @@ class HParamForm(QWidget):
         self.formula_label.setWordWrap(True)
         self.formula_label.setObjectName("formulaLabel")
         self.editors: dict[str, QWidget] = {}
+        self.applies_when: dict[str, tuple[str, str]] = {}  # name → (controlling hparam, value), from the family
         self.family: str | None = None
         if family is None:
             family = next(iter(families()), None)
@@ -150,26 +143,30 @@ class HParamForm(QWidget):
             self.layout_.addRow(label, editor)
             _changed_signal(editor).connect(self.changed)
             self.editors[param.name] = editor
-        for name, (controller, value) in APPLIES_WHEN.items():
-            if name in self.editors and controller in self.editors:
-                editor = self.editors[controller]
-                editor.setToolTip(editor.toolTip() + f"<br><i>{name} appears when {controller} = {value}</i>")
-                _changed_signal(editor).connect(self._show_applicable)
+        # Rows that matter only for one value of another hyperparameter (HyperParam.applies_when) show only then;
+        # the controlling editor's tooltip names them.
+        self.applies_when = {p.name: p.applies_when for p in cls.all_hparams()
+                             if p.applies_when and p.applies_when[0] in self.editors}
+        for controller in sorted({c for c, _ in self.applies_when.values()}):
+            editor = self.editors[controller]
+            dependents = [(n, v) for n, (c, v) in self.applies_when.items() if c == controller]
+            editor.setToolTip(editor.toolTip() + "".join(f"<br><i>{name} appears when {controller} = {value}</i>"
+                                                         for name, value in dependents))
+            _changed_signal(editor).connect(self._show_applicable)
         self._show_applicable()
         self.family = family
         self.family_changed.emit(family)
         self.changed.emit()
 
     def applies(self, name: str) -> bool:
-        """Whether `name` matters with the values now chosen (see APPLIES_WHEN)."""
-        controller, value = APPLIES_WHEN.get(name, (None, None))
+        """Whether `name` matters with the values now chosen (HyperParam.applies_when)."""
+        controller, value = self.applies_when.get(name, (None, None))
         editor = self.editors.get(controller) if controller else None
         return editor is None or _editor_value(editor) == value
 
     def _show_applicable(self) -> None:
-        for name in APPLIES_WHEN:
-            if name in self.editors:
-                self.layout_.setRowVisible(self.editors[name], self.applies(name))
+        for name in self.applies_when:
+            self.layout_.setRowVisible(self.editors[name], self.applies(name))
 
     def raw_values(self) -> dict[str, Any]:
         return {name: _editor_value(editor) for name, editor in self.editors.items()}

@@ -35,6 +35,7 @@ class HyperParam:
     live: bool = False  # may change mid-training through the session's control
     low_inclusive: bool = True
     high_inclusive: bool = True
+    applies_when: tuple[str, str] | None = None  # (other hparam, value): ignored by the family unless it has that value
 
     def range_text(self) -> str:
         if self.choices:
@@ -98,13 +99,14 @@ COMMON_HPARAMS: tuple[HyperParam, ...] = (
                help="Decoder network: same as the backbone, MLP, conv, or the spatial broadcast decoder "
                     "(z tiled over the image with x/y coordinates, a per-pixel MLP; Watters et al. 2019)."),
     HyperParam("broadcast_width", int, 32, 4, 512, "Broadcast decoder: units of its per-pixel hidden layers "
-               "(`depth` of them)."),
+               "(`depth` of them).", applies_when=("decoder", "broadcast")),
     HyperParam("broadcast_resolution", int, 32, 0, 256, "Broadcast decoder: side r of the grid it decodes "
-               "(resized bilinearly to the image); 0 = the image size. Its cost grows with r²."),
+               "(resized bilinearly to the image); 0 = the image size. Its cost grows with r².",
+               applies_when=("decoder", "broadcast")),
     HyperParam("likelihood", str, "bernoulli", choices=("bernoulli", "gaussian"),
                help="p(x|z): Bernoulli on logits (BCE) or Gaussian with fixed σ (‖x−x̂‖²/2σ² + const)."),
     HyperParam("sigma", float, 1.0, 0.0, 10.0, "σ of the Gaussian likelihood (fixed variance).",
-               low_inclusive=False),
+               low_inclusive=False, applies_when=("likelihood", "gaussian")),
 )
 
 

@@ -488,3 +488,14 @@ def test_broadcast_resize_equals_bilinear_interpolation():
     expected = torch.nn.functional.interpolate(low, size=(64, 40), mode="bilinear", align_corners=False)
     resized = linear_resize_matrix(16, 64) @ low @ linear_resize_matrix(12, 40).T
     torch.testing.assert_close(resized, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("family", list(families()))
+def test_applies_when_names_a_choice_of_another_hparam(family):
+    """HyperParam.applies_when (what the Model dock uses to hide a row) points at a real choice of the family."""
+    params = {p.name: p for p in model_class(family).all_hparams()}
+    for param in params.values():
+        if param.applies_when:
+            controller, value = param.applies_when
+            assert controller in params and controller != param.name
+            assert params[controller].choices and value in params[controller].choices
