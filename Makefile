@@ -22,7 +22,7 @@ lint: setup
 
 test: setup
 	$(BIN)/ruff check .
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --dist loadfile
 
 bench: setup
 	@for f in bench/*.py; do case $$f in *soak*) continue;; esac; echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
