@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from engine import explore
 from engine.evaluate import EvaluationCancelled, evaluate
 from engine.metrics import MetricsCancelled, MetricSizes, compute_metrics
-from engine.sweep import SCORE_KEYS, model_representation
+from engine.scoring import SCORE_KEYS, model_representation
 from gui.model_source import ModelSource
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SCORE_CHOICES, SweepPanel

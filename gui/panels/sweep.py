@@ -41,9 +41,8 @@ from engine.config import TrainConfig
 from engine.control import Control
 from engine.errors import ConfigError
 from engine.metrics import METRIC_NAMES, MetricSizes
+from engine.scoring import ELBO_KEYS, SCORE_KEYS
 from engine.sweep import (
-    ELBO_KEYS,
-    SCORE_KEYS,
     RunDone,
     SweepDone,
     SweepProgress,
