@@ -13,12 +13,11 @@ and wires them together.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
@@ -27,7 +26,6 @@ from engine.errors import ConfigError
 from engine.events import Failed, Finished, Paused
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
-from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, clamp_to_screen, guard_singleton_refcounts
 from gui.docks import add_dock
 from gui.docks.data import DataDock
 from gui.docks.model import ModelDock, presets_module
@@ -37,34 +35,27 @@ from gui.menus import build_menus, fill_recent_menu
 from gui.model_source import ModelSource
 from gui.panel_tabs import PANEL_IMPORT_DELAY_MS, PanelTabs
 from gui.panels.training import TrainingPanel
+from gui.placement import clamp_to_screen, place_first_window
+from gui.refcounts import guard_singleton_refcounts
 from gui.run_control import RunControl, completed_epochs
+from gui.settings import APPLICATION, app_settings, runs_root
 from gui.state import AppState, DatasetView, OpenedCheckpoint
 from gui.widgets.banner import MessageBanner
 from gui.widgets.status_bar import StatusBar
 from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
-guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
+guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/refcounts.py)
 
 DEFAULT_PRESET = "dsprites-disentangle"  # the first-run default (engine.presets.DEFAULT_PRESET)
 DEFAULT_DATASET = "dsprites?subset=20000"
-RUNS_ENV = "LATENT_EXPLORER_RUNS"  # folder for run folders instead of the user's data folder
 # Without the preset: an MLP β-VAE, which shows recognisable dSprites reconstructions within ~40 s on 2 CPU
 # cores (a conv backbone at 64×64 managed ~1 step/s there).
 FALLBACK_HPARAMS = {"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10, "beta": 4.0}
 FALLBACK_BATCH_SIZE = 64
 APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds of training; engine/probe.py)
 
-__all__ = ["APPLICATION", "ORGANIZATION", "SETTINGS_ENV", "MainWindow", "app_settings", "runs_root"]
-
-
-def runs_root() -> Path:
-    """Where new run folders go: $LATENT_EXPLORER_RUNS, else the user's data folder."""
-    env = os.environ.get(RUNS_ENV)
-    if env:
-        return Path(env)
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
-    return Path(base or Path.home()) / "latent-explorer" / "runs"
+__all__ = ["MainWindow"]
 
 
 class MainWindow(QMainWindow):
@@ -78,7 +69,6 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle(APPLICATION)
         self.setAcceptDrops(True)
-        self.resize(1280, 800)
         self.settings = settings if settings is not None else app_settings()
         self.poster = GuiPoster(self)
         self.state = AppState(post=self.poster.post, store=self.settings)
@@ -172,7 +162,9 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if geometry is not None:
+        if geometry is None:
+            place_first_window(self)
+        else:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)

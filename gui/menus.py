@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
-from gui.app import APPLICATION
 from gui.examples_menu import build_examples_menu
+from gui.settings import APPLICATION
 
 EXPORT_FILTER = "PNG image (*.png);;GIF animation (*.gif);;CSV (*.csv);;JSON (*.json)"
 

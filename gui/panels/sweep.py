@@ -380,7 +380,7 @@ class SweepPanel(QWidget):
         return self.worker is not None and self.worker.running
 
     def _default_folder(self) -> Path:
-        from gui.main_window import runs_root
+        from gui.settings import runs_root
 
         return runs_root() / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
 
