@@ -58,6 +58,16 @@ APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds
 __all__ = ["MainWindow"]
 
 
+def preset_description_for(preset: TrainConfig, family: str, dataset_spec: str) -> str:
+    """The preset's description while the run keeps its family and dataset; "" once either changed (a β-TCVAE
+    preset's words must not describe a VAE on MNIST in the run's config.toml)."""
+    def name(spec: str) -> str:
+        return spec.partition("?")[0].strip()
+
+    same = family == preset.family and name(dataset_spec) == name(preset.dataset)
+    return preset.description if same else ""
+
+
 class MainWindow(QMainWindow):
     """The whole app in its default state: ready to train the default preset with one click."""
 
@@ -183,7 +193,7 @@ class MainWindow(QMainWindow):
         return self.state.recent_runs()
 
     def _rebuild_recent_menu(self) -> None:
-        fill_recent_menu(self.menu_actions.recent_menu, self.recent_runs(),
+        fill_recent_menu(self.menu_actions.recent_menu, self.state.recent_entries(),
                          lambda path: self.open_checkpoint(path, wait=False))
 
     def _apply_initial_preset(self) -> None:
@@ -266,7 +276,8 @@ class MainWindow(QMainWindow):
         extra: dict[str, Any] = {}
         if base is not None:
             extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
-                     "weight_decay": base.weight_decay, "description": base.description}
+                     "weight_decay": base.weight_decay,
+                     "description": preset_description_for(base, form.family or "", spec)}
         out_dir = None
         if self.training_settings.writes_run_folder:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -519,10 +530,23 @@ class MainWindow(QMainWindow):
         if not joined:
             self.show_message("The training thread did not stop in time; it will end at its next step.", "warning")
         if joined and save and self.session is not None:
-            folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
-            folder.mkdir(parents=True, exist_ok=True)
-            self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
+            written = self._run_checkpoint_at_current_step()
+            if written is not None:  # the stopped session already wrote it: one copy, not two
+                self.state.add_recent(written)
+                self.status.showMessage(f"saved {written}", 6000)
+            else:
+                folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
+                folder.mkdir(parents=True, exist_ok=True)
+                self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
         return joined
+
+    def _run_checkpoint_at_current_step(self) -> Path | None:
+        """The checkpoint a session writes into its run folder when it stops (checkpoints/step_N.safetensors, see
+        TrainingSession._write_run_checkpoint), if it exists for the session's current step."""
+        if not self.run_dir or self.session is None:
+            return None
+        path = Path(self.run_dir) / "checkpoints" / f"step_{self.session.step}.safetensors"
+        return path if path.is_file() else None
 
     def _update_actions(self) -> None:
         training = self.is_training
