@@ -33,6 +33,7 @@ class KLBarChart(pg.PlotWidget):
         self.addItem(self.bars)
         self.empty_hint = EmptyHint(self.plotItem, "KL of each latent dimension appears here while a VAE trains")
         self.values: np.ndarray = np.zeros(0)
+        self.set_values([])  # empty until the first KL: the hint, no axis values
 
     def set_values(self, kl_per_dim: Sequence[float]) -> None:
         """Draw the bars; no values (a new run, a checkpoint without a recorded KL): no ticks, only the hint."""
