@@ -1,7 +1,7 @@
 """Time the full disentanglement-metric suite on dSprites for an MLP encoder (a β-VAE: 4096→256→10 means).
 
 Uses a randomly initialised model from the registry (the scores are then near chance; the timing is what this
-measures) and the engine's own representation path (engine.sweep.model_representation, as `eval --metrics`, sweeps
+measures) and the engine's own representation path (engine.scoring.model_representation, as `eval --metrics`, sweeps
 and the Evaluation tab use it): every factor row is rendered with dSprites' `render_factors`, encoded in batches,
 and the posterior means go to compute_metrics.
 
@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from engine.data import load_dataset  # noqa: E402
 from engine.metrics import DCI_ESTIMATORS, METRIC_NAMES, MetricSizes, compute_metrics  # noqa: E402
 from engine.models import create_model  # noqa: E402
-from engine.sweep import model_representation  # noqa: E402
+from engine.scoring import model_representation  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

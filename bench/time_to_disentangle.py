@@ -33,7 +33,7 @@ from engine.data import load_dataset  # noqa: E402
 from engine.events import Failed, Finished, StepMetrics  # noqa: E402
 from engine.metrics import MetricSizes, compute_metrics  # noqa: E402
 from engine.presets import load_preset  # noqa: E402
-from engine.sweep import model_representation  # noqa: E402
+from engine.scoring import model_representation  # noqa: E402
 from engine.training import TrainingSession  # noqa: E402
 
 RUNGS = {

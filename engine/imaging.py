@@ -129,3 +129,63 @@ def labelled_grid(cells: np.ndarray, row_labels: list[str], col_labels: list[str
         centre = x0 + content_w // 2
         draw.text((max(x0, centre - tw // 2), axis_y + col_label_h + 2), axis_title, font=font, fill=LABEL_TEXT)
     return np.ascontiguousarray(np.asarray(figure, dtype=np.uint8))
+
+
+def _figure_fonts(size: int) -> tuple[object, bool]:
+    """DejaVu Sans at `size` when the system has it (every glyph the labels use), else Pillow's own font (plain)."""
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.truetype("DejaVuSans.ttf", size), False
+    except OSError:
+        return ImageFont.load_default(size=size), True
+
+
+def _ascii(text: str) -> str:
+    for glyph, plain in (("β", "beta"), ("×", "x"), ("—", "-"), ("–", "-"), ("‖", "||"), ("→", "->")):
+        text = text.replace(glyph, plain)
+    return text
+
+
+def labelled_panels(panels: list[tuple[str, np.ndarray]], columns: int = 2, title: str = "",
+                    gap: int = 14) -> np.ndarray:
+    """Several images in one figure (RGB uint8): a title line, then the panels left to right in `columns`, each under
+    its label "(a) …". Grayscale panels are shown as gray; each panel keeps its own size (cells are as large as the
+    largest panel of their row and column)."""
+    from PIL import Image, ImageDraw
+
+    if not panels:
+        raise ValueError("a figure needs at least one panel")
+    if not 1 <= int(columns) <= 16:
+        raise ValueError(f"columns must be in 1…16, got {columns}")
+    images = []
+    for label, image in panels:
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] != 3):
+            raise ValueError(f"panel {label!r}: expected uint8 H×W or H×W×3, got {image.dtype} {image.shape}")
+        images.append(np.repeat(image[..., None], 3, axis=2) if image.ndim == 2 else image)
+    font, plain = _figure_fonts(14)
+    title_font, _ = _figure_fonts(17)
+    if plain:  # Pillow's own font has no β, ×, —: write them in ASCII
+        panels = [(_ascii(label), image) for label, image in panels]
+        title = _ascii(title)
+    probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    line_h = probe.textbbox((0, 0), "Ag", font=font)[3] + 6
+    title_h = probe.textbbox((0, 0), "Ag", font=title_font)[3] + 12 if title else 0
+    columns = min(int(columns), len(images))
+    rows = -(-len(images) // columns)
+    col_w = [max(im.shape[1] for im in images[c::columns]) for c in range(columns)]
+    row_h = [max(im.shape[0] for im in images[r * columns:(r + 1) * columns]) + line_h for r in range(rows)]
+    width = gap + sum(w + gap for w in col_w)
+    height = gap + title_h + sum(h + gap for h in row_h)
+    figure = Image.new("RGB", (width, height), (LABEL_BACKGROUND,) * 3)
+    draw = ImageDraw.Draw(figure)
+    if title:
+        draw.text((gap, gap), title, fill=LABEL_TEXT, font=title_font)
+    for k, ((label, _), image) in enumerate(zip(panels, images, strict=True)):
+        r, c = divmod(k, columns)
+        x = gap + sum(w + gap for w in col_w[:c])
+        y = gap + title_h + sum(h + gap for h in row_h[:r])
+        draw.text((x, y), f"({chr(ord('a') + k % 26)}) {label}", fill=LABEL_TEXT, font=font)
+        figure.paste(Image.fromarray(np.ascontiguousarray(image)), (x, y + line_h))
+    return np.ascontiguousarray(np.asarray(figure, dtype=np.uint8))

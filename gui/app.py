@@ -10,68 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from gui.refcounts import guard_singleton_refcounts
+from gui.settings import APPLICATION, ORGANIZATION
+
 RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-ORGANIZATION = "LatentExplorer"
-APPLICATION = "Latent Explorer"
-SETTINGS_ENV = "LATENT_EXPLORER_SETTINGS"  # path of an .ini file to use instead of the user's settings
-EXPORT_FOLDER_KEY = "folders/export"  # one remembered folder for every export (panels' buttons and Ctrl+E)
-
-
-def app_settings() -> Any:
-    """The user's QSettings, or the .ini file named by $LATENT_EXPLORER_SETTINGS (tests isolate themselves so)."""
-    from PySide6.QtCore import QSettings
-
-    path = os.environ.get(SETTINGS_ENV)
-    if path:
-        return QSettings(path, QSettings.Format.IniFormat)
-    return QSettings(QSettings.Format.IniFormat, QSettings.Scope.UserScope, ORGANIZATION, APPLICATION)
-
-
-def export_folder() -> str:
-    """Where export dialogs open: the folder of the last export, else the home folder."""
-    return str(app_settings().value(EXPORT_FOLDER_KEY, str(Path.home())))
-
-
-def remember_export_folder(path: str | Path) -> None:
-    path = Path(path)
-    settings = app_settings()
-    settings.setValue(EXPORT_FOLDER_KEY, str(path if path.is_dir() else path.parent))
-    settings.sync()
-
-
-def clamp_to_screen(window: Any) -> None:
-    """Keep a window inside the screen it is on (a geometry saved on a larger monitor must not run off)."""
-    from PySide6.QtWidgets import QApplication
-
-    screen = window.screen() or QApplication.primaryScreen()
-    if screen is None:
-        return
-    available = screen.availableGeometry()
-    frame = window.frameGeometry()
-    extra_w, extra_h = frame.width() - window.width(), frame.height() - window.height()
-    width = min(window.width(), available.width() - extra_w)
-    height = min(window.height(), available.height() - extra_h)
-    if (width, height) != (window.width(), window.height()):
-        window.resize(max(width, 200), max(height, 200))
-    frame = window.frameGeometry()
-    x = min(max(frame.x(), available.x()), available.right() + 1 - frame.width())
-    y = min(max(frame.y(), available.y()), available.bottom() + 1 - frame.height())
-    if (x, y) != (frame.x(), frame.y()):
-        window.move(max(x, available.x()), max(y, available.y()))
-
-
-def guard_singleton_refcounts() -> None:
-    """Work around PySide6 6.12 (abi3 build) on Python 3.11: every call of a void Qt method drops one reference
-    to None (bool setters to True/False) that it never took. Python ≥ 3.12 makes these objects immortal, which
-    hides the bug; on 3.11 None's count reaches zero after a few thousand calls and the process aborts with
-    "none_dealloc". Giving the singletons an enormous count makes them as immortal as 3.12 would."""
-    if sys.version_info >= (3, 12) or getattr(guard_singleton_refcounts, "done", False):
-        return
-    import ctypes
-
-    for singleton in (None, True, False, Ellipsis, NotImplemented):
-        ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 40  # ob_refcnt is the object's first field
-    guard_singleton_refcounts.done = True  # type: ignore[attr-defined]
 
 
 def gui_torch_threads(cpu_count: int | None = None) -> int:
@@ -125,8 +67,6 @@ def run_app(argv: list[str] | None = None, on_shown: Callable[[Any], None] | Non
     configure_torch()  # torch first: PySide6's import hook inspects the source of every module imported after it
     from PySide6.QtCore import QCoreApplication
     from PySide6.QtWidgets import QApplication
-
-    from gui.main_window import APPLICATION, ORGANIZATION
 
     QCoreApplication.setOrganizationName(ORGANIZATION)
     QCoreApplication.setApplicationName(APPLICATION)

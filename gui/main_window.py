@@ -13,12 +13,11 @@ and wires them together.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QSettings, Qt, QTimer
 from PySide6.QtGui import QCloseEvent, QDragEnterEvent, QDropEvent
 from PySide6.QtWidgets import QMainWindow, QMessageBox, QVBoxLayout, QWidget
 
@@ -27,7 +26,6 @@ from engine.errors import ConfigError
 from engine.events import Failed, Finished, Paused
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
-from gui.app import APPLICATION, ORGANIZATION, SETTINGS_ENV, app_settings, clamp_to_screen, guard_singleton_refcounts
 from gui.docks import add_dock
 from gui.docks.data import DataDock
 from gui.docks.model import ModelDock, presets_module
@@ -37,34 +35,37 @@ from gui.menus import build_menus, fill_recent_menu
 from gui.model_source import ModelSource
 from gui.panel_tabs import PANEL_IMPORT_DELAY_MS, PanelTabs
 from gui.panels.training import TrainingPanel
+from gui.placement import clamp_to_screen, place_first_window
+from gui.refcounts import guard_singleton_refcounts
 from gui.run_control import RunControl, completed_epochs
+from gui.settings import APPLICATION, app_settings, runs_root
 from gui.state import AppState, DatasetView, OpenedCheckpoint
 from gui.widgets.banner import MessageBanner
 from gui.widgets.status_bar import StatusBar
 from gui.widgets.welcome import install_welcome_card
 from gui.worker import TrainingWorker
 
-guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/app.py)
+guard_singleton_refcounts()  # before any Qt call is made through this module (see gui/refcounts.py)
 
 DEFAULT_PRESET = "dsprites-disentangle"  # the first-run default (engine.presets.DEFAULT_PRESET)
 DEFAULT_DATASET = "dsprites?subset=20000"
-RUNS_ENV = "LATENT_EXPLORER_RUNS"  # folder for run folders instead of the user's data folder
 # Without the preset: an MLP β-VAE, which shows recognisable dSprites reconstructions within ~40 s on 2 CPU
 # cores (a conv backbone at 64×64 managed ~1 step/s there).
 FALLBACK_HPARAMS = {"backbone": "mlp", "hidden": 512, "depth": 2, "latent_dim": 10, "beta": 4.0}
 FALLBACK_BATCH_SIZE = 64
 APP_PROBE_EVERY_S = 5.0  # the app's live disentanglement probe cadence (seconds of training; engine/probe.py)
 
-__all__ = ["APPLICATION", "ORGANIZATION", "SETTINGS_ENV", "MainWindow", "app_settings", "runs_root"]
+__all__ = ["MainWindow"]
 
 
-def runs_root() -> Path:
-    """Where new run folders go: $LATENT_EXPLORER_RUNS, else the user's data folder."""
-    env = os.environ.get(RUNS_ENV)
-    if env:
-        return Path(env)
-    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.GenericDataLocation)
-    return Path(base or Path.home()) / "latent-explorer" / "runs"
+def preset_description_for(preset: TrainConfig, family: str, dataset_spec: str) -> str:
+    """The preset's description while the run keeps its family and dataset; "" once either changed (a β-TCVAE
+    preset's words must not describe a VAE on MNIST in the run's config.toml)."""
+    def name(spec: str) -> str:
+        return spec.partition("?")[0].strip()
+
+    same = family == preset.family and name(dataset_spec) == name(preset.dataset)
+    return preset.description if same else ""
 
 
 class MainWindow(QMainWindow):
@@ -78,7 +79,6 @@ class MainWindow(QMainWindow):
         self.setObjectName("mainWindow")
         self.setWindowTitle(APPLICATION)
         self.setAcceptDrops(True)
-        self.resize(1280, 800)
         self.settings = settings if settings is not None else app_settings()
         self.poster = GuiPoster(self)
         self.state = AppState(post=self.poster.post, store=self.settings)
@@ -172,7 +172,9 @@ class MainWindow(QMainWindow):
     def _restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
         state = self.settings.value("window/state")
-        if geometry is not None:
+        if geometry is None:
+            place_first_window(self)
+        else:
             self.restoreGeometry(geometry)
         if state is not None:
             self.restoreState(state)
@@ -191,7 +193,7 @@ class MainWindow(QMainWindow):
         return self.state.recent_runs()
 
     def _rebuild_recent_menu(self) -> None:
-        fill_recent_menu(self.menu_actions.recent_menu, self.recent_runs(),
+        fill_recent_menu(self.menu_actions.recent_menu, self.state.recent_entries(),
                          lambda path: self.open_checkpoint(path, wait=False))
 
     def _apply_initial_preset(self) -> None:
@@ -274,7 +276,8 @@ class MainWindow(QMainWindow):
         extra: dict[str, Any] = {}
         if base is not None:
             extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
-                     "weight_decay": base.weight_decay, "description": base.description}
+                     "weight_decay": base.weight_decay,
+                     "description": preset_description_for(base, form.family or "", spec)}
         out_dir = None
         if self.training_settings.writes_run_folder:
             stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -527,10 +530,23 @@ class MainWindow(QMainWindow):
         if not joined:
             self.show_message("The training thread did not stop in time; it will end at its next step.", "warning")
         if joined and save and self.session is not None:
-            folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
-            folder.mkdir(parents=True, exist_ok=True)
-            self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
+            written = self._run_checkpoint_at_current_step()
+            if written is not None:  # the stopped session already wrote it: one copy, not two
+                self.state.add_recent(written)
+                self.status.showMessage(f"saved {written}", 6000)
+            else:
+                folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
+                folder.mkdir(parents=True, exist_ok=True)
+                self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
         return joined
+
+    def _run_checkpoint_at_current_step(self) -> Path | None:
+        """The checkpoint a session writes into its run folder when it stops (checkpoints/step_N.safetensors, see
+        TrainingSession._write_run_checkpoint), if it exists for the session's current step."""
+        if not self.run_dir or self.session is None:
+            return None
+        path = Path(self.run_dir) / "checkpoints" / f"step_{self.session.step}.safetensors"
+        return path if path.is_file() else None
 
     def _update_actions(self) -> None:
         training = self.is_training

@@ -16,8 +16,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
-from gui.app import APPLICATION
 from gui.examples_menu import build_examples_menu
+from gui.settings import APPLICATION
 
 EXPORT_FILTER = "PNG image (*.png);;GIF animation (*.gif);;CSV (*.csv);;JSON (*.json)"
 
@@ -88,15 +88,18 @@ def build_menus(window: Any) -> MenuActions:
     return MenuActions(new_run, open_, save, export, start, pause, stop, quick_start, recent_menu)
 
 
-def fill_recent_menu(menu: QMenu, paths: list[str], open_checkpoint: Callable[[str], Any]) -> None:
-    """File → Recent runs: one entry per checkpoint, newest first."""
+def fill_recent_menu(menu: QMenu, entries: list[tuple[str, str]], open_checkpoint: Callable[[str], Any]) -> None:
+    """File → Recent runs: one entry per checkpoint, newest first: (path, text) — run, dataset, family, step,
+    date (AppState.recent_entries); the full path is the entry's tooltip."""
     menu.clear()
-    if not paths:
+    menu.setToolTipsVisible(True)
+    if not entries:
         menu.addAction("(none yet)").setEnabled(False)
         return
-    for path in paths:
-        action = menu.addAction(Path(path).name + f"  —  {Path(path).parent}")
+    for path, text in entries:
+        action = menu.addAction(text)
         action.setData(path)
+        action.setToolTip(path)
         action.triggered.connect(lambda _checked=False, p=path: open_checkpoint(p))
 
 

@@ -9,6 +9,8 @@ on the job thread, then `Job.wait()`). A newer job of a kind supersedes an older
 
 from __future__ import annotations
 
+import json
+import struct
 import threading
 import traceback
 from collections.abc import Callable
@@ -447,8 +449,23 @@ class AppState:
         path = str(Path(path).resolve())
         recent = [path, *(p for p in self.recent_runs() if p != path)][:MAX_RECENT]
         self.store.setValue("recent/checkpoints", recent)
+        details = {p: d for p, d in self._recent_details().items() if p in recent}
+        details[path] = recent_summary(path)  # read once here (one header, a few ms), not at every menu build
+        self.store.setValue("recent/details", json.dumps(details))
         self.recent_changed.emit(recent)
         return recent
+
+    def recent_entries(self) -> list[tuple[str, str]]:
+        """(path, menu text) of every recent run, newest first: run name, dataset, family, step and date."""
+        details = self._recent_details()
+        return [(path, recent_label(path, details.get(path) or {})) for path in self.recent_runs()]
+
+    def _recent_details(self) -> dict[str, dict[str, Any]]:
+        try:
+            value = json.loads(str(self.store.value("recent/details", "{}") or "{}"))
+        except json.JSONDecodeError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
     # --- remembered folders ----------------------------------------------------------------------------
     def folder(self, key: str) -> str:
@@ -457,6 +474,38 @@ class AppState:
     def remember_folder(self, key: str, path: str | Path) -> None:
         path = Path(path)
         self.store.setValue(f"folders/{key}", str(path if path.is_dir() else path.parent))
+
+
+def recent_summary(path: str | Path) -> dict[str, Any]:
+    """Run name, dataset, family, step and date of a checkpoint, from its safetensors header only (no tensors);
+    {} when the file cannot be read (the menu then shows the file name)."""
+    path = Path(path)
+    try:
+        with path.open("rb") as handle:
+            size = struct.unpack("<Q", handle.read(8))[0]
+            if not 0 < size < 256 * 1024 * 1024:
+                return {}
+            header = json.loads(handle.read(size))
+        meta = json.loads(header.get("__metadata__", {}).get("latent_explorer", "{}"))
+    except (OSError, ValueError, struct.error, AttributeError, TypeError):
+        return {}
+    if not isinstance(meta, dict):
+        return {}
+    dataset = meta.get("dataset") if isinstance(meta.get("dataset"), dict) else {}
+    run = path.parent.parent.name if path.parent.name == "checkpoints" else path.stem
+    return {"run": run, "dataset": str(dataset.get("spec") or dataset.get("name") or ""),
+            "family": str(meta.get("family", "")), "step": meta.get("step"),
+            "created": str(meta.get("created") or "")[:10]}
+
+
+def recent_label(path: str, details: dict[str, Any]) -> str:
+    """`run — dataset · family · step 814 · 2026-12-05`, or the file name and folder when nothing is known."""
+    if not details:
+        return f"{Path(path).name}  —  {Path(path).parent}"
+    step = details.get("step")
+    parts = [details.get("dataset"), details.get("family"),
+             f"step {step:,}" if isinstance(step, int) else None, details.get("created")]
+    return f"{details.get('run') or Path(path).stem}  —  " + " · ".join(str(p) for p in parts if p)
 
 
 def _load(spec: str) -> Any:

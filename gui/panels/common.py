@@ -56,7 +56,7 @@ def cell_of(pixel_x: float, pixel_y: float, cell_h: int, cell_w: int, pad: int) 
 def ask_save_path(parent: QWidget, title: str, stem: str, suffix: str, filter_text: str) -> str | None:
     """A save dialog proposing `stem.suffix` in the remembered export folder (the one Ctrl+E uses too); the chosen
     path with the suffix added if missing (None: cancelled). The chosen folder is remembered."""
-    from gui.app import export_folder, remember_export_folder
+    from gui.settings import export_folder, remember_export_folder
 
     path, _ = QFileDialog.getSaveFileName(parent, title, str(Path(export_folder()) / f"{stem}.{suffix}"),
                                           filter_text)

@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
 from engine import explore
 from engine.evaluate import EvaluationCancelled, evaluate
 from engine.metrics import MetricsCancelled, MetricSizes, compute_metrics
-from engine.sweep import SCORE_KEYS, model_representation
+from engine.scoring import SCORE_KEYS, model_representation
 from gui.model_source import ModelSource
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
 from gui.panels.sweep import COLUMN_TITLES, SCORE_CHOICES, SweepPanel
@@ -48,6 +48,8 @@ from gui.widgets.factor_axis import FactorAxis
 
 EVAL_IMAGES = 5000
 HEATMAP_HINT = "Press Compute: the latent × factor mutual information appears here (datasets with ground-truth factors)"
+SCORES_HINT = "Press Compute: the disentanglement scores appear here (datasets with ground-truth factors)"
+TRAVERSAL_HINT = "Press Compute: one traversal row per latent appears here, largest KL first"
 NO_FACTORS_HINT = "This dataset has no ground-truth factors: no latent × factor mutual information to show"
 TRAVERSAL_STEPS = 9
 SCORE_TITLES = {"beta_vae": "BetaVAE score", "factor_vae": "FactorVAE score", "mig": "MIG",
@@ -170,13 +172,15 @@ class EvaluationPanel(PanelBase):
         self.score_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.score_table.verticalHeader().setVisible(False)
         top.addWidget(self.score_table)
-        self.bar_chart = pg.PlotWidget(background="#1e1e1e")
+        self.score_axis = FactorAxis("bottom")  # names that fit their bars, never "BetaVAEFactorVAE"
+        self.bar_chart = pg.PlotWidget(background="#1e1e1e", axisItems={"bottom": self.score_axis})
         self.bar_chart.getPlotItem().setTitle("Disentanglement scores (0…1)", size="9pt")
         self.bar_chart.setMouseEnabled(x=False, y=False)
         self.bar_chart.setMenuEnabled(False)
         self.bar_chart.setYRange(0, 1, padding=0.02)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.7, brush="#4fa3e0")
         self.bar_chart.addItem(self.bars)
+        self.bar_hint = EmptyHint(self.bar_chart.getPlotItem(), SCORES_HINT)
         top.addWidget(self.bar_chart)
         top.setSizes([220, 260, 420])
         results_layout.addWidget(top, 2)
@@ -202,6 +206,7 @@ class EvaluationPanel(PanelBase):
         bottom.addWidget(self.heatmap)
         self.traversal_view = GridView()
         self.traversal_view.setToolTip("Traversal rows in the heatmap's order: latents by KL, largest first")
+        self.traversal_view.set_empty_hint(TRAVERSAL_HINT)
         bottom.addWidget(self.traversal_view)
         bottom.setSizes([420, 480])
         results_layout.addWidget(bottom, 3)
@@ -278,6 +283,8 @@ class EvaluationPanel(PanelBase):
             label.setText("–")
         self.score_table.setRowCount(0)
         self.bars.setOpts(x=[], height=[])
+        self.score_axis.set_names([])
+        self.bar_hint.show()
         self._show_heatmap({})
         self.traversal_view.set_grid(None)
         self.progress_bar.setValue(0)
@@ -372,10 +379,10 @@ class EvaluationPanel(PanelBase):
             item = QTableWidgetItem(f"{value:.3f}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.score_table.setItem(row, 1, item)
-        self.bars.setOpts(x=np.arange(len(scores)), height=[v for _, v in scores], width=0.7)
-        axis = self.bar_chart.getPlotItem().getAxis("bottom")
-        axis.setTicks([[(i, COLUMN_TITLES[k]) for i, (k, _) in enumerate(scores)]])
-        self.bar_chart.setXRange(-0.6, max(len(scores) - 0.4, 0.6), padding=0)
+        self.bars.setOpts(x=np.arange(len(scores)) + 0.5, height=[v for _, v in scores], width=0.7)
+        self.bar_chart.setXRange(0, max(len(scores), 1), padding=0)
+        self.score_axis.set_names([COLUMN_TITLES[k] for k, _ in scores])
+        self.bar_hint.setVisible(not scores)
         self._show_heatmap(result)
         grid = result.get("traversal")
         if grid is not None:

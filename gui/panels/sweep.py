@@ -41,9 +41,8 @@ from engine.config import TrainConfig
 from engine.control import Control
 from engine.errors import ConfigError
 from engine.metrics import METRIC_NAMES, MetricSizes
+from engine.scoring import ELBO_KEYS, SCORE_KEYS
 from engine.sweep import (
-    ELBO_KEYS,
-    SCORE_KEYS,
     RunDone,
     SweepDone,
     SweepProgress,
@@ -61,8 +60,11 @@ from engine.sweep import (
 from gui.model_source import ModelSource
 from gui.panels.common import ask_save_path, button, warn_export_failed, write_chosen, write_csv
 from gui.widgets import ToolRow
+from gui.widgets.empty_hint import EmptyHint
 
 DRAIN_MS = 100
+RATE_DISTORTION_HINT = "Start a sweep (or open a summary.json): one point per finished run appears here"
+TABLE_HINT = "−ELBO, KL and the scores of each run appear here as runs finish"
 THREAD_NAME = "latent-explorer-sweep"
 APP_SETTINGS = "Current app settings"
 COLUMN_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_units": "active", "iwae_nll": "IWAE NLL",
@@ -170,12 +172,14 @@ class RateDistortionPlot(pg.PlotWidget):
         self.addItem(self.scatter)
         self.labels: list[pg.TextItem] = []
         self.points: list[tuple[float, float, str]] = []
+        self.empty_hint = EmptyHint(item, RATE_DISTORTION_HINT)
 
     def set_points(self, points: list[tuple[float, float, str]]) -> None:
         for label in self.labels:
             self.removeItem(label)
         self.labels = []
         self.points = list(points)
+        self.empty_hint.setVisible(not points)
         if not points:
             self.scatter.setData([], [])
             self.curve.setData([], [])
@@ -312,7 +316,8 @@ class SweepPanel(QWidget):
         split = QSplitter(Qt.Orientation.Horizontal)
         self.plot = RateDistortionPlot()
         split.addWidget(self.plot)
-        self.table = QTableWidget(0, 0)
+        self.table = QTableWidget(0, 1)
+        self.table.setHorizontalHeaderLabels([TABLE_HINT])  # until the first run finishes
         self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         split.addWidget(self.table)
@@ -381,7 +386,7 @@ class SweepPanel(QWidget):
         return self.worker is not None and self.worker.running
 
     def _default_folder(self) -> Path:
-        from gui.main_window import runs_root
+        from gui.settings import runs_root
 
         return runs_root() / f"sweep-{time.strftime('%Y%m%d-%H%M%S')}"
 

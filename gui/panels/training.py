@@ -1,4 +1,10 @@
-"""The Training tab: start/pause/stop, progress, live curves, KL per dimension, reconstructions and samples."""
+"""The Training tab: start/pause/stop, progress, live curves, KL per dimension, reconstructions and samples.
+
+Export (Ctrl+E, or "Export the Training figure…" in any plot's context menu) writes the plots as one labelled figure
+(engine.imaging.labelled_panels) — loss curves, MIG over steps, the MI heatmap, KL per dimension, reconstructions,
+prior samples — or, as .csv, every recorded point. Each plot's context menu also exports that plot alone as a PNG.
+Both dialogs open in the app's one remembered export folder (gui.panels.common.ask_save_path).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -22,10 +29,14 @@ from PySide6.QtWidgets import (
 )
 
 from engine.events import DisentanglementProbe, EpochSummary, Preview, StepMetrics
+from engine.imaging import labelled_panels, save_png
 from engine.models.base import HyperParam, ModelBase
 from engine.probe import probes_in_history
 from gui.widgets import ImageGrid, KLBarChart, LabeledSlider, LossCurves
 from gui.widgets.disentanglement import DisentanglementView
+from gui.widgets.figure import widget_image
+
+PNG_FILTER = "PNG image (*.png)"
 
 
 def _format_duration(seconds: float | None) -> str:
@@ -131,6 +142,8 @@ class TrainingPanel(QWidget):
         splitter.setStretchFactor(1, 2)
         root.addWidget(splitter, 1)
         self.set_state("idle")
+        for widget, title, stem in self.plot_widgets():
+            self._install_export_menu(widget, title, stem)
 
     # --- state --------------------------------------------------------------------------------------
     def set_state(self, state: str, can_start: bool = True) -> None:
@@ -251,6 +264,8 @@ class TrainingPanel(QWidget):
         self.reset(loaded.config.max_steps)
         drawn = self.load_history(loaded.history)
         self.set_probe_note(probe_note)
+        if probe_note is None and not self.disentanglement.steps:
+            self.disentanglement.show_no_recorded_probe()
         self.configure_live_controls(type(loaded.model), loaded.model.hparams, loaded.config.lr)
         self.set_finished_text(f"checkpoint at {position} — Start continues it")
         self.start_button.setText("Continue")
@@ -286,8 +301,72 @@ class TrainingPanel(QWidget):
         return len(train)
 
     # --- export ----------------------------------------------------------------------------------------
+    def plot_widgets(self) -> list[tuple[QWidget, str, str]]:
+        """(widget, title, file stem) of every plot of the tab, in figure order."""
+        view = self.disentanglement
+        return [(self.curves.graphics, "Loss terms and values in force", "training-curves"),
+                (view.curve_plot, "MIG over training steps", "mig-curve"),
+                (view.heatmap, "Latent × factor mutual information I(z_j; v_k) / H(v_k)", "mi-heatmap"),
+                (self.kl_bars, "KL per latent dimension (nats)", "kl-per-dimension"),
+                (self.recon_grid.view, "Inputs (odd rows) and reconstructions (even rows)", "reconstructions"),
+                (self.samples_grid.view, "Samples from the prior", "prior-samples")]
+
+    def _install_export_menu(self, widget: QWidget, title: str, stem: str) -> None:
+        """Right-click on the plot: export it alone, or the whole figure (the scene's menu replaces pyqtgraph's own
+        "Export…" dialog, so every export goes through the app's one dialog and folder)."""
+        plot_item = widget.getPlotItem() if hasattr(widget, "getPlotItem") else None
+        items = [plot_item] if plot_item is not None else [
+            item for item in widget.ci.items if hasattr(item, "setMenuEnabled")]
+        for item in items:
+            item.setMenuEnabled(True)
+        alone = QAction("Export this plot as PNG…", widget)
+        alone.triggered.connect(lambda: self._export_plot_dialog(widget, title, stem))
+        whole = QAction("Export the Training figure…", widget)
+        whole.triggered.connect(self._export_figure_dialog)
+        widget.scene().contextMenu = [alone, whole]
+
+    def _export_plot_dialog(self, widget: QWidget, title: str, stem: str) -> None:
+        from gui.panels.common import ask_save_path, warn_export_failed, write_chosen  # the one export dialog
+
+        path = ask_save_path(self, f"Export {title}", stem, "png", PNG_FILTER)
+        write_chosen(path, lambda p: self.export_plot(widget, p), lambda exc: warn_export_failed(self, exc))
+
+    def _export_figure_dialog(self) -> None:
+        from gui.panels.common import ask_save_path, warn_export_failed, write_chosen
+
+        path = ask_save_path(self, "Export the Training figure", "training", "png", PNG_FILTER)
+        write_chosen(path, self.export_figure, lambda exc: warn_export_failed(self, exc))
+
+    def export_plot(self, widget: QWidget, path: str | Path) -> Path:
+        """One plot as a PNG (an image grid: its images, enlarged; a plot: as drawn)."""
+        return save_png(self._plot_pixels(widget), Path(path).with_suffix(".png"))
+
+    def _plot_pixels(self, widget: QWidget) -> np.ndarray:
+        from gui.panels.common import upscale
+
+        for grid in (self.recon_grid, self.samples_grid):
+            if widget is grid.view and grid.image() is not None:
+                return upscale(np.asarray(grid.image()), 256)
+        return widget_image(widget)
+
+    def figure(self) -> np.ndarray:
+        """The tab's plots as one labelled figure (plots that are hidden or have nothing to show are left out)."""
+        panels = []
+        for widget, title, _ in self.plot_widgets():
+            if not widget.isVisibleTo(self):
+                continue
+            if widget in (self.recon_grid.view, self.samples_grid.view) and \
+                    (self.recon_grid.image() if widget is self.recon_grid.view else self.samples_grid.image()) is None:
+                continue
+            panels.append((title, self._plot_pixels(widget)))
+        last = self.last_metrics
+        where = f" at step {last.step:,}" if last is not None else ""
+        in_force = self.in_force_label.text().removeprefix("in force: ")
+        title = f"Latent Explorer — training{where}" + (f"  ({in_force})" if in_force else "")
+        return labelled_panels(panels, columns=2, title=title)
+
     def export_figure(self, path: str | Path) -> Path:
-        """.csv: every recorded train/test point and MIG probe; anything else: a PNG of the tab as shown."""
+        """.csv: every recorded train/test point and MIG probe; anything else: the plots as one labelled PNG."""
         path = Path(path)
         if path.suffix.lower() == ".csv":
             with path.open("w", newline="", encoding="utf-8") as handle:
@@ -305,9 +384,7 @@ class TrainingPanel(QWidget):
             return path
         if path.suffix.lower() != ".png":
             path = path.with_suffix(".png")
-        if not self.grab().save(str(path), "PNG"):
-            raise OSError(f"could not write {path}")
-        return path
+        return save_png(self.figure(), path)
 
 
 def _columns(rows: Iterable[Mapping[str, float]]) -> dict[str, np.ndarray]:

@@ -1,5 +1,9 @@
 """Live loss curves (every term, train and test) above a step plot of the values in force (β, C, lr).
 
+Each term has one colour and one legend entry: train solid, test dashed with dots (one "test" entry says so), so a
+family with many terms keeps a two-row legend and the loss plot its height. The lower plot names its series in its
+title (coloured), shows its left axis only while a value other than lr is in force, and lr on its own right axis.
+
 Points are appended into growable numpy buffers of at most CURVE_POINT_LIMIT points per curve, thinned evenly over
 the run when full, so a day-long run costs the same memory as a short one. The plots are redrawn by a timer at most
 `redraw_hz` times a second with pyqtgraph's peak downsampling, so a fast run never costs the event loop more than a
@@ -9,6 +13,7 @@ few ms.
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -23,6 +28,10 @@ PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#7
            "#bab0ac")
 LIVE_PALETTE = ("#edc948", "#e15759", "#76b7b2", "#b07aa1", "#59a14f")
 EMPTY_HINT = "Press Start to train — the loss curves appear here"
+TEST_LEGEND = "test (dashed)"
+LEGEND_COLUMNS = 7  # a family's terms and the one "test" entry fit one or two rows above the loss plot
+LIVE_TITLE = "Values in force"
+LR_COLOUR = "#e15759"
 AXIS_WIDTH = 56  # px of each plot's left and right axis
 CURVE_POINT_LIMIT = 20_000  # points kept per curve: a long run is thinned evenly so memory stays bounded
 
@@ -93,7 +102,7 @@ class LossCurves(QWidget):
         self.graphics.setBackground("#1e1e1e")
         layout.addWidget(self.graphics, 1)
         # The loss legend sits in its own row above the plot, never on the curves (in log scale they fill the top).
-        self.loss_legend = pg.LegendItem(labelTextSize="8pt", colCount=4, verSpacing=-6)
+        self.loss_legend = pg.LegendItem(labelTextSize="8pt", colCount=LEGEND_COLUMNS, verSpacing=-6)
         self.graphics.addItem(self.loss_legend, row=0, col=0)
         self.loss_plot = self.graphics.addPlot(row=1, col=0)
         self.loss_plot.setTitle("Loss terms (nats / image)", size="9pt")
@@ -109,16 +118,17 @@ class LossCurves(QWidget):
         self._force_range = True
         self.loss_plot.vb.sigRangeChangedManually.connect(self._stop_following)
         self.live_plot = self.graphics.addPlot(row=2, col=0)
-        self.live_plot.setTitle("Values in force", size="9pt")
+        self.live_plot.setTitle(LIVE_TITLE, size="9pt")
         self.live_plot.setLabel("bottom", "step")
         self.live_plot.showGrid(x=True, y=True, alpha=0.2)
-        self.live_plot.addLegend(offset=(-10, 10), labelTextSize="8pt")
         self.live_plot.setXLink(self.loss_plot)
         self.lr_view = pg.ViewBox()  # the learning rate is orders of magnitude below β and C: its own right axis
         self.live_plot.showAxis("right")
         self.live_plot.scene().addItem(self.lr_view)
         self.live_plot.getAxis("right").linkToView(self.lr_view)
         self.live_plot.getAxis("right").setLabel("lr")
+        for side in ("left", "right"):  # shown once a value is in force (no empty β axis for a plain VAE)
+            self.live_plot.getAxis(side).setStyle(showValues=False)
         self.lr_view.setXLink(self.live_plot)
         self.live_plot.vb.sigResized.connect(self._sync_lr_view)
         # Both plots share the step axis: equal left and right axis widths keep their x axes exactly aligned (the
@@ -140,6 +150,8 @@ class LossCurves(QWidget):
         self._colours: dict[str, str] = {}
         self._palette = itertools.cycle(PALETTE)
         self._live_palette = itertools.cycle(LIVE_PALETTE[:1] + LIVE_PALETTE[2:])
+        self._live_colours: dict[str, str] = {}
+        self._test_entry: pg.PlotDataItem | None = None
         self._dirty = False
         self.redraws = 0
         self._timer = QTimer(self)
@@ -185,9 +197,15 @@ class LossCurves(QWidget):
         self.empty_hint.show()
         self.live_plot.clear()
         self.lr_view.clear()
-        for plot in (self.loss_plot, self.live_plot):
-            if plot.legend is not None:
-                plot.legend.clear()
+        self.lr_view.setYRange(0.0, 1.0, padding=0)  # no "lr (x0.001)" left from the last run
+        self.live_plot.setYRange(0.0, 1.0, padding=0)
+        self.loss_legend.clear()
+        self._test_entry = None
+        self._live_colours.clear()
+        self._live_palette = itertools.cycle(LIVE_PALETTE[:1] + LIVE_PALETTE[2:])
+        self.live_plot.setTitle(LIVE_TITLE, size="9pt")
+        for side in ("left", "right"):
+            self.live_plot.getAxis(side).setStyle(showValues=False)
         self._train.clear()
         self._test.clear()
         self._live.clear()
@@ -242,21 +260,43 @@ class LossCurves(QWidget):
                 item = self.loss_plot.plot(name=name, pen=pg.mkPen(self._colour(name), width=1.5))
             elif kind == "test":
                 colour = self._colour(name)
-                item = self.loss_plot.plot(name=f"{name} (test)",
-                                           pen=pg.mkPen(colour, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
+                if name not in self._train:  # a term recorded only on the test set still gets its legend entry
+                    self.loss_legend.addItem(pg.PlotDataItem(pen=pg.mkPen(colour, width=1.5)), name)
+                item = self.loss_plot.plot(pen=pg.mkPen(colour, width=1.5, style=pg.QtCore.Qt.PenStyle.DashLine),
                                            symbol="o", symbolSize=5, symbolBrush=colour, symbolPen=None)
+                self._add_test_entry()
             elif name == "lr":
-                item = pg.PlotDataItem(pen=pg.mkPen("#e15759", width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine))
+                self._live_colours[name] = LR_COLOUR
+                item = pg.PlotDataItem(pen=pg.mkPen(LR_COLOUR, width=1.5, style=pg.QtCore.Qt.PenStyle.DotLine))
                 self.lr_view.addItem(item)
-                if self.live_plot.legend is not None:
-                    self.live_plot.legend.addItem(item, "lr (right axis)")
+                self._title_live_plot()
             else:
-                item = self.live_plot.plot(name=name, pen=pg.mkPen(next(self._live_palette), width=1.5))
+                colour = self._live_colours.setdefault(name, next(self._live_palette))
+                item = self.live_plot.plot(pen=pg.mkPen(colour, width=1.5))
+                self._title_live_plot()
             if kind == "train":
                 item.setClipToView(True)
                 item.setDownsampling(auto=True, method="peak")
             self._items[key] = item
         return item
+
+    def _add_test_entry(self) -> None:
+        """One legend entry for every test curve: a grey dashed line with a dot."""
+        if self._test_entry is None:
+            self._test_entry = pg.PlotDataItem(pen=pg.mkPen("#bbbbbb", width=1.5,
+                                                            style=pg.QtCore.Qt.PenStyle.DashLine),
+                                               symbol="o", symbolSize=5, symbolBrush="#bbbbbb", symbolPen=None)
+            self.loss_legend.addItem(self._test_entry, TEST_LEGEND)
+
+    def _title_live_plot(self) -> None:
+        """The lower plot's title names its series in their colours; lr says it reads on the right axis."""
+        names = [f"<span style='color:{colour}'>━ {'lr (right axis)' if name == 'lr' else name}</span>"
+                 for name, colour in self._live_colours.items()]
+        self.live_plot.setTitle(LIVE_TITLE + ": " + "  ".join(names), size="9pt")
+
+    def live_title(self) -> str:
+        """The lower plot's title as plain text (tests)."""
+        return re.sub(r"<[^>]+>", "", self.live_plot.titleLabel.text)
 
     def redraw(self) -> None:
         """Push buffered points to the plot items (called by the timer; cheap when nothing changed)."""
@@ -280,8 +320,11 @@ class LossCurves(QWidget):
                     live_top = max(live_top, float(np.nanmax(series.y)))
             if live_top > 0:  # weights start at 0 so a β of 4 does not look like a flat line at mid-height
                 self.live_plot.setYRange(0.0, live_top * 1.15, padding=0)
-            if "lr" in self._live and self._live["lr"].n:
+            self.live_plot.getAxis("left").setStyle(showValues=live_top > 0)
+            has_lr = "lr" in self._live and self._live["lr"].n > 0
+            if has_lr:
                 self.lr_view.setYRange(0.0, float(np.nanmax(self._live["lr"].y)) * 1.15, padding=0)
+            self.live_plot.getAxis("right").setStyle(showValues=has_lr)
             self._follow_data()
         self.redraws += 1
 

@@ -21,6 +21,11 @@ from .factor_axis import FactorAxis
 MIG_COLOUR = "#59a14f"
 COLOUR_MAP = "viridis"
 HEATMAP_HINT = "Latent × factor mutual information appears here while a model trains on a dataset with factors"
+WAITING_NOTE = "Disentanglement: the first MIG probe comes with the first training steps."
+NO_HISTORY_PROBE_NOTE = ("Disentanglement: this checkpoint's history holds no MIG probe (it was trained without the "
+                         "live probe). Continue probes as it trains; Evaluation → Compute scores it now.")
+NO_HISTORY_PROBE_HINT = "No probe recorded in this checkpoint: Continue, or Evaluation → Compute"
+MIG_CURVE_HINT = "MIG over training steps appears here"
 
 
 class DisentanglementView(QWidget):
@@ -33,6 +38,7 @@ class DisentanglementView(QWidget):
         self.migs: list[float] = []
         self.latest: DisentanglementProbe | None = None
         self.reason: str | None = None
+        self.waiting_note = WAITING_NOTE  # what the note says while probes are expected but none has come
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(2)
@@ -53,6 +59,7 @@ class DisentanglementView(QWidget):
         item.setMouseEnabled(x=True, y=False)
         self.curve = item.plot([], [], pen=pg.mkPen(MIG_COLOUR, width=2), symbol="o", symbolSize=4,
                                symbolBrush=MIG_COLOUR, symbolPen=None, name="MIG")
+        self.curve_hint = EmptyHint(item, MIG_CURVE_HINT)
         self.curve_plot.setMinimumSize(120, 80)
         row.addWidget(self.curve_plot, 3)
         self.heatmap = pg.GraphicsLayoutWidget()
@@ -85,12 +92,29 @@ class DisentanglementView(QWidget):
         if reason is not None:
             self.note.setText(reason)
         elif self.latest is None:
-            self.note.setText("Disentanglement: the first MIG probe comes with the first training steps.")
+            self.note.setText(self.waiting_note)
         self._update_note()
 
+    def show_no_recorded_probe(self) -> None:
+        """An opened checkpoint whose history has no probe: say so (not "comes with the first steps")."""
+        if self.latest is not None:
+            return
+        self.waiting_note = NO_HISTORY_PROBE_NOTE
+        self.heat_hint.set_text(NO_HISTORY_PROBE_HINT)
+        self.curve_hint.set_text(NO_HISTORY_PROBE_HINT)
+        self.set_unavailable(self.reason)
+
     def clear(self) -> None:
+        """A new run: no curve, an empty heatmap and a 0–1 step axis (not the last run's)."""
         self.steps, self.migs, self.latest = [], [], None
         self.curve.setData([], [])
+        item = self.curve_plot.getPlotItem()
+        item.setXRange(0.0, 1.0, padding=0.0)
+        item.enableAutoRange(x=True)  # the next run's first probes set the range again
+        self.waiting_note = WAITING_NOTE
+        self.heat_hint.set_text(HEATMAP_HINT)
+        self.curve_hint.set_text(MIG_CURVE_HINT)
+        self.curve_hint.show()
         self.heat_image.clear()
         self._show_empty_heatmap()
         self.set_unavailable(self.reason)
@@ -114,6 +138,7 @@ class DisentanglementView(QWidget):
             self.steps.append(int(probe.step))
             self.migs.append(float(probe.mig))
         self.curve.setData(np.asarray(self.steps, dtype=np.float64), np.asarray(self.migs, dtype=np.float64))
+        self.curve_hint.hide()
         self._show_matrix(probes[-1])
         if self.reason is not None:
             self.set_unavailable(None)

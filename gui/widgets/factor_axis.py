@@ -1,5 +1,5 @@
 """A heatmap's factor axis: one tick per column, named in full when every name fits its column, else abbreviated
-(`orientation` → `orient`, then `ori`; `posX` → `pX`) with the full names in the axis's tooltip. pyqtgraph axes
+(`orientation` → `orient`, `ori`, then `or`; `posX` → `pX`) with the full names in the axis's tooltip. pyqtgraph axes
 cannot rotate their labels, so at 1366×768 the names must get shorter instead of overlapping."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from collections.abc import Sequence
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetrics
 
-ABBREVIATION_LENGTHS = (6, 3)  # tried in turn after the full names
-LABEL_GAP_PX = 6
+ABBREVIATION_LENGTHS = (6, 3, 2)  # tried in turn after the full names (`sh sc or pX pY` at 1366 px)
+LABEL_GAP_PX = 4
 
 
 def abbreviate(name: str, length: int) -> str:

@@ -24,6 +24,7 @@ class KLBarChart(pg.PlotWidget):
         self.setBackground("#1e1e1e")
         self.plotItem.setTitle("KL per latent dimension (nats)", size="9pt")
         self.plotItem.setLabel("bottom", "dimension")
+        self.plotItem.getAxis("bottom").enableAutoSIPrefix(False)  # dimensions are integers: never "(×0.001)"
         self.plotItem.showGrid(y=True, alpha=0.2)
         cache_axes(self.plotItem)
         self.setMouseEnabled(x=False, y=False)
@@ -32,20 +33,25 @@ class KLBarChart(pg.PlotWidget):
         self.addItem(self.bars)
         self.empty_hint = EmptyHint(self.plotItem, "KL of each latent dimension appears here while a VAE trains")
         self.values: np.ndarray = np.zeros(0)
+        self.set_values([])  # empty until the first KL: the hint, no axis values
 
     def set_values(self, kl_per_dim: Sequence[float]) -> None:
+        """Draw the bars; no values (a new run, a checkpoint without a recorded KL): no ticks, only the hint."""
         values = np.asarray(kl_per_dim, dtype=np.float64)
         if values.ndim != 1:
             raise ValueError(f"KL per dimension must be 1-D, got shape {values.shape}")
         values = np.where(np.isfinite(values), values, 0.0)
-        if values.size == 0:
-            self.plotItem.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
         self.empty_hint.setVisible(values.size == 0)
+        for side in ("bottom", "left"):
+            self.plotItem.getAxis(side).setStyle(showValues=values.size > 0)
         brushes = [pg.mkBrush(ACTIVE_COLOUR if v > self.threshold else INACTIVE_COLOUR) for v in values]
         self.bars.setOpts(x=np.arange(values.size), height=values, width=0.8, brushes=brushes)
-        if values.size != self.values.size:
-            self.plotItem.setXRange(-0.6, max(values.size - 0.4, 0.6), padding=0)
-        self.plotItem.setYRange(0, max(float(values.max(initial=0.0)) * 1.1, 0.5), padding=0)
+        if values.size == 0:
+            self.plotItem.setRange(xRange=(0, 1), yRange=(0, 1), padding=0)
+        else:
+            if values.size != self.values.size:
+                self.plotItem.setXRange(-0.6, values.size - 0.4, padding=0)
+            self.plotItem.setYRange(0, max(float(values.max(initial=0.0)) * 1.1, 0.5), padding=0)
         self.values = values
 
     @property

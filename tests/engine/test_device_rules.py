@@ -365,8 +365,9 @@ def test_a_sweep_run_that_hands_a_device_tensor_to_numpy_does_not_end_the_sweep(
     """On CUDA `.numpy()` of a device tensor raises TypeError; the runner used to let it end the sweep, so the
     other runs never trained and no summary was written."""
     from engine import sweep
+    from engine.sweep import job
 
-    real = sweep.traversal_image
+    real = job.traversal_image
     calls = []
 
     def first_run_fails(model, dataset, indices, *args, **kwargs):
@@ -375,7 +376,7 @@ def test_a_sweep_run_that_hands_a_device_tensor_to_numpy_does_not_end_the_sweep(
             raise TypeError("can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu() first.")
         return real(model, dataset, indices, *args, **kwargs)
 
-    monkeypatch.setattr(sweep, "traversal_image", first_run_fails)
+    monkeypatch.setattr(job, "traversal_image", first_run_fails)
     out = tmp_path / "sweep"
     base = config("cpu", family="beta-vae", max_steps=4)
     runs = sweep.plan_sweep(base, {"beta": [1.0, 4.0]}, out_dir=out, max_steps=4)
