@@ -147,6 +147,15 @@ class SessionRandom(_Generators):
                 self.generator(target).set_state(value.to(torch.uint8).cpu())
 
 
+@contextlib.contextmanager
+def initialising(seed: int) -> Iterator[None]:
+    """Model construction: weight init draws from a CPU generator seeded with `seed`, whatever else the process
+    does. (`nn.init` samples through torch's global CPU generator from inside its own functions, which no function
+    mode reaches: that generator is lent this seed's state for the block, under the lock, and restored after.)"""
+    with SessionRandom(seed).as_global(torch.device("cpu")):
+        yield
+
+
 def current_generator(device: Any) -> torch.Generator | None:
     """The generator of the session stream active on this thread for `device`, or None outside one."""
     stream = getattr(_current, "stream", None)
