@@ -31,8 +31,6 @@ fi
 LOGS="${OUT:-bench/gpu_check_logs}"
 mkdir -p "$LOGS"
 export QT_QPA_PLATFORM=offscreen PYTHONUNBUFFERED=1
-# cuBLAS reads this when a process first uses it; the deterministic-resume test needs it from the start.
-export CUBLAS_WORKSPACE_CONFIG="${CUBLAS_WORKSPACE_CONFIG:-:4096:8}"
 DRY=0
 [ "$DEVICE" = cpu ] && DRY=1
 FAILED=()
