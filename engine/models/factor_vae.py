@@ -84,7 +84,7 @@ class FactorVAE(VAE):
                 mu, logvar = self.posterior(x, y)
                 z = obj.reparameterize(mu, logvar)
         with torch.enable_grad():
-            loss, accuracy = self.discriminator_loss(z)
+            loss, accuracy = self.discriminator_loss(z.float())  # codes sampled under bf16 autocast: step in fp32
             self.disc_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(self.discriminator.parameters())  # data-parallel: mean over ranks
