@@ -93,3 +93,38 @@ def test_setup_keeps_a_cuda_build_and_installs_nothing_without_a_gpu(tmp_path):
     assert pip == []
     out, pip = _ensure_torch(tmp_path, "2.13.0+cpu", "", gpu=False)
     assert pip == [] and "torch 2.13.0+cpu report" in out
+
+
+FAKE_STEP_PYTHON = r"""#!/usr/bin/env bash
+# stands in for every step's python: the recipe benchmark fails, everything else passes at once
+case "$*" in
+  *recipe_speed*) echo "recipe broke" >&2; exit 3 ;;
+  *) echo "RESULT fake=1" ;;
+esac
+"""
+
+
+def test_the_gpu_check_reports_every_step_and_goes_on_past_a_failed_one(tmp_path):
+    python = tmp_path / "python"
+    python.write_text(FAKE_STEP_PYTHON)
+    python.chmod(0o755)
+    env = {**os.environ, "PY": str(python), "OUT": str(tmp_path / "logs")}
+    out = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh")], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 1
+    steps = ["environment", "tests_cuda", "tests_device_rules", "compile_modes", "throughput", "recipe",
+             "channels_last", "time_to_disentangle"]
+    summary = out.stdout.split("== summary", 1)[1]
+    reported = [line.split()[1].split("=")[1] for line in summary.splitlines() if line.startswith("RESULT step=")]
+    assert reported == steps
+    assert "RESULT step=recipe status=failed" in summary and "FAILED: recipe (exit 3)" in summary
+    assert summary.count("status=passed") == len(steps) - 1
+
+
+def test_the_gpu_check_fits_eight_minutes_and_collects_no_gui_test():
+    script = (ROOT / "bench" / "gpu_check.sh").read_text()
+    gpu_steps = script.split("\nelse\n", 1)[1].split("\nfi\n", 1)[0]
+    limits = [int(line.split()[2]) for line in script.splitlines() if line.startswith("step ")]
+    limits += [int(line.split()[2]) for line in gpu_steps.splitlines() if line.strip().startswith("step ")]
+    assert len(limits) == 8 and sum(limits) < 480, limits
+    assert "tests/gui" not in script and "--minutes 3" not in script
