@@ -5,7 +5,10 @@ STAMP := $(VENV)/.installed
 
 .PHONY: setup run test bench lint examples clean
 
+# The stamp installs the pinned torch and the project once; scripts/ensure_torch.sh then runs every time: on Linux
+# with an NVIDIA GPU it replaces a CPU build of torch with a CUDA one, and it prints the build and whether CUDA works.
 setup: $(STAMP)
+	@scripts/ensure_torch.sh $(BIN)/python
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PY) -m venv $(VENV) || python3 -m venv $(VENV)

@@ -366,9 +366,9 @@ def _train(args: argparse.Namespace, parallel) -> int:
             if getattr(args, key) is not None:
                 overrides[name] = getattr(args, key)
         overrides.update(_run_option_changes(args))
-        session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, **overrides)
+        session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, process_settings=True, **overrides)
     else:
-        session = TrainingSession(train_config(args), parallel=parallel)
+        session = TrainingSession(train_config(args), parallel=parallel, process_settings=True)
     info = session.info()
     ranks = f" × {info['world_size']} processes" if info["world_size"] > 1 else ""
     if writer:

@@ -6,9 +6,8 @@ import os
 
 import torch
 
+from . import DETERMINISTIC_CUBLAS_WORKSPACE
 from .errors import ConfigError
-
-DETERMINISTIC_CUBLAS_WORKSPACE = ":4096:8"  # what cuBLAS needs for deterministic results (CUDA docs)
 
 
 def resolve_device(name: str = "auto") -> torch.device:
@@ -63,7 +62,8 @@ def configure_backends(device: torch.device, *, deterministic: bool = False, con
     CUDA: TF32 matmuls (`set_float32_matmul_precision("high")`, ~8× the fp32 rate on Ampere and later, 10-bit
     mantissa products with fp32 accumulation) and, for conv backbones, `cudnn.benchmark` (the fastest algorithm
     per shape). `deterministic`: `torch.use_deterministic_algorithms(True)`, cuDNN deterministic and not
-    benchmarking, and `CUBLAS_WORKSPACE_CONFIG` (needed by cuBLAS; effective when set before its first use) — the
+    benchmarking, and `CUBLAS_WORKSPACE_CONFIG` (needed by cuBLAS, read at its first use: engine/__init__.py sets it
+    when the engine is imported; here it only covers a caller that removed it since) — the
     settings under which a CUDA run repeats, and so resumes, exactly.
     """
     if device.type == "cuda":

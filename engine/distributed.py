@@ -8,7 +8,7 @@ single-process path is exactly the default one.
 How a step is shared (`config.batch_size` is the *global* batch B; each of N ranks takes B/N of it):
 - every rank draws the same epoch permutation and takes its contiguous slice of each global batch (`shard`);
 - per-sample noise (reparameterisation ε, DAE corruption) is drawn for the global batch and sliced
-  (`randn_like_batch`), and all ranks seed the global RNG alike and make the same draws, so their RNG
+  (`randn_like_batch`), and all ranks seed their session streams alike and make the same draws, so their RNG
   streams stay in lockstep: N ranks × B/N compute exactly what one process computes with batch B;
 - after backward the gradients of the main optimiser are averaged with ONE all-reduce of a flat buffer
   (`average_gradients`); the loss terms and a stop flag are all-reduced together (`reduce_terms`), so every
@@ -35,6 +35,7 @@ from datetime import timedelta
 import torch
 from torch import nn
 
+from . import rng
 from .errors import ConfigError
 
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)  # rank 0 scores the test set and writes checkpoints while others wait
@@ -229,12 +230,12 @@ def broadcast_(tensor: torch.Tensor) -> torch.Tensor:
 
 def randn_like_batch(t: torch.Tensor) -> torch.Tensor:
     """N(0, 1) noise shaped like `t` (batch first): in a data-parallel step, this rank's rows of the global batch's."""
-    return _global_batch_noise(t, torch.randn_like, torch.randn)
+    return _global_batch_noise(t, rng.randn_like, rng.randn)
 
 
 def rand_like_batch(t: torch.Tensor) -> torch.Tensor:
     """U(0, 1) noise shaped like `t` (batch first), sliced from the global batch's like `randn_like_batch`."""
-    return _global_batch_noise(t, torch.rand_like, torch.rand)
+    return _global_batch_noise(t, rng.rand_like, rng.rand)
 
 
 def _global_batch_noise(t: torch.Tensor, like, draw) -> torch.Tensor:

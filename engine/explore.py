@@ -353,12 +353,13 @@ def _blend_labels(model: ModelBase, la: torch.Tensor, lb: torch.Tensor, steps: i
 
 def crossfade(xa, xb, steps: int) -> torch.Tensor:
     """Pixel-space cross-fade (1−t)·a + t·b, the baseline an interpolation is compared with: (pairs·steps)×C×H×W."""
-    a, b = torch.as_tensor(xa), torch.as_tensor(xb)
+    a, b = torch.as_tensor(xa), torch.as_tensor(xb)  # on the images' device (a session's dataset lives on its GPU)
     a = a.float() / 255.0 if a.dtype == torch.uint8 else a.float()
     b = b.float() / 255.0 if b.dtype == torch.uint8 else b.float()
     if a.dim() == 3:
         a, b = a.unsqueeze(0), b.unsqueeze(0)
-    t = torch.linspace(0.0, 1.0, steps).view(1, steps, 1, 1, 1)
+    b = b.to(a.device)
+    t = torch.linspace(0.0, 1.0, steps, device=a.device).view(1, steps, 1, 1, 1)
     return ((1.0 - t) * a.unsqueeze(1) + t * b.unsqueeze(1)).reshape(-1, *a.shape[1:])
 
 

@@ -11,6 +11,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from . import rng
 from .distributed import rand_like_batch, randn_like_batch  # per-sample noise: one rank's rows of the global batch's
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -135,7 +136,7 @@ def jacobian_frobenius_sq(code: torch.Tensor, x: torch.Tensor, probes: int = 0) 
     """
     n, d = code.shape
     directions = ([F.one_hot(torch.full((n,), j, device=code.device), d).to(code.dtype) for j in range(d)]
-                  if probes == 0 else [torch.randn_like(code) for _ in range(probes)])
+                  if probes == 0 else [rng.randn_like(code) for _ in range(probes)])
     total = code.new_zeros(n)
     for v in directions:
         (grad,) = torch.autograd.grad(code, x, grad_outputs=v, create_graph=True)
@@ -222,7 +223,7 @@ def tc_log_weights(m: int, dataset_size: int, estimator: str, device: torch.devi
 def permute_dims(z: torch.Tensor) -> torch.Tensor:
     """Shuffle each latent dimension independently across the batch: samples of Π_d q(z_d) (Kim & Mnih)."""
     n, d = z.shape
-    order = torch.argsort(torch.rand(n, d, device=z.device), dim=0)
+    order = torch.argsort(rng.rand(n, d, device=z.device), dim=0)
     return z.gather(0, order)
 
 

@@ -1,17 +1,25 @@
-"""Private random streams for inference: previews, panels and evaluation never touch torch's global generators.
+"""Random streams that belong to their user: a training session's own generators, and private ones for inference.
 
-Training draws its noise (reparameterisation, corruption, permutations) from the global CPU/CUDA/MPS generators,
-whose state a checkpoint saves for exact resume. Inference runs beside it — on another thread in the app — and
-used to fork and reseed those generators (`fork_rng` + `manual_seed`), which changed the training stream (and
-reseeded every CUDA generator for good). Instead, inside `private_rng(seed)` every random torch call of *this
-thread* draws from its own `torch.Generator` per device, seeded from `seed`: the family code stays unchanged
-(it calls `torch.randn_like` etc.), results repeat for a given seed, and the global generators are never read,
-advanced or reseeded. (Torch function modes are thread-local, so the training thread is not affected.)
+Several sessions may train in one process (the app's run, in-process sweep runs) beside panels that sample.
+None of them may read, advance or reseed torch's global generators, or one changes another's numbers:
+
+- A training session owns a `SessionRandom`: one `torch.Generator` per device, seeded from the run's seed, whose
+  states a checkpoint saves for exact resume. Its step runs inside `stream.active()`, which makes it this thread's
+  current stream; the families draw their noise through the helpers below (`randn_like`, `rand`, …), which pass
+  the current stream's generator (or none, outside a session: then torch's usual rules apply). Model weights are
+  initialised under `private_rng(seed)`.
+- A compiled loss (`torch.compile`) cannot take a generator argument: its random ops draw from the global
+  generators. `stream.as_global()` lends the session's state to them for the call (under a process-wide lock)
+  and takes it back afterwards, leaving the global state as it was.
+- Inside `private_rng(seed)` every random torch call of *this thread* draws from its own generators seeded from
+  `seed` (a torch function mode; modes are thread-local): previews, panels and evaluation repeat for a seed and
+  never touch a training stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,40 +35,160 @@ _WITH_GENERATOR = {
 }
 # `*_like` samplers have no `generator=`: they are rewritten as the factory with the template's shape/dtype/device.
 _LIKE = {torch.randn_like: torch.randn, torch.rand_like: torch.rand}
+_GLOBAL_LOCK = threading.Lock()  # held while a compiled step has lent its stream to the global generators
+_current = threading.local()
+
+
+def _concrete(device: Any) -> torch.device:
+    device = torch.device(device if device is not None else "cpu")
+    if device.type in ("cuda", "xpu") and device.index is None:
+        device = torch.device(device.type, getattr(torch, device.type).current_device())
+    return device
+
+
+def _new_generator(device: torch.device, seed: int) -> torch.Generator | None:
+    """A generator on `device` seeded with `seed`; None where torch has none (the data-less `meta` device)."""
+    if device.type == "meta":
+        return None
+    return torch.Generator(device=device).manual_seed(int(seed))
+
+
+class _Generators:
+    """One lazily made generator per device, all seeded with the same seed."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = int(seed)
+        self.generators: dict[torch.device, torch.Generator | None] = {}
+
+    def generator(self, device: Any) -> torch.Generator | None:
+        device = _concrete(device)
+        if device not in self.generators:
+            self.generators[device] = _new_generator(device, self.seed)
+        return self.generators[device]
 
 
 class _PrivateGenerators(TorchFunctionMode):
-    def __init__(self, seed: int) -> None:
+    def __init__(self, streams: _Generators) -> None:
         super().__init__()
-        self.seed = int(seed)
-        self.generators: dict[torch.device, torch.Generator] = {}
-
-    def generator(self, device: Any) -> torch.Generator:
-        device = torch.device(device if device is not None else "cpu")
-        if device.type in ("cuda", "xpu") and device.index is None:
-            device = torch.device(device.type, getattr(torch, device.type).current_device())
-        gen = self.generators.get(device)
-        if gen is None:
-            gen = self.generators[device] = torch.Generator(device=device).manual_seed(self.seed)
-        return gen
+        self.streams = streams
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
         if func in _LIKE:
             like = args[0]
-            factory = _LIKE[func]
-            return factory(like.shape, dtype=kwargs.get("dtype") or like.dtype,
-                           device=kwargs.get("device") or like.device, generator=self.generator(
-                               kwargs.get("device") or like.device))
+            device = kwargs.get("device") or like.device
+            return _LIKE[func](like.shape, dtype=kwargs.get("dtype") or like.dtype, device=device,
+                               generator=self.streams.generator(device))
         if func in _WITH_GENERATOR and kwargs.get("generator") is None:
             tensor = next((a for a in args if isinstance(a, torch.Tensor)), None)
             device = kwargs.get("device") or (tensor.device if tensor is not None else None)
-            kwargs["generator"] = self.generator(device)
+            kwargs["generator"] = self.streams.generator(device)
         return func(*args, **kwargs)
 
 
 @contextlib.contextmanager
 def private_rng(seed: int = 0) -> Iterator[None]:
     """Within the block, this thread's random torch calls draw from fresh generators seeded with `seed`."""
-    with _PrivateGenerators(seed):
+    previous = getattr(_current, "stream", None)
+    _current.stream = None  # a session stream active on this thread is not drawn from inside the block
+    try:
+        with _PrivateGenerators(_Generators(seed)):
+            yield
+    finally:
+        _current.stream = previous
+
+
+class SessionRandom(_Generators):
+    """A training session's random streams: a generator per device, seeded from the run's seed."""
+
+    @contextlib.contextmanager
+    def active(self) -> Iterator[None]:
+        """Within the block, the helpers below draw from this stream (on this thread only)."""
+        previous = getattr(_current, "stream", None)
+        _current.stream = self
+        try:
+            yield
+        finally:
+            _current.stream = previous
+
+    @contextlib.contextmanager
+    def as_global(self, device: torch.device) -> Iterator[None]:
+        """For a compiled step: the global CPU (and `device`'s) generators run on this stream inside the block,
+        which then takes the advanced states back and restores the global ones."""
+        cuda = device.type == "cuda"
+        cpu_gen, device_gen = self.generator("cpu"), self.generator(device) if cuda else None
+        with _GLOBAL_LOCK:
+            saved_cpu = torch.get_rng_state()
+            saved_cuda = torch.cuda.get_rng_state(device) if cuda else None
+            torch.set_rng_state(cpu_gen.get_state())
+            if cuda:
+                torch.cuda.set_rng_state(device_gen.get_state(), device)
+            try:
+                yield
+            finally:
+                cpu_gen.set_state(torch.get_rng_state())
+                torch.set_rng_state(saved_cpu)
+                if cuda:
+                    device_gen.set_state(torch.cuda.get_rng_state(device))
+                    torch.cuda.set_rng_state(saved_cuda, device)
+
+    def state(self, device: torch.device) -> dict[str, torch.Tensor]:
+        """The generator states a checkpoint stores: `cpu` and the run's device type (`cuda`, `mps`)."""
+        states = {"cpu": self.generator("cpu").get_state()}
+        if device.type in ("cuda", "mps"):
+            states[device.type] = self.generator(device).get_state()
+        return states
+
+    def load_state(self, states: dict[str, torch.Tensor], device: torch.device) -> None:
+        """Continue from stored states (a checkpoint's `rng.cpu`, `rng.cuda`, `rng.mps`)."""
+        for kind, value in states.items():
+            target = "cpu" if kind == "cpu" else device
+            if kind == "cpu" or kind == device.type:
+                self.generator(target).set_state(value.to(torch.uint8).cpu())
+
+
+@contextlib.contextmanager
+def initialising(seed: int) -> Iterator[None]:
+    """Model construction: weight init draws from a CPU generator seeded with `seed`, whatever else the process
+    does. (`nn.init` samples through torch's global CPU generator from inside its own functions, which no function
+    mode reaches: that generator is lent this seed's state for the block, under the lock, and restored after.)"""
+    with SessionRandom(seed).as_global(torch.device("cpu")):
         yield
+
+
+def current_generator(device: Any) -> torch.Generator | None:
+    """The generator of the session stream active on this thread for `device`, or None outside one."""
+    stream = getattr(_current, "stream", None)
+    return None if stream is None else stream.generator(device)
+
+
+# --- the draws the families make (noise of a training step) ----------------------------------------------
+def randn(*size: int, device: Any = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """N(0, 1) of shape `size` from the current stream (see the module docstring)."""
+    if torch.compiler.is_compiling():
+        return torch.randn(*size, device=device, dtype=dtype)
+    return torch.randn(*size, device=device, dtype=dtype, generator=current_generator(device))
+
+
+def rand(*size: int, device: Any = None, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """U(0, 1) of shape `size` from the current stream."""
+    if torch.compiler.is_compiling():
+        return torch.rand(*size, device=device, dtype=dtype)
+    return torch.rand(*size, device=device, dtype=dtype, generator=current_generator(device))
+
+
+def randint(high: int, size: tuple[int, ...], device: Any = None) -> torch.Tensor:
+    """Integers uniform in 0…high−1 from the current stream."""
+    if torch.compiler.is_compiling():
+        return torch.randint(0, high, size, device=device)
+    return torch.randint(0, high, size, device=device, generator=current_generator(device))
+
+
+def randn_like(t: torch.Tensor) -> torch.Tensor:
+    """N(0, 1) shaped like `t` from the current stream."""
+    return randn(*t.shape, device=t.device, dtype=t.dtype)
+
+
+def rand_like(t: torch.Tensor) -> torch.Tensor:
+    """U(0, 1) shaped like `t` from the current stream."""
+    return rand(*t.shape, device=t.device, dtype=t.dtype)

@@ -5,9 +5,10 @@ between metrics pulls: each step's loss terms are stacked into one small device 
 `metrics_every` steps (and at epoch ends, checkpoints, control requests) the queued rows go to the host in one
 transfer (engine/term_puller.py: on CUDA a non-blocking copy read at the next pull), where they are checked, summed
 into the epoch means and yielded. The NaN guard works on the device in between (see `_train_step`). Conv backbones
-run channels_last on CUDA (`memory_format`). Previews and test evaluation run under `torch.inference_mode` with a
-private random stream (engine/rng.py), so they never change the training stream: a run is reproducible and resumes
-exactly from a checkpoint (on CUDA with `deterministic = true`).
+run channels_last on CUDA (`memory_format`). A session owns its random streams (engine/rng.py: its own generators
+for init, data order and noise) and changes no process-wide state while another session trains. Previews and test
+evaluation run under `torch.inference_mode` with a private random stream, so they never change the training stream:
+a run is reproducible and resumes exactly from a checkpoint (on CUDA with `deterministic = true`).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ from .events import (
 )
 from .imaging import save_png, tile
 from .models import ModelBase, model_class
-from .rng import private_rng
+from .rng import SessionRandom, initialising, private_rng
 from .term_puller import TermPuller
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
@@ -64,6 +65,21 @@ RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "p
                        "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
                        "memory_format", "probe_every_s")
 EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision", "memory_format")  # changing one breaks exactness
+GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # the torch.compile modes that record CUDA graphs
+_training_now: set[int] = set()  # id() of every session of this process inside run()
+_training_now_lock = threading.Lock()
+
+
+def uses_cuda_graphs(compile_loss: bool, compile_mode: str, device: torch.device) -> bool:
+    """Whether the compiled loss replays CUDA graphs: then each step is marked (`cudagraph_mark_step_begin`) and an
+    output kept past the step (the KL per latent) is cloned, since the next replay overwrites the graph's outputs."""
+    return bool(compile_loss) and compile_mode in GRAPHING_COMPILE_MODES and device.type == "cuda"
+
+
+def another_session_training() -> bool:
+    """Whether a TrainingSession of this process is inside `run()` now."""
+    with _training_now_lock:
+        return bool(_training_now)
 
 
 def load_with_fallback(config: TrainConfig) -> tuple[Dataset, list[str]]:
@@ -89,19 +105,32 @@ class TrainingSession:
     """One training run. `run(control)` yields events; `snapshot_model()` may be called from any thread."""
 
     def __init__(self, config: TrainConfig, dataset: Dataset | None = None, *, pause_on_error: bool = False,
-                 parallel: Parallel | None = None) -> None:
-        """`parallel`: this process's rank in a multi-process run (engine/distributed.py); None = one process."""
+                 parallel: Parallel | None = None, process_settings: bool | None = None) -> None:
+        """`parallel`: this process's rank in a multi-process run (engine/distributed.py); None = one process.
+
+        `process_settings`: whether this session sets the process-wide torch state its config asks for (thread
+        count, determinism flags, TF32, cuDNN benchmark): True for a process that runs this one session (the CLI),
+        False never, None (default) unless another session of this process is training — a session never changes
+        them under a running one (the run says which settings it left alone)."""
         config.validate()
         self.config = config
         self.pause_on_error = pause_on_error
         self.warnings: list[str] = []
-        apply_threads(config.threads)
         self.parallel = parallel or SINGLE
         self.device = self.parallel.connect(resolve_device(config.device))
         if dataset is None:
             dataset, self.warnings = load_with_fallback(config)
-        configure_backends(self.device, deterministic=config.deterministic,
-                           conv=len(dataset.shape) == 3 and min(dataset.shape[1:]) >= 28)
+        if process_settings is None:
+            process_settings = not another_session_training()
+            if not process_settings and (config.threads or config.deterministic):
+                self.warnings.append("another run is training in this process, so this one leaves the process's "
+                                     "torch settings alone (threads = "
+                                     f"{config.threads}, deterministic = {str(config.deterministic).lower()} "
+                                     "are not applied)")
+        if process_settings:
+            apply_threads(config.threads)
+            configure_backends(self.device, deterministic=config.deterministic,
+                               conv=len(dataset.shape) == 3 and min(dataset.shape[1:]) >= 28)
         self.dataset = dataset.to(self.device)
         self.dataset_spec = dataset.spec or config.dataset
         train, test = dataset.split(config.test_fraction, config.seed)
@@ -114,12 +143,15 @@ class TrainingSession:
         hparams = dict(config.hparams)
         if any(h.name == "dataset_size" for h in cls.all_hparams()) and int(hparams.get("dataset_size", 0) or 0) == 0:
             hparams["dataset_size"] = len(train)
-        torch.manual_seed(config.seed)
-        self.model: ModelBase = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
+        # The session's own random streams (engine/rng.py): its noise, data order and initial weights depend on
+        # its seed alone, whatever else this process runs; the global generators are never read or reseeded.
+        self.random = SessionRandom(config.seed)
+        with initialising(config.seed):
+            self.model: ModelBase = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
         if self.model.is_conditional:
             _check_labels_once(dataset, self.model.num_classes)
             self.model.labels_checked = True
-        with torch.random.fork_rng(devices=[]):
+        with initialising(config.seed):
             self._template = cls(dataset.shape, dataset.num_classes, **hparams).to(self.device)
         self._template.requires_grad_(False)
         self.optimizer = self._make_optimizer()
@@ -149,6 +181,7 @@ class TrainingSession:
         self._loss_fn = self.model.loss
         self._compile_tried = False
         self._compile_pending = False
+        self._compiled = False  # the loss in use is torch.compile's
         self._preview_broken = False
         self._last_kl: torch.Tensor | None = None
         self._preview_idx = (self.test_indices if len(self.test_indices) else self.train_indices)[:PREVIEW_IMAGES]
@@ -173,7 +206,7 @@ class TrainingSession:
         self._fused_optimizers = [o for o in (self.optimizer, *self.model.auxiliary_optimizers().values())
                                   if o.defaults.get("fused")]
         self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
-        self._cudagraphs = config.compile and config.compile_mode == "reduce-overhead" and self.device.type == "cuda"
+        self._cudagraphs = uses_cuda_graphs(config.compile, config.compile_mode, self.device)
         self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
 
     def _apply_memory_format(self) -> None:
@@ -230,6 +263,8 @@ class TrainingSession:
     def run(self, control: Control | None = None) -> Iterator[Event]:
         """Train until the planned length, a stop, or a failure; yield events (see engine/events.py)."""
         control = control or Control()
+        with _training_now_lock:
+            _training_now.add(id(self))
         try:
             yield from self._run(control)
         except torch.OutOfMemoryError as exc:
@@ -250,6 +285,9 @@ class TrainingSession:
                          recoverable=False)
         except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError) as exc:
             yield Failed(self.step, f"{type(exc).__name__}: {exc}", recoverable=False)
+        finally:
+            with _training_now_lock:
+                _training_now.discard(id(self))
 
     def _run(self, control: Control) -> Iterator[Event]:
         cfg = self.config
@@ -383,9 +421,12 @@ class TrainingSession:
             torch.compiler.cudagraph_mark_step_begin()
         warning = None
         with self._autocast() if self.config.precision != "fp32" else contextlib.nullcontext(), \
-                self.parallel.batch_noise():
+                self.parallel.batch_noise(), self.random.active():
             if self._compile_pending:
                 out, warning = self._first_compiled_call(x, y)
+            elif self._compiled:
+                with self.random.as_global(self.device):
+                    out = self._loss_fn(x, y, self._step_argument())
             else:
                 out = self._loss_fn(x, y, self._step_argument())
         total = out.total.detach().float().reshape(())
@@ -417,7 +458,8 @@ class TrainingSession:
                     for optimizer in self._fused_optimizers:
                         optimizer.found_inf = found_inf
                 self.optimizer.step()
-                extra = self.model.after_step(x, y, self.step) or {}
+                with self.random.active():
+                    extra = self.model.after_step(x, y, self.step) or {}
             self.step += 1
             if self._step_tensor is not None:
                 self._step_tensor.add_(1)
@@ -746,11 +788,7 @@ class TrainingSession:
                 flat, structure = ckpt.flatten_optimizer(f"optim.{name}", optimizer)
                 tensors.update(flat)
                 structures[name] = structure
-            tensors["rng.cpu"] = torch.get_rng_state()
-            if self.device.type == "cuda":
-                tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
-            elif self.device.type == "mps":
-                tensors["rng.mps"] = torch.mps.get_rng_state()
+            tensors.update({f"rng.{kind}": state for kind, state in self.random.state(self.device).items()})
             header = {
                 "family": self.model.family,
                 "hparams": dict(self.model.hparams),
@@ -773,7 +811,7 @@ class TrainingSession:
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, pause_on_error: bool = False, parallel: Parallel | None = None,
-                        **config_overrides: Any) -> TrainingSession:
+                        process_settings: bool | None = None, **config_overrides: Any) -> TrainingSession:
         """Resume a run exactly where its checkpoint left it (only run-length/output settings may change)."""
         meta, tensors = ckpt.read_checkpoint(path)
         config = ckpt.config_from_meta(path, meta)
@@ -787,7 +825,8 @@ class TrainingSession:
         if list(dataset.shape) != list(meta["dataset"]["shape"]):
             raise CheckpointError(f"{path}: the dataset {meta['dataset']['spec']!r} now has images of shape "
                                   f"{list(dataset.shape)}, the checkpoint was trained on {meta['dataset']['shape']}")
-        session = cls(config, dataset, pause_on_error=pause_on_error, parallel=parallel)
+        session = cls(config, dataset, pause_on_error=pause_on_error, parallel=parallel,
+                      process_settings=process_settings)
         model_state = {k[len("model."):]: v.to(session.device) for k, v in tensors.items() if k.startswith("model.")}
         try:
             session.model.load_state_dict(model_state, strict=True)
@@ -802,12 +841,8 @@ class TrainingSession:
             state = {k: v for k, v in tensors.items() if k.startswith(f"optim.{name}.")}
             ckpt.restore_optimizer(path, f"optim.{name}", optimizers[name], structure, state)
         session._apply_memory_format()
-        if "rng.cpu" in tensors:
-            torch.set_rng_state(tensors["rng.cpu"].to(torch.uint8))
-        if "rng.cuda" in tensors and session.device.type == "cuda":
-            torch.cuda.set_rng_state(tensors["rng.cuda"].to(torch.uint8), session.device)
-        if "rng.mps" in tensors and session.device.type == "mps":
-            torch.mps.set_rng_state(tensors["rng.mps"].to(torch.uint8))
+        session.random.load_state({k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
+                                  session.device)
         session.warnings.extend(_exactness_warnings(stored, config, str(meta.get("session", {}).get("device", "")),
                                                     session.device))
         state = meta.get("session", {})
@@ -867,21 +902,26 @@ class TrainingSession:
         self._compile_tried = True
         try:
             mode = None if self.config.compile_mode == "default" else self.config.compile_mode
+            self.model.use_live_tensors(self.device)  # live β, γ, … as data: a new value does not recompile
             self._loss_fn = torch.compile(self.model.loss, mode=mode)
             self._compile_pending = True
+            self._compiled = True
         except Exception as exc:  # torch.compile is optional: any failure falls back to eager mode
             self._loss_fn = self.model.loss
+            self._compiled = False
             yield Warning_(f"torch.compile is not usable here ({type(exc).__name__}: {exc}); running eagerly")
 
     def _first_compiled_call(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Any, Warning_ | None]:
         """Compilation happens at the first call: if it fails, say so and run the loss eagerly from then on."""
         self._compile_pending = False
-        state = torch.get_rng_state()
+        state = self.random.state(self.device)
         try:
-            return self._loss_fn(x, y, self._step_argument()), None
+            with self.random.as_global(self.device):
+                return self._loss_fn(x, y, self._step_argument()), None
         except Exception as exc:  # any compiler failure (missing toolchain, unsupported op) → eager fallback
-            torch.set_rng_state(state)
+            self.random.load_state(state, self.device)
             self._loss_fn = self.model.loss
+            self._compiled = False
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
             return self._loss_fn(x, y, self.step), Warning_(
                 f"torch.compile failed ({type(exc).__name__}: {first}); running eagerly")

@@ -188,6 +188,24 @@ class ModelBase(nn.Module):
         if not spec[name].live:
             raise ConfigError(f"{name} cannot be changed during training for {self.family}")
         self.hparams[name] = spec[name].coerce(value)
+        tensor = self.__dict__.get("_live_tensors", {}).get(name)
+        if tensor is not None:
+            tensor.fill_(float(self.hparams[name]))  # in place: a compiled loss reads the new value, no recompile
+
+    def live_value(self, name: str) -> float | torch.Tensor:
+        """A live hyperparameter as a loss reads it: the float, or — while torch.compile traces the loss, after
+        `use_live_tensors` — a 0-d tensor holding it, so that a new value is new data and not a recompilation."""
+        if torch.compiler.is_compiling():
+            tensors = getattr(self, "_live_tensors", None)
+            if tensors is not None and name in tensors:
+                return tensors[name]
+        return self.hparams[name]
+
+    def use_live_tensors(self, device: torch.device) -> None:
+        """Hold every live float hyperparameter as a 0-d float32 tensor on `device` too (for a compiled loss)."""
+        self._live_tensors = {
+            h.name: torch.tensor(float(self.hparams[h.name]), dtype=torch.float32, device=device)
+            for h in self.all_hparams() if h.live and h.kind is float}
 
     @property
     def latent_dim(self) -> int:

@@ -33,7 +33,8 @@ class BetaTCVAE(VAE):
         size = hp["dataset_size"] or z.shape[0]
         mi, tc, dim_kl = (t.mean() for t in obj.tc_decomposition(z, mu, logvar, size,
                                                                                   hp["estimator"]))
-        return hp["alpha"] * mi + hp["beta"] * tc + hp["gamma"] * dim_kl, {"mi": mi, "tc": tc, "dim_kl": dim_kl}
+        weighted = self.live_value("alpha") * mi + self.live_value("beta") * tc + self.live_value("gamma") * dim_kl
+        return weighted, {"mi": mi, "tc": tc, "dim_kl": dim_kl}
 
     def live_values(self, step):
         return {"beta": self.hparams["beta"]}

@@ -21,10 +21,11 @@ class BetaVAE(VAE):
 
     def kl_weight(self, step):
         hp = self.hparams
+        beta = self.live_value("beta")
         if hp["warmup_steps"] <= 0:
-            return hp["beta"]
+            return beta
         frac = obj.linear_ramp(step, hp["warmup_steps"])
-        return hp["beta_start"] + (hp["beta"] - hp["beta_start"]) * frac
+        return hp["beta_start"] + (beta - hp["beta_start"]) * frac
 
     def live_values(self, step):
         return {"beta": self.kl_weight(step)}

@@ -24,11 +24,11 @@ class CapacityVAE(VAE):
         """C(t) = C_max·min(1, t/N) (a tensor when the session passes the step as one)."""
         hp = self.hparams
         if hp["c_steps"] <= 0:
-            return hp["c_max"]
-        return hp["c_max"] * obj.linear_ramp(step, hp["c_steps"])
+            return self.live_value("c_max")
+        return self.live_value("c_max") * obj.linear_ramp(step, hp["c_steps"])
 
     def regularizer(self, kl, mu, logvar, z, step):
-        return self.hparams["gamma"] * (kl - self.capacity(step)).abs(), {}
+        return self.live_value("gamma") * (kl - self.capacity(step)).abs(), {}
 
     def live_values(self, step):
         return {"C": self.capacity(step), "gamma": self.hparams["gamma"]}

@@ -44,4 +44,4 @@ class ContractiveAE(CodeAutoencoder):
             value = obj.jacobian_frobenius_sq(z, x_in, self.hparams["jacobian_probes"]).mean()
         else:
             value = self.jacobian_penalty(x_in).detach()
-        return {"contraction": (self.hparams["lam"], value)}
+        return {"contraction": (self.live_value("lam"), value)}

@@ -24,4 +24,4 @@ class DAE(CodeAutoencoder):
         """Corruption only in training mode: evaluation and exploration see the clean input."""
         if not self.training:
             return x
-        return obj.corrupt(x, self.hparams["corruption"], self.hparams["noise_level"])
+        return obj.corrupt(x, self.hparams["corruption"], self.live_value("noise_level"))

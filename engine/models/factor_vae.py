@@ -66,7 +66,7 @@ class FactorVAE(VAE):
     def regularizer(self, kl, mu, logvar, z, step):
         tc = obj.density_ratio_tc(self.discriminator(z)).mean()
         self._last_codes = z.detach() if self.training else None
-        return kl + self.hparams["gamma"] * tc, {"tc": tc}
+        return kl + self.live_value("gamma") * tc, {"tc": tc}
 
     def discriminator_loss(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(cross-entropy, accuracy) of D on codes (class 0) and their dimension-wise permutation (class 1)."""
@@ -84,7 +84,7 @@ class FactorVAE(VAE):
                 mu, logvar = self.posterior(x, y)
                 z = obj.reparameterize(mu, logvar)
         with torch.enable_grad():
-            loss, accuracy = self.discriminator_loss(z)
+            loss, accuracy = self.discriminator_loss(z.float())  # codes sampled under bf16 autocast: step in fp32
             self.disc_optimizer.zero_grad(set_to_none=True)
             loss.backward()
             distributed.average_gradients(self.discriminator.parameters())  # data-parallel: mean over ranks

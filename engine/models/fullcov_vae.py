@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .. import objectives as obj
+from .. import rng
 from ..distributed import randn_like_batch
 from .base import LatentCode, LossOutput, register
 from .vae import VAE
@@ -55,7 +56,7 @@ class FullCovVAE(VAE):
 
     def log_importance_weights(self, x, y=None, k=1):
         mu, tril = self.posterior_tril(x, y)
-        eps = torch.randn(mu.shape[0], k, mu.shape[1], device=mu.device, dtype=mu.dtype)
+        eps = rng.randn(mu.shape[0], k, mu.shape[1], device=mu.device, dtype=mu.dtype)
         z = mu.unsqueeze(1) + (tril.unsqueeze(1) @ eps.unsqueeze(-1)).squeeze(-1)
         log_det = tril.diagonal(dim1=-2, dim2=-1).log().sum(-1, keepdim=True)
         log_q = obj.log_standard_normal(eps).sum(-1) - log_det

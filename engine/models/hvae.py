@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import objectives as obj
+from .. import rng
 from .backbones import mlp
 from .base import HyperParam, LatentCode, LossOutput, register
 from .common import EncoderDecoderModel
@@ -82,7 +83,7 @@ class HVAE(EncoderDecoderModel):
     def log_importance_weights(self, x, y=None, k=1):
         mu1, logvar1 = self.q1(x, y)
         n, d1 = mu1.shape
-        z1 = mu1.unsqueeze(1) + (0.5 * logvar1).exp().unsqueeze(1) * torch.randn(n, k, d1, device=mu1.device)
+        z1 = mu1.unsqueeze(1) + (0.5 * logvar1).exp().unsqueeze(1) * rng.randn(n, k, d1, device=mu1.device)
         mu2, logvar2 = self.split(self.q_z2(z1))
         z2 = obj.reparameterize(mu2, logvar2)
         prior_mu1, prior_logvar1 = self.split(self.p_z1(z2))
@@ -95,6 +96,6 @@ class HVAE(EncoderDecoderModel):
 
     def sample(self, n, y=None):
         """Ancestral sampling: z₂ ~ N(0, I), z₁ ~ p(z₁|z₂), image = mean of p(x|z₁)."""
-        z2 = torch.randn(n, self.latent_dim, device=self.device)
+        z2 = rng.randn(n, self.latent_dim, device=self.device)
         mu1, logvar1 = self.split(self.p_z1(z2))
         return self.to_image(self.decoder(obj.reparameterize(mu1, logvar1)))

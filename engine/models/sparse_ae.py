@@ -25,4 +25,4 @@ class SparseAE(CodeAutoencoder):
 
     def penalties(self, x_in, z):
         rho_hat = z.mean(0)
-        return {"sparsity": (self.hparams["beta"], obj.sparsity_kl(self.hparams["rho"], rho_hat).sum())}
+        return {"sparsity": (self.live_value("beta"), obj.sparsity_kl(self.hparams["rho"], rho_hat).sum())}

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from .. import objectives as obj
+from .. import rng
 from .base import LatentCode, LossOutput, register
 from .common import EncoderDecoderModel
 
@@ -70,7 +71,7 @@ class VAE(EncoderDecoderModel):
 
     def diag_samples(self, mu: torch.Tensor, logvar: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         """k reparameterised samples per row, z = μ + σ⊙ε (n×k×D), and their log q(z|x) (n×k)."""
-        eps = torch.randn(mu.shape[0], k, mu.shape[1], device=mu.device, dtype=mu.dtype)
+        eps = rng.randn(mu.shape[0], k, mu.shape[1], device=mu.device, dtype=mu.dtype)
         z = mu.unsqueeze(1) + (0.5 * logvar).exp().unsqueeze(1) * eps
         return z, obj.log_normal_diag(z, mu.unsqueeze(1), logvar.unsqueeze(1)).sum(-1)
 
@@ -82,4 +83,4 @@ class VAE(EncoderDecoderModel):
 
     def sample(self, n, y=None):
         y = self.default_labels(n) if y is None else y
-        return self.decode_images(torch.randn(n, self.latent_dim, device=self.device), y)
+        return self.decode_images(rng.randn(n, self.latent_dim, device=self.device), y)

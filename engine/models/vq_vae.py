@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .. import distributed
+from .. import distributed, rng
 from .. import objectives as obj
 from .base import HyperParam, LatentCode, LossOutput, register
 from .common import EncoderDecoderModel
@@ -102,7 +102,7 @@ class VQVAE(EncoderDecoderModel):
         z_q, idx = self.quantize(z_e)
         recon = self.nll(self.decode(obj.straight_through(z_e, z_q).flatten(1), y), x).mean()
         codebook_loss, commitment = (t.mean() for t in obj.vq_losses(z_e, z_q))
-        total = recon + codebook_loss + self.hparams["beta"] * commitment
+        total = recon + codebook_loss + self.live_value("beta") * commitment
         self._last_assignment = (idx.detach(), z_e.detach())
         # one_hot(…).sum rather than bincount: bincount on CUDA reads the maximum index back (a host sync) and has
         # no deterministic CUDA kernel
@@ -121,8 +121,8 @@ class VQVAE(EncoderDecoderModel):
     def init_codebook(self, z_e: torch.Tensor) -> None:
         """Codebook ← random encoder outputs of a batch (avoids most codes starting dead)."""
         flat = z_e.reshape(-1, z_e.shape[-1])
-        pick = torch.randint(0, flat.shape[0], (self.codebook.shape[0],), device=flat.device)
-        self.codebook.copy_(flat[pick] + 1e-3 * torch.randn_like(self.codebook))
+        pick = rng.randint(flat.shape[0], (self.codebook.shape[0],), device=flat.device)
+        self.codebook.copy_(flat[pick] + 1e-3 * rng.randn_like(self.codebook))
         distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's pick for every rank
         self.initialized.fill_(1)
         self._initialized = True
@@ -153,8 +153,8 @@ class VQVAE(EncoderDecoderModel):
             return {"dead_codes_reset": 0.0}
         dead = self.code_usage < 0.1 / k  # K mask, no nonzero(): the step never waits on the device
         flat = z_e.reshape(-1, z_e.shape[-1])
-        pick = torch.randint(0, flat.shape[0], (k,), device=flat.device)
-        fresh = flat[pick] + 1e-3 * torch.randn(k, flat.shape[1], device=flat.device, dtype=flat.dtype)
+        pick = rng.randint(flat.shape[0], (k,), device=flat.device)
+        fresh = flat[pick] + 1e-3 * rng.randn(k, flat.shape[1], device=flat.device, dtype=flat.dtype)
         self.codebook.copy_(torch.where(dead.unsqueeze(1), fresh, self.codebook))
         self.code_usage.copy_(torch.where(dead, torch.full_like(self.code_usage, 1.0 / k), self.code_usage))
         distributed.broadcast_(self.codebook.data)  # data-parallel: rank 0's replacements everywhere

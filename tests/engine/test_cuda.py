@@ -20,7 +20,7 @@ from engine.checkpoint import load_checkpoint
 from engine.config import TrainConfig
 from engine.data import load_dataset
 from engine.evaluate import evaluate
-from engine.events import Finished, StepMetrics
+from engine.events import Finished, Preview, StepMetrics, Warning_
 from engine.models import families
 from engine.sweep import RunDone, SweepDone, SweepRunner, plan_sweep
 from engine.training import TrainingSession
@@ -150,3 +150,37 @@ def test_deterministic_resume_on_cuda_is_exact(tmp_path):
     rest = losses(TrainingSession.from_checkpoint(tmp_path / "a" / "checkpoints" / "last.safetensors", max_steps=40))
     torch.use_deterministic_algorithms(False)
     assert part + rest == whole
+
+
+def _trains_with_previews(session: TrainingSession) -> list:
+    """Run to the end: no warning (a failed compile or turned-off previews say so), finite losses, a preview."""
+    events = list(session.run())
+    assert isinstance(events[-1], Finished), events[-1]
+    assert not [e for e in events if isinstance(e, Warning_)], [e.message for e in events if isinstance(e, Warning_)]
+    assert all(np.isfinite(e.terms["total"]) for e in events if isinstance(e, StepMetrics))
+    assert [e for e in events if isinstance(e, Preview)], "previews turned off"
+    kl = session.last_kl_per_latent
+    assert kl is None or bool(torch.isfinite(kl).all())
+    return events
+
+
+@pytest.mark.parametrize("family", list(families()))
+def test_bf16_training_on_cuda(family):
+    session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}, precision="bf16",
+                                     preview_every_s=0.05), load_dataset("digits"))
+    _trains_with_previews(session)
+
+
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+
+
+@pytest.mark.parametrize("mode", COMPILE_MODES)
+@pytest.mark.parametrize("family", list(families()))
+def test_compiled_training_on_cuda(family, mode):
+    """Every family under every compile mode (the graphing modes mark steps and clone the KL kept past a step):
+    ~5–30 s of compiling each, so bench/gpu_check.sh runs a few of them; `pytest -m cuda -k compiled_training`
+    runs them all."""
+    session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}, compile=True,
+                                     compile_mode=mode, preview_every_s=0.05), load_dataset("digits"))
+    assert session._cudagraphs == (mode != "default")
+    _trains_with_previews(session)

@@ -385,3 +385,12 @@ def test_a_sweep_run_that_hands_a_device_tensor_to_numpy_does_not_end_the_sweep(
     assert isinstance(done, sweep.SweepDone) and len(done.records) == 2
     assert "TypeError" in done.records[0]["error"] and done.records[1]["status"] == "completed"
     assert (out / "summary.csv").is_file()
+
+
+def test_factor_vae_trains_in_bf16(digits, device):
+    """Its discriminator step runs after the loss, outside autocast, on codes sampled in bf16: they are cast to
+    float32 first (it failed with "mat1 and mat2 must have the same dtype")."""
+    session = TrainingSession(config(device, family="factor-vae", precision="bf16", max_steps=4,
+                                     hparams={**TINY, **EXTRA["factor-vae"]}), digits)
+    events = list(session.run(Control()))
+    assert isinstance(events[-1], Finished), events[-1]
