@@ -1,0 +1,445 @@
+"""scikit-learn's GradientBoostingClassifier (version 1.9, log-loss, depth-limited least-squares trees, no
+subsampling) re-written so that all trees of a boosting stage grow together, level by level, in NumPy.
+
+The algorithm is the reference's, step for step (sklearn/ensemble/_gb.py, sklearn/tree/_splitter.pyx,
+_partitioner.pyx, _criterion.pyx, _tree.pyx):
+- X is cast to float32; classes are the sorted distinct labels; the initial raw prediction is the log of the clipped
+  class prior (binary: its logit; multi-class: log(p / geometric mean of p)).
+- Each stage fits one regression tree per class (one tree for two classes) to the negative gradient of the log loss
+  (multi-class: one-hot − softmax; binary: y − expit), depth-first, best split per node over every feature:
+  the proxy Σ_left²/n_left + Σ_right²/n_right is maximised over the positions between consecutive sorted values
+  that differ by more than FEATURE_THRESHOLD (float32 arithmetic), the threshold is the midpoint of those two
+  float32 values, a node is a leaf at the maximum depth, below two samples, with impurity ≤ machine epsilon, or
+  when every feature is constant on it.
+- Ties between features are broken as the reference breaks them: the features are visited in the order of a
+  Fisher-Yates draw from the tree's own xorshift generator (seeded by one `randint` of the ensemble's RandomState
+  per tree) and the first visited feature with the best proxy wins. Trees whose nodes have such a tie are rebuilt
+  node by node in that order (`_grow_tree_in_visit_order`); all others grow vectorised.
+- Leaf values are one Newton step: mean(−gradient)·(K−1)/K ÷ mean(p(1−p)) (binary: without (K−1)/K); raw
+  predictions grow by learning_rate × leaf value.
+- Importances: per tree Σ over splits of N·impurity − N_left·impurity_left − N_right·impurity_right, divided by
+  the root's N; averaged over the trees with at least one split and normalised to sum 1.
+Equality with the reference (importances and predictions) is tested in tests/engine/test_metrics_gbt.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import logit
+from scipy.stats import gmean
+from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
+
+FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: values closer than this are one value
+EPSILON = np.finfo(np.float64).eps  # a node with impurity ≤ EPSILON is a leaf (sklearn/tree/_tree.pyx)
+RAND_R_MAX = 2147483647  # sklearn/utils/_random.pxd
+_UINT32 = 0xFFFFFFFF
+
+
+@dataclass
+class BoostedTrees:
+    """A fitted ensemble: per stage and tree, the features (−1: leaf) and thresholds of the 2^depth − 1 internal
+    heap positions and the values of every heap position (children of h: 2h + 1 and 2h + 2)."""
+
+    classes: np.ndarray
+    init_raw: np.ndarray
+    learning_rate: float
+    features: np.ndarray
+    thresholds: np.ndarray
+    values: np.ndarray
+    feature_importances_: np.ndarray
+
+    def decision_function(self, X: np.ndarray) -> np.ndarray:
+        """Raw predictions (n × trees per stage), accumulated stage by stage as the reference does."""
+        Xf = _as_float32(X)
+        raw = np.tile(self.init_raw, (len(Xf), 1))
+        rows = np.arange(len(Xf))
+        depth = int(np.log2(self.features.shape[2] + 1))
+        for stage in range(self.features.shape[0]):
+            for t in range(self.features.shape[1]):
+                node = np.zeros(len(Xf), dtype=np.int64)
+                for _ in range(depth):
+                    feature = self.features[stage, t, np.minimum(node, self.features.shape[2] - 1)]
+                    internal = (node < self.features.shape[2]) & (feature >= 0)
+                    right = Xf[rows, np.maximum(feature, 0)] > self.thresholds[stage, t, np.minimum(
+                        node, self.features.shape[2] - 1)]
+                    node = np.where(internal, 2 * node + 1 + right, node)
+                raw[:, t] += self.learning_rate * self.values[stage, t, node]
+        return raw
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        raw = self.decision_function(X)
+        if raw.shape[1] == 1:
+            return self.classes[(raw[:, 0] >= 0).astype(int)]
+        return self.classes[np.argmax(raw, axis=1)]
+
+
+def _as_float32(X: np.ndarray) -> np.ndarray:
+    Xf = np.ascontiguousarray(X, dtype=np.float32)
+    if Xf.ndim != 2:
+        raise ValueError(f"X must be 2-D, got shape {Xf.shape}")
+    if not np.isfinite(Xf).all():
+        raise ValueError("X contains NaN or infinite values (after the cast to float32)")
+    return Xf
+
+
+def fit_boosted_trees(X: np.ndarray, y: np.ndarray, random_state: int, n_estimators: int = 100,
+                      learning_rate: float = 0.1, max_depth: int = 3,
+                      on_stage: Callable[[int], bool] | None = None) -> BoostedTrees:
+    """The reference GradientBoostingClassifier(n_estimators, learning_rate, max_depth, random_state) fit.
+
+    `on_stage(i)` is called after stage i; returning True stops the fit (the ensemble so far is returned)."""
+    Xf = _as_float32(X)
+    n, num_features = Xf.shape
+    if len(y) != n:
+        raise ValueError(f"X has {n} rows but y has {len(y)}")
+    classes, encoded = np.unique(np.asarray(y), return_inverse=True)
+    if len(classes) < 2:
+        raise ValueError("y takes a single value; boosting needs at least two classes")
+    num_classes = len(classes)
+    num_trees = 1 if num_classes == 2 else num_classes
+    eps = np.finfo(np.float64).eps
+    prior = np.bincount(encoded, minlength=num_classes) / n
+    if num_classes == 2:
+        init_raw = np.array([logit(np.clip(prior[1], eps, 1 - eps))])
+        targets = encoded.astype(np.float64)[:, None]
+    else:
+        p = np.clip(prior, eps, 1 - eps)
+        init_raw = np.log(p / gmean(p))
+        targets = (encoded[:, None] == np.arange(num_classes)).astype(np.float64)
+    raw = np.tile(init_raw, (n, 1))
+    encoded_float = encoded.astype(np.float64)
+    loss = HalfBinomialLoss() if num_classes == 2 else HalfMultinomialLoss(n_classes=num_classes)
+    rng = np.random.RandomState(random_state)
+    grower = _TreeGrower(Xf, max_depth)
+    internal, heap = 2**max_depth - 1, 2 ** (max_depth + 1) - 1
+    features = np.full((n_estimators, num_trees, internal), -1, dtype=np.int64)
+    thresholds = np.zeros((n_estimators, num_trees, internal))
+    values = np.zeros((n_estimators, num_trees, heap))
+    importance_sum = np.zeros(num_features)
+    relevant_trees = 0
+    stages = n_estimators
+    for stage in range(n_estimators):
+        neg_gradient = _negative_gradient(loss, raw, encoded_float)
+        for t in range(num_trees):
+            seed = rng.randint(0, RAND_R_MAX)  # one draw per tree, in the reference's order
+            r = np.ascontiguousarray(neg_gradient[:, t])
+            tree_features, tree_thresholds, leaf, importances = grower.grow(r, seed)
+            update = _newton_leaf_values(leaf, r, targets[:, t], num_classes, heap)
+            values[stage, t] = update
+            raw[:, t] += learning_rate * update[leaf]
+            features[stage, t], thresholds[stage, t] = tree_features, tree_thresholds
+            if (tree_features >= 0).any():
+                relevant_trees += 1
+                importance_sum += importances
+        if on_stage is not None and on_stage(stage):
+            stages = stage + 1
+            break
+    if relevant_trees:
+        mean = importance_sum / relevant_trees
+        importances = mean / mean.sum()
+    else:
+        importances = np.zeros(num_features)
+    return BoostedTrees(classes, init_raw, learning_rate, features[:stages], thresholds[:stages], values[:stages],
+                        importances)
+
+
+def _newton_leaf_values(leaf: np.ndarray, neg_gradient: np.ndarray, target: np.ndarray, num_classes: int,
+                        heap_size: int) -> np.ndarray:
+    """One Newton step per leaf: mean(−g)·(K−1)/K ÷ mean(p(1−p)) with p = y + g (binary: no (K−1)/K); 0 where the
+    hessian is below 1e-150 (sklearn's _safe_divide). Means are NumPy's (pairwise) sums over the leaf's samples in
+    index order, as the reference's np.average forms them."""
+    by_leaf = np.argsort(leaf, kind="stable")
+    bounds = np.searchsorted(leaf[by_leaf], np.arange(heap_size + 1))
+    grad = neg_gradient[by_leaf]
+    prob = target[by_leaf] - grad
+    hess = prob * (1 - prob)
+    out = np.zeros(heap_size)
+    for h in np.flatnonzero(np.diff(bounds)):
+        lo, hi = bounds[h], bounds[h + 1]
+        numerator = grad[lo:hi].sum() / (hi - lo)
+        if num_classes > 2:
+            numerator *= (num_classes - 1) / num_classes
+        denominator = hess[lo:hi].sum() / (hi - lo)
+        out[h] = 0.0 if abs(denominator) < 1e-150 else float(numerator) / float(denominator)
+    return out
+
+
+def _negative_gradient(loss: HalfBinomialLoss | HalfMultinomialLoss, raw: np.ndarray,
+                       encoded: np.ndarray) -> np.ndarray:
+    """−∂loss/∂raw (n × trees), from scikit-learn's own loss so that every residual is bit-identical."""
+    if isinstance(loss, HalfBinomialLoss):
+        return -loss.gradient(y_true=encoded, raw_prediction=raw[:, 0])[:, None]
+    return -loss.gradient(y_true=encoded, raw_prediction=raw)
+
+
+class _TreeGrower:
+    """Grows one regression tree at a time on fixed float32 inputs, depth first like the reference's builder.
+
+    Every feature is sorted once; a node keeps, per feature, its samples in sorted order (split into the children by
+    a stable partition), so every threshold of every feature of a node is scored at once with one cumulative sum.
+    Sums are formed in the reference's order where it is known (a node's samples in the order the reference's
+    partition leaves them; the left sums sequential from the node's first sorted sample), so that equal proxies
+    of different features (e.g. a copied code) compare as they do in the reference."""
+
+    def __init__(self, Xf: np.ndarray, max_depth: int):
+        self.XT = np.ascontiguousarray(Xf.T)
+        F, n = self.XT.shape
+        self.max_depth = max_depth
+        order = np.argsort(self.XT, axis=1, kind="stable")
+        # (sample index, float32 value) pairs in one int64, so a partition moves both with one copy
+        self.root_pairs = np.empty((F, n), dtype=np.int64)
+        halves = self.root_pairs.view(np.int32).reshape(F, n, 2)
+        halves[..., 0] = order
+        halves[..., 1] = np.take_along_axis(self.XT, order, axis=1).view(np.int32)
+        self.root_valid = _distinct_neighbours(_pair_values(self.root_pairs))
+        self.root_ties = ~self.root_valid.all(axis=1)
+        self.n_left = np.arange(1, n + 1, dtype=np.float64)
+
+    def grow(self, r: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(features per internal heap node (−1: leaf), thresholds, each sample's leaf, unnormalised importances)."""
+        F, n = self.XT.shape
+        internal, heap_size = 2**self.max_depth - 1, 2 ** (self.max_depth + 1) - 1
+        features = np.full(internal, -1, dtype=np.int64)
+        thresholds = np.zeros(internal)
+        node_n = np.zeros(heap_size)
+        node_impurity = np.zeros(heap_size)
+        leaf = np.zeros(n, dtype=np.int64)
+        visit_order = _VisitOrder(F, seed)
+        total, square = _sequential_sum(r), _sequential_sum(r * r)
+        stack = [_Node(np.arange(n), self.root_pairs, self.root_valid, self.root_ties, 0, 0, 0, total,
+                       square / n - (total / n) ** 2.0)]
+        in_left = np.zeros(n, dtype=bool)
+        while stack:
+            node = stack.pop()
+            count = len(node.members)
+            node_n[node.heap], node_impurity[node.heap] = count, node.impurity
+            if node.depth >= self.max_depth or count < 2 or node.impurity <= EPSILON:
+                leaf[node.members] = node.heap
+                continue
+            values = _pair_values(node.pairs)
+            is_constant = values[:, -1] <= values[:, 0] + FEATURE_THRESHOLD
+            visited, sorted_features, n_total = visit_order.visit(node.n_known, is_constant)
+            if not visited:
+                leaf[node.members] = node.heap
+                continue
+            perm = _pair_samples(node.pairs)
+            visited = np.asarray(visited)
+            ordered_r = r[perm[visited]]  # (V, count): residuals in each visited feature's sorted order
+            left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
+            valid = node.valid[visited]
+            for row in np.flatnonzero(node.ties[visited]):
+                left[row] = _left_sums_with_ties(ordered_r[row], valid[row], node.total)
+            n_left = self.n_left[:count - 1]
+            proxy = left * left
+            proxy /= n_left
+            right = node.total - left
+            right *= right
+            right /= count - n_left
+            proxy += right
+            proxy *= valid  # proxies are ≥ 0: an invalid position scores 0 and is checked below
+            position = proxy.argmax(axis=1)
+            rows = np.arange(len(visited))
+            for row in np.flatnonzero(~valid[rows, position]):
+                masked = np.where(valid[row], proxy[row], -np.inf)
+                position[row] = int(np.argmax(masked))
+                proxy[row, position[row]] = masked[position[row]]
+            best = proxy[rows, position]
+            k = int(np.argmax(best))  # the first visited feature with the best proxy (strict > in visit order)
+            if best[k] == -np.inf:
+                leaf[node.members] = node.heap
+                continue
+            f, p = int(visited[k]), int(position[k])
+            threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
+            features[node.heap], thresholds[node.heap] = f, threshold
+            goes_left = self.XT[f] <= threshold
+            sorted_by = _last_sort(sorted_features, values, perm, node.members)
+            left_members, right_members = _partition_like_reference(sorted_by, goes_left)
+            children = self._children(r, node, left_members, right_members)
+            if node.depth + 1 < self.max_depth:
+                in_left[left_members] = True
+                mask = in_left[perm]
+                in_left[left_members] = False
+                for side, mask_side in ((2, ~mask), (1, mask)):
+                    members, total_c, impurity_c = children[side]
+                    pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(members))
+                    valid_c = _distinct_neighbours(_pair_values(pairs))
+                    stack.append(_Node(members, pairs, valid_c, ~valid_c.all(axis=1), node.depth + 1,
+                                       2 * node.heap + side, n_total, total_c, impurity_c))
+            else:
+                for side in (2, 1):
+                    members, total_c, impurity_c = children[side]
+                    stack.append(_Node(members, None, None, None, node.depth + 1, 2 * node.heap + side, n_total,
+                                       total_c, impurity_c))
+        importances = _tree_importances(features[None], node_n[None], node_impurity[None], F)[0]
+        return features, thresholds, leaf, importances
+
+    @staticmethod
+    def _children(r: np.ndarray, node: _Node, left_members: np.ndarray, right_members: np.ndarray) -> dict:
+        """side → (members in the reference's order, their sequential sum, the impurity the reference's
+        children_impurity gives them)."""
+        n_l, n_r = len(left_members), len(right_members)
+        r_left = r[left_members]
+        left_total = _sequential_sum(r_left)
+        square_left = _sequential_sum(r_left * r_left)
+        r_node = r[node.members]
+        square_total = _sequential_sum(r_node * r_node)
+        if n_l <= n_r:
+            criterion_left = left_total
+        else:  # the reference reaches the split from the end: total − r[end−1] − r[end−2] − …
+            criterion_left = np.cumsum(np.concatenate([[node.total], -r[right_members][::-1]]))[-1]
+        criterion_right = node.total - criterion_left
+        impurity_left = square_left / n_l - (criterion_left / n_l) ** 2.0
+        impurity_right = (square_total - square_left) / n_r - (criterion_right / n_r) ** 2.0
+        right_total = _sequential_sum(r[right_members])
+        return {1: (left_members, left_total, impurity_left), 2: (right_members, right_total, impurity_right)}
+
+
+@dataclass
+class _Node:
+    members: np.ndarray  # sample indices in the reference's order for this node
+    pairs: np.ndarray | None  # (F, count) int64 (sample, float32 value) sorted by each feature; None: cannot split
+    valid: np.ndarray | None  # (F, count − 1) whether a threshold may fall after each sorted position
+    ties: np.ndarray | None  # (F,) whether a feature has tied values here (some position is not valid)
+    depth: int
+    heap: int
+    n_known: int  # features known constant from the ancestors (the reference's n_constant_features)
+    total: float
+    impurity: float
+
+
+def _pair_samples(pairs: np.ndarray) -> np.ndarray:
+    return pairs.view(np.int32).reshape(*pairs.shape, 2)[..., 0]
+
+
+def _pair_values(pairs: np.ndarray) -> np.ndarray:
+    return pairs.view(np.float32).reshape(*pairs.shape, 2)[..., 1]
+
+
+def _sequential_sum(values: np.ndarray) -> float:
+    """Σ in index order, one addition after another (the reference's loops; NumPy's sum is pairwise)."""
+    return float(np.cumsum(values)[-1]) if len(values) else 0.0
+
+
+def _distinct_neighbours(values: np.ndarray) -> np.ndarray:
+    """Positions after which a threshold may fall: the next sorted value exceeds this one by more than
+    FEATURE_THRESHOLD, in float32 as the reference compares them."""
+    return values[:, 1:] > values[:, :-1] + FEATURE_THRESHOLD
+
+
+def _left_sums_with_ties(ordered_r: np.ndarray, valid: np.ndarray, total: float) -> np.ndarray:
+    """The reference's Σ_left at each position of a feature with tied values: it moves from one allowed position to
+    the next adding samples, or, when the next one is nearer the end, restarts from the node total and subtracts
+    from the end (criterion.update)."""
+    count = len(ordered_r)
+    forward = np.cumsum(ordered_r)[:-1]
+    positions = np.flatnonzero(valid) + 1  # the reference's new_pos: first sample on the right
+    if len(positions) == 0:
+        return forward
+    previous = np.concatenate([[0], positions[:-1]])
+    reverse = (positions - previous) > (count - positions)
+    if not reverse.any():
+        return forward
+    from_end = np.cumsum(np.concatenate([[total], -ordered_r[::-1]]))  # from_end[j]: total − last j samples
+    out = forward.copy()
+    current, at = 0.0, 0
+    for new_pos, backwards in zip(positions, reverse, strict=True):
+        if backwards:
+            current = from_end[count - new_pos]
+        else:
+            current = np.cumsum(np.concatenate([[current], ordered_r[at:new_pos]]))[-1]
+        out[new_pos - 1] = current
+        at = new_pos
+    return out
+
+
+def _last_sort(sorted_features: list[int], values: np.ndarray, perm: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """The node's samples in the order the reference's split search leaves them: sorted by the last feature it
+    sorted (a sort of equal values leaves the order as it was)."""
+    for f in reversed(sorted_features):
+        if values[f, 0] != values[f, -1]:
+            return perm[f]
+    return members
+
+
+def _partition_like_reference(order: np.ndarray, goes_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """partition_samples_final's result: a front pointer keeps left-goers; a right-goer swaps with the element
+    before a back pointer that walks down from the end, which is examined next. So the examined elements are runs
+    taken alternately from the front (up to and including a right-goer) and from the back (up to and including a
+    left-goer) until the pointers meet; left-goers fill the left block in that order, right-goers the right block
+    from its end."""
+    count = len(order)
+    left = goes_left[order]
+    run_front = np.cumsum(~left) - ~left  # right-goers before each front element: its run
+    back_left = left[::-1]
+    run_back = np.cumsum(back_left) - back_left
+    index = np.arange(count)
+    keys = np.concatenate([run_front * (2 * count) + index, run_back * (2 * count) + count + index])
+    stream = np.concatenate([order, order[::-1]])[np.argsort(keys)[:count]]
+    stream_left = goes_left[stream]
+    return stream[stream_left], stream[~stream_left][::-1]
+
+
+def _tree_importances(features: np.ndarray, node_n: np.ndarray, node_impurity: np.ndarray,
+                      num_features: int) -> np.ndarray:
+    """Σ over splits of N·imp − N_l·imp_l − N_r·imp_r per feature, ÷ the root's N (sklearn's
+    compute_feature_importances(normalize=False)), for a batch of heap-ordered trees."""
+    T, internal = features.shape
+    out = np.zeros((T, num_features))
+    h = np.arange(internal)
+    gain = (node_n[:, h] * node_impurity[:, h] - node_n[:, 2 * h + 1] * node_impurity[:, 2 * h + 1]
+            - node_n[:, 2 * h + 2] * node_impurity[:, 2 * h + 2])
+    split = features >= 0
+    rows = np.repeat(np.arange(T)[:, None], internal, axis=1)
+    np.add.at(out, (rows[split], features[split]), gain[split])
+    return out / node_n[:, :1]
+
+
+def _rand_r(state: int) -> tuple[int, int]:
+    """sklearn's our_rand_r (32-bit xorshift): (new state, value in [0, RAND_R_MAX])."""
+    if state == 0:
+        state = 1
+    state ^= (state << 13) & _UINT32
+    state ^= state >> 17
+    state ^= (state << 5) & _UINT32
+    return state, state % (RAND_R_MAX + 1)
+
+
+class _VisitOrder:
+    """The splitter's feature array and generator, carried from node to node in depth-first order."""
+
+    def __init__(self, num_features: int, seed: int):
+        self.features = list(range(num_features))
+        self.constant_features = [0] * num_features
+        self.state = seed
+
+    def visit(self, n_known: int, is_constant: np.ndarray) -> tuple[list[int], list[int], int]:
+        """(the non-constant features in the order node_split_best evaluates them, every feature it sorts in order,
+        the node's constant count)."""
+        features = self.features
+        f_i = len(features)
+        n_drawn = n_found = 0
+        n_total = n_known
+        visited, sorted_features = [], []
+        while f_i > n_total:
+            self.state, value = _rand_r(self.state)
+            f_j = n_drawn + value % (f_i - n_found - n_drawn)
+            if f_j < n_known:
+                features[n_drawn], features[f_j] = features[f_j], features[n_drawn]
+                n_drawn += 1
+                continue
+            f_j += n_found
+            sorted_features.append(features[f_j])
+            if is_constant[features[f_j]]:
+                features[f_j], features[n_total] = features[n_total], features[f_j]
+                n_found += 1
+                n_total += 1
+                continue
+            f_i -= 1
+            features[f_i], features[f_j] = features[f_j], features[f_i]
+            visited.append(features[f_i])
+        features[:n_known] = self.constant_features[:n_known]
+        self.constant_features[n_known:n_total] = features[n_known:n_total]
+        return visited, sorted_features, n_total
