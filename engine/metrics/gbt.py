@@ -226,32 +226,33 @@ class _TreeGrower:
                 leaf[node.members] = node.heap
                 continue
             perm = _pair_samples(node.pairs)
-            visited = np.asarray(visited)
-            ordered_r = r[perm[visited]]  # (V, count): residuals in each visited feature's sorted order
+            ordered_r = r[perm]  # (F, count): residuals in each feature's sorted order
             left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
-            valid = node.valid[visited]
-            for row in np.flatnonzero(node.ties[visited]):
+            valid = node.valid
+            for row in np.flatnonzero(node.ties):
                 left[row] = _left_sums_with_ties(ordered_r[row], valid[row], node.total)
             n_left = self.n_left[:count - 1]
             proxy = left * left
             proxy /= n_left
-            right = node.total - left
-            right *= right
-            right /= count - n_left
-            proxy += right
+            left -= node.total
+            left *= left  # (total − left)², the right sums squared
+            left /= count - n_left
+            proxy += left
             proxy *= valid  # proxies are ≥ 0: an invalid position scores 0 and is checked below
             position = proxy.argmax(axis=1)
-            rows = np.arange(len(visited))
+            rows = np.arange(F)
             for row in np.flatnonzero(~valid[rows, position]):
                 masked = np.where(valid[row], proxy[row], -np.inf)
                 position[row] = int(np.argmax(masked))
                 proxy[row, position[row]] = masked[position[row]]
-            best = proxy[rows, position]
+            visited = np.asarray(visited)
+            best = proxy[visited, position[visited]]
             k = int(np.argmax(best))  # the first visited feature with the best proxy (strict > in visit order)
             if best[k] == -np.inf:
                 leaf[node.members] = node.heap
                 continue
-            f, p = int(visited[k]), int(position[k])
+            f = int(visited[k])
+            p = int(position[f])
             threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
             features[node.heap], thresholds[node.heap] = f, threshold
             goes_left = self.XT[f] <= threshold
@@ -344,8 +345,11 @@ def _left_sums_with_ties(ordered_r: np.ndarray, valid: np.ndarray, total: float)
         return forward
     from_end = np.cumsum(np.concatenate([[total], -ordered_r[::-1]]))  # from_end[j]: total − last j samples
     out = forward.copy()
-    current, at = 0.0, 0
-    for new_pos, backwards in zip(positions, reverse, strict=True):
+    first = int(np.argmax(reverse))  # up to here every step went forward: the plain cumulative sums
+    current, at = 0.0, int(positions[first - 1]) if first else 0
+    if first:
+        current = forward[at - 1]
+    for new_pos, backwards in zip(positions[first:], reverse[first:], strict=True):
         if backwards:
             current = from_end[count - new_pos]
         else:
