@@ -151,7 +151,7 @@ def _newton_leaf_values(leaf: np.ndarray, neg_gradient: np.ndarray, target: np.n
     """One Newton step per leaf: mean(−g)·(K−1)/K ÷ mean(p(1−p)) with p = y + g (binary: no (K−1)/K); 0 where the
     hessian is below 1e-150 (sklearn's _safe_divide). Means are NumPy's (pairwise) sums over the leaf's samples in
     index order, as the reference's np.average forms them."""
-    by_leaf = np.argsort(leaf, kind="stable")
+    by_leaf = np.argsort(leaf.astype(np.int16), kind="stable")
     bounds = np.searchsorted(leaf[by_leaf], np.arange(heap_size + 1))
     grad = neg_gradient[by_leaf]
     prob = target[by_leaf] - grad
@@ -189,11 +189,11 @@ class _TreeGrower:
         F, n = self.XT.shape
         self.max_depth = max_depth
         order = np.argsort(self.XT, axis=1, kind="stable")
-        # (sample index, float32 value) pairs in one int64, so a partition moves both with one copy
-        self.root_pairs = np.empty((F, n), dtype=np.int64)
-        halves = self.root_pairs.view(np.int32).reshape(F, n, 2)
+        # (sample index, value) pairs in one 16-byte item, so a partition moves both with one copy
+        self.root_pairs = np.empty((F, n), dtype=np.complex128)
+        halves = self.root_pairs.view(np.int64).reshape(F, n, 2)
         halves[..., 0] = order
-        halves[..., 1] = np.take_along_axis(self.XT, order, axis=1).view(np.int32)
+        halves.view(np.float64)[..., 1] = np.take_along_axis(self.XT, order, axis=1)
         self.root_valid = _distinct_neighbours(_pair_values(self.root_pairs))
         self.root_ties = ~self.root_valid.all(axis=1)
         self.n_left = np.arange(1, n + 1, dtype=np.float64)
@@ -220,7 +220,7 @@ class _TreeGrower:
                 leaf[node.members] = node.heap
                 continue
             values = _pair_values(node.pairs)
-            is_constant = values[:, -1] <= values[:, 0] + FEATURE_THRESHOLD
+            is_constant = values[:, -1] <= values[:, 0].astype(np.float32) + FEATURE_THRESHOLD
             visited, sorted_features, n_total = visit_order.visit(node.n_known, is_constant)
             if not visited:
                 leaf[node.members] = node.heap
@@ -230,7 +230,7 @@ class _TreeGrower:
             left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
             valid = node.valid
             for row in np.flatnonzero(node.ties):
-                left[row] = _left_sums_with_ties(ordered_r[row], valid[row], node.total)
+                _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
             n_left = self.n_left[:count - 1]
             proxy = left * left
             proxy /= n_left
@@ -301,7 +301,7 @@ class _TreeGrower:
 @dataclass
 class _Node:
     members: np.ndarray  # sample indices in the reference's order for this node
-    pairs: np.ndarray | None  # (F, count) int64 (sample, float32 value) sorted by each feature; None: cannot split
+    pairs: np.ndarray | None  # (F, count) (sample, value) pairs sorted by each feature; None: cannot split
     valid: np.ndarray | None  # (F, count − 1) whether a threshold may fall after each sorted position
     ties: np.ndarray | None  # (F,) whether a feature has tied values here (some position is not valid)
     depth: int
@@ -312,11 +312,12 @@ class _Node:
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
-    return pairs.view(np.int32).reshape(*pairs.shape, 2)[..., 0]
+    return pairs.view(np.int64).reshape(*pairs.shape, 2)[..., 0]
 
 
 def _pair_values(pairs: np.ndarray) -> np.ndarray:
-    return pairs.view(np.float32).reshape(*pairs.shape, 2)[..., 1]
+    """The float32 feature values (stored widened to float64, which is exact)."""
+    return pairs.imag
 
 
 def _sequential_sum(values: np.ndarray) -> float:
@@ -327,36 +328,34 @@ def _sequential_sum(values: np.ndarray) -> float:
 def _distinct_neighbours(values: np.ndarray) -> np.ndarray:
     """Positions after which a threshold may fall: the next sorted value exceeds this one by more than
     FEATURE_THRESHOLD, in float32 as the reference compares them."""
-    return values[:, 1:] > values[:, :-1] + FEATURE_THRESHOLD
+    low = values[:, :-1].astype(np.float32)
+    low += FEATURE_THRESHOLD
+    return values[:, 1:] > low
 
 
-def _left_sums_with_ties(ordered_r: np.ndarray, valid: np.ndarray, total: float) -> np.ndarray:
-    """The reference's Σ_left at each position of a feature with tied values: it moves from one allowed position to
-    the next adding samples, or, when the next one is nearer the end, restarts from the node total and subtracts
-    from the end (criterion.update)."""
+def _left_sums_with_ties(left: np.ndarray, ordered_r: np.ndarray, valid: np.ndarray, total: float) -> None:
+    """Correct, in place, the forward sums `left` of a feature with tied values to the reference's Σ_left: it moves
+    from one allowed position to the next adding samples, or, when the next one is nearer the end, restarts from
+    the node total and subtracts from the end (criterion.update)."""
     count = len(ordered_r)
-    forward = np.cumsum(ordered_r)[:-1]
     positions = np.flatnonzero(valid) + 1  # the reference's new_pos: first sample on the right
     if len(positions) == 0:
-        return forward
+        return
     previous = np.concatenate([[0], positions[:-1]])
     reverse = (positions - previous) > (count - positions)
     if not reverse.any():
-        return forward
+        return
     from_end = np.cumsum(np.concatenate([[total], -ordered_r[::-1]]))  # from_end[j]: total − last j samples
-    out = forward.copy()
-    first = int(np.argmax(reverse))  # up to here every step went forward: the plain cumulative sums
-    current, at = 0.0, int(positions[first - 1]) if first else 0
-    if first:
-        current = forward[at - 1]
+    first = int(np.argmax(reverse))  # up to here every step went forward: the plain cumulative sums stand
+    at = int(positions[first - 1]) if first else 0
+    current = left[at - 1] if at else 0.0
     for new_pos, backwards in zip(positions[first:], reverse[first:], strict=True):
         if backwards:
             current = from_end[count - new_pos]
         else:
             current = np.cumsum(np.concatenate([[current], ordered_r[at:new_pos]]))[-1]
-        out[new_pos - 1] = current
+        left[new_pos - 1] = current
         at = new_pos
-    return out
 
 
 def _last_sort(sorted_features: list[int], values: np.ndarray, perm: np.ndarray, members: np.ndarray) -> np.ndarray:
@@ -380,8 +379,12 @@ def _partition_like_reference(order: np.ndarray, goes_left: np.ndarray) -> tuple
     back_left = left[::-1]
     run_back = np.cumsum(back_left) - back_left
     index = np.arange(count)
-    keys = np.concatenate([run_front * (2 * count) + index, run_back * (2 * count) + count + index])
-    stream = np.concatenate([order, order[::-1]])[np.argsort(keys)[:count]]
+    front_keys = run_front * (2 * count) + index  # both increasing: merge them
+    back_keys = run_back * (2 * count) + count + index
+    stream = np.empty(2 * count, dtype=order.dtype)
+    stream[index + np.searchsorted(back_keys, front_keys)] = order
+    stream[index + np.searchsorted(front_keys, back_keys)] = order[::-1]
+    stream = stream[:count]
     stream_left = goes_left[stream]
     return stream[stream_left], stream[~stream_left][::-1]
 
