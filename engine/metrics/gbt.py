@@ -32,6 +32,11 @@ from scipy.special import logit
 from scipy.stats import gmean
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
 
+try:  # the reference's own sort (introsort), whose order of equal values decides how their residuals are summed
+    from sklearn.utils._sorting import _py_simultaneous_sort as _reference_sort
+except ImportError:  # another scikit-learn: equal values keep their sample order (results may then differ by rounding)
+    _reference_sort = None
+
 FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: values closer than this are one value
 EPSILON = np.finfo(np.float64).eps  # a node with impurity ≤ EPSILON is a leaf (sklearn/tree/_tree.pyx)
 RAND_R_MAX = 2147483647  # sklearn/utils/_random.pxd
@@ -227,9 +232,17 @@ class _TreeGrower:
                 continue
             perm = _pair_samples(node.pairs)
             ordered_r = r[perm]  # (F, count): residuals in each feature's sorted order
+            tied = np.flatnonzero(node.ties)
+            # features with equal values here: the reference's sort orders equal values its own way, which decides
+            # how their residuals are summed and how the node's samples are ordered for the children
+            duplicated = {int(f) for f in tied if (values[f, 1:] == values[f, :-1]).any()}
+            sorted_by = self._reference_sorts(sorted_features, duplicated, perm, node.members)
+            for f in duplicated:
+                if f in sorted_by:
+                    ordered_r[f] = r[sorted_by[f]]
             left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
             valid = node.valid
-            for row in np.flatnonzero(node.ties):
+            for row in tied:
                 _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
             n_left = self.n_left[:count - 1]
             proxy = left * left
@@ -256,8 +269,7 @@ class _TreeGrower:
             threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
             features[node.heap], thresholds[node.heap] = f, threshold
             goes_left = self.XT[f] <= threshold
-            sorted_by = _last_sort(sorted_features, values, perm, node.members)
-            left_members, right_members = _partition_like_reference(sorted_by, goes_left)
+            left_members, right_members = _partition_like_reference(sorted_by["last"], goes_left)
             children = self._children(r, node, left_members, right_members)
             if node.depth + 1 < self.max_depth:
                 in_left[left_members] = True
@@ -276,6 +288,24 @@ class _TreeGrower:
                                        total_c, impurity_c))
         importances = _tree_importances(features[None], node_n[None], node_impurity[None], F)[0]
         return features, thresholds, leaf, importances
+
+    def _reference_sorts(self, sorted_features: list[int], duplicated: set[int], perm: np.ndarray,
+                         members: np.ndarray) -> dict:
+        """The node's samples after each sort of the reference's split search (feature → order; "last" → the
+        order the search leaves): a feature without equal values has one sorted order; for one with equal values
+        the reference's own introsort is run on the order the previous sort left."""
+        current = members
+        out: dict = {}
+        for f in sorted_features:
+            if f in duplicated and _reference_sort is not None:
+                values = np.ascontiguousarray(self.XT[f, current])
+                current = np.array(current, dtype=np.intp)  # a copy: the sort works in place
+                _reference_sort(values, current, len(current), use_three_way_partition=True)
+            else:
+                current = perm[f]
+            out[f] = current
+        out["last"] = current
+        return out
 
     @staticmethod
     def _children(r: np.ndarray, node: _Node, left_members: np.ndarray, right_members: np.ndarray) -> dict:
@@ -356,15 +386,6 @@ def _left_sums_with_ties(left: np.ndarray, ordered_r: np.ndarray, valid: np.ndar
             current = np.cumsum(np.concatenate([[current], ordered_r[at:new_pos]]))[-1]
         left[new_pos - 1] = current
         at = new_pos
-
-
-def _last_sort(sorted_features: list[int], values: np.ndarray, perm: np.ndarray, members: np.ndarray) -> np.ndarray:
-    """The node's samples in the order the reference's split search leaves them: sorted by the last feature it
-    sorted (a sort of equal values leaves the order as it was)."""
-    for f in reversed(sorted_features):
-        if values[f, 0] != values[f, -1]:
-            return perm[f]
-    return members
 
 
 def _partition_like_reference(order: np.ndarray, goes_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
