@@ -25,7 +25,7 @@ Equality with the reference (importances and predictions) is tested in tests/eng
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import logit
@@ -40,6 +40,7 @@ except ImportError:  # another scikit-learn: equal values keep their sample orde
 FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: values closer than this are one value
 EPSILON = np.finfo(np.float64).eps  # a node with impurity ≤ EPSILON is a leaf (sklearn/tree/_tree.pyx)
 RAND_R_MAX = 2147483647  # sklearn/utils/_random.pxd
+_FRAGILE = 1e-9  # a rival split or impurity this close (relative to its scale) could be decided by rounding
 _UINT32 = 0xFFFFFFFF
 
 
@@ -204,7 +205,12 @@ class _TreeGrower:
         self.n_left = np.arange(1, n + 1, dtype=np.float64)
 
     def grow(self, r: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(features per internal heap node (−1: leaf), thresholds, each sample's leaf, unnormalised importances)."""
+        """(features per internal heap node (−1: leaf), thresholds, each sample's leaf, unnormalised importances).
+
+        A node is searched first with sums in an approximate order (equal values in sample order, the node's
+        samples as the approximate parent left them). Only where the decision could turn on rounding (a second
+        candidate within 1e-9 of the best proxy's scale, or an impurity near the leaf threshold) are the node and
+        its ancestors redone in the reference's exact order (its introsort on equal values, its partition)."""
         F, n = self.XT.shape
         internal, heap_size = 2**self.max_depth - 1, 2 ** (self.max_depth + 1) - 1
         features = np.full(internal, -1, dtype=np.int64)
@@ -214,80 +220,130 @@ class _TreeGrower:
         leaf = np.zeros(n, dtype=np.int64)
         visit_order = _VisitOrder(F, seed)
         total, square = _sequential_sum(r), _sequential_sum(r * r)
-        stack = [_Node(np.arange(n), self.root_pairs, self.root_valid, self.root_ties, 0, 0, 0, total,
-                       square / n - (total / n) ** 2.0)]
+        root = _Node(np.arange(n), self.root_pairs, self.root_valid, self.root_ties, 0, 0, 0, total,
+                     square / n - (total / n) ** 2.0)
+        root.exact = True
+        stack = [root]
         in_left = np.zeros(n, dtype=bool)
         while stack:
             node = stack.pop()
             count = len(node.members)
+            if abs(node.impurity) < _FRAGILE and count >= 2 and node.depth < self.max_depth:
+                self._make_exact(node, r)  # the leaf test below compares this impurity with machine epsilon
             node_n[node.heap], node_impurity[node.heap] = count, node.impurity
             if node.depth >= self.max_depth or count < 2 or node.impurity <= EPSILON:
                 leaf[node.members] = node.heap
                 continue
             values = _pair_values(node.pairs)
             is_constant = values[:, -1] <= values[:, 0].astype(np.float32) + FEATURE_THRESHOLD
-            visited, sorted_features, n_total = visit_order.visit(node.n_known, is_constant)
+            visited, node.sorted_features, n_total = visit_order.visit(node.n_known, is_constant)
             if not visited:
                 leaf[node.members] = node.heap
                 continue
-            perm = _pair_samples(node.pairs)
-            ordered_r = r[perm]  # (F, count): residuals in each feature's sorted order
-            tied = np.flatnonzero(node.ties)
-            # features with equal values here: the reference's sort orders equal values its own way, which decides
-            # how their residuals are summed and how the node's samples are ordered for the children
-            duplicated = {int(f) for f in tied if (values[f, 1:] == values[f, :-1]).any()}
-            sorted_by = self._reference_sorts(sorted_features, duplicated, perm, node.members)
-            for f in duplicated:
-                if f in sorted_by:
-                    ordered_r[f] = r[sorted_by[f]]
-            left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
-            valid = node.valid
-            for row in tied:
-                _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
-            n_left = self.n_left[:count - 1]
-            proxy = left * left
-            proxy /= n_left
-            left -= node.total
-            left *= left  # (total − left)², the right sums squared
-            left /= count - n_left
-            proxy += left
-            proxy *= valid  # proxies are ≥ 0: an invalid position scores 0 and is checked below
-            position = proxy.argmax(axis=1)
-            rows = np.arange(F)
-            for row in np.flatnonzero(~valid[rows, position]):
-                masked = np.where(valid[row], proxy[row], -np.inf)
-                position[row] = int(np.argmax(masked))
-                proxy[row, position[row]] = masked[position[row]]
-            visited = np.asarray(visited)
-            best = proxy[visited, position[visited]]
-            k = int(np.argmax(best))  # the first visited feature with the best proxy (strict > in visit order)
-            if best[k] == -np.inf:
+            choice = self._search(node, r, visited, exact=False)
+            if choice is not None and choice[2]:
+                self._make_exact(node, r)
+                choice = self._search(node, r, visited, exact=True)
+            children = self._split(node, r, values, choice, n)
+            if children is not None and abs(children[0]) < _FRAGILE and node.exact_last is None:
+                self._make_exact(node, r)  # the improvement's sign below could be decided by rounding
+                choice = self._search(node, r, visited, exact=True)
+                children = self._split(node, r, values, choice, n)
+            if children is None or children[0] + EPSILON < 0:  # no split, or one that worsens the impurity
                 leaf[node.members] = node.heap
                 continue
-            f = int(visited[k])
-            p = int(position[f])
-            threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
-            features[node.heap], thresholds[node.heap] = f, threshold
-            goes_left = self.XT[f] <= threshold
-            left_members, right_members = _partition_like_reference(sorted_by["last"], goes_left)
-            children = self._children(r, node, left_members, right_members)
+            features[node.heap], thresholds[node.heap] = choice[0], node.threshold
+            node_impurity[node.heap] = node.impurity  # made exact above where it mattered
+            children = children[2]
+            left_members = children[1][0]
+            pairs_by_side = {1: None, 2: None}
             if node.depth + 1 < self.max_depth:
                 in_left[left_members] = True
-                mask = in_left[perm]
+                mask = in_left[_pair_samples(node.pairs)]
                 in_left[left_members] = False
                 for side, mask_side in ((2, ~mask), (1, mask)):
-                    members, total_c, impurity_c = children[side]
-                    pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(members))
-                    valid_c = _distinct_neighbours(_pair_values(pairs))
-                    stack.append(_Node(members, pairs, valid_c, ~valid_c.all(axis=1), node.depth + 1,
-                                       2 * node.heap + side, n_total, total_c, impurity_c))
-            else:
-                for side in (2, 1):
-                    members, total_c, impurity_c = children[side]
-                    stack.append(_Node(members, None, None, None, node.depth + 1, 2 * node.heap + side, n_total,
-                                       total_c, impurity_c))
+                    pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(children[side][0]))
+                    pairs_by_side[side] = pairs
+            for side in (2, 1):
+                members, total_c, impurity_c = children[side]
+                pairs = pairs_by_side[side]
+                valid_c = None if pairs is None else _distinct_neighbours(_pair_values(pairs))
+                child = _Node(members, pairs, valid_c, None if valid_c is None else ~valid_c.all(axis=1),
+                              node.depth + 1, 2 * node.heap + side, n_total, total_c, impurity_c)
+                child.parent, child.side, child.exact = node, side, node.exact_last is not None
+                stack.append(child)
         importances = _tree_importances(features[None], node_n[None], node_impurity[None], F)[0]
         return features, thresholds, leaf, importances
+
+    def _search(self, node: _Node, r: np.ndarray, visited: list[int], exact: bool) -> tuple[int, int, bool] | None:
+        """(feature, position of the last left sample, whether a rival is within rounding) of the best split, or
+        None when no feature has an allowed threshold. `exact`: sums in the reference's order (the node's members
+        must be exact); it also records the order the reference's search leaves the samples in."""
+        count = len(node.members)
+        values = _pair_values(node.pairs)
+        perm = _pair_samples(node.pairs)
+        ordered_r = r[perm]  # (F, count): residuals in each feature's sorted order
+        tied = np.flatnonzero(node.ties)
+        if exact:
+            # equal values: the reference's sort orders them its own way, which decides how their residuals are
+            # summed and how the node's samples are ordered for the children
+            duplicated = {int(f) for f in tied if (values[f, 1:] == values[f, :-1]).any()}
+            sorted_by = self._reference_sorts(node.sorted_features, duplicated, perm, node.members)
+            for f in duplicated & set(sorted_by):
+                ordered_r[f] = r[sorted_by[f]]
+            node.exact_last = sorted_by["last"]
+        else:
+            node.approximate_last = perm[node.sorted_features[-1]] if node.sorted_features else node.members
+        left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
+        valid = node.valid
+        for row in tied:
+            _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
+        n_left = self.n_left[:count - 1]
+        proxy = left * left
+        proxy /= n_left
+        left -= node.total
+        left *= left  # (total − left)², the right sums squared
+        left /= count - n_left
+        proxy += left
+        proxy *= valid  # proxies are ≥ 0: an invalid position scores 0 and is checked below
+        position = proxy.argmax(axis=1)
+        rows = np.arange(len(proxy))
+        for row in np.flatnonzero(~valid[rows, position]):
+            masked = np.where(valid[row], proxy[row], -np.inf)
+            position[row] = int(np.argmax(masked))
+            proxy[row, position[row]] = masked[position[row]]
+        visited = np.asarray(visited)
+        best = proxy[visited, position[visited]]
+        k = int(np.argmax(best))  # the first visited feature with the best proxy (strict > in visit order)
+        if best[k] == -np.inf:
+            return None
+        f, p = int(visited[k]), int(position[visited[k]])
+        runner_up = np.delete(best, k).max(initial=-np.inf)
+        same_row = proxy[f].copy()
+        same_row[p] = -np.inf
+        runner_up = max(runner_up, same_row.max())
+        scale = np.abs(ordered_r[0]).sum() ** 2 / count  # bounds every proxy
+        return f, p, bool(runner_up >= best[k] - _FRAGILE * scale)
+
+    def _make_exact(self, node: _Node, r: np.ndarray) -> None:
+        """Give `node` the reference's order of its samples (and the sums and impurity that follow from it)."""
+        if node.exact:
+            return
+        parent = node.parent
+        order = self._exact_last(parent, r)
+        left_members, right_members = _partition_like_reference(order, parent.goes_left)
+        node.members, node.total, node.impurity = self._children(r, parent, left_members, right_members)[node.side]
+        node.exact = True
+
+    def _exact_last(self, node: _Node, r: np.ndarray) -> np.ndarray:
+        """The order in which the reference's split search leaves a node's samples."""
+        if node.exact_last is None:
+            self._make_exact(node, r)
+            values = _pair_values(node.pairs)
+            duplicated = {int(f) for f in np.flatnonzero(node.ties) if (values[f, 1:] == values[f, :-1]).any()}
+            node.exact_last = self._reference_sorts(node.sorted_features, duplicated, _pair_samples(node.pairs),
+                                                    node.members)["last"]
+        return node.exact_last
 
     def _reference_sorts(self, sorted_features: list[int], duplicated: set[int], perm: np.ndarray,
                          members: np.ndarray) -> dict:
@@ -306,6 +362,21 @@ class _TreeGrower:
             out[f] = current
         out["last"] = current
         return out
+
+    def _split(self, node: _Node, r: np.ndarray, values: np.ndarray, choice: tuple | None, n: int
+               ) -> tuple[float, dict, dict] | None:
+        """(the reference's impurity improvement, side → (members, total, impurity)) of the chosen split."""
+        if choice is None:
+            return None
+        f, p, _ = choice
+        node.threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
+        node.goes_left = self.XT[f] <= node.threshold
+        order = node.exact_last if node.exact_last is not None else node.approximate_last
+        left_members, right_members = _partition_like_reference(order, node.goes_left)
+        children = self._children(r, node, left_members, right_members)
+        count, n_l, n_r = len(node.members), len(left_members), len(right_members)
+        improvement = (count / n) * (node.impurity - (n_r / count * children[2][2]) - (n_l / count * children[1][2]))
+        return improvement, children[1], children  # (improvement, left child, both children)
 
     @staticmethod
     def _children(r: np.ndarray, node: _Node, left_members: np.ndarray, right_members: np.ndarray) -> dict:
@@ -339,6 +410,14 @@ class _Node:
     n_known: int  # features known constant from the ancestors (the reference's n_constant_features)
     total: float
     impurity: float
+    exact: bool = False  # members (hence total and impurity) in the reference's order
+    parent: _Node | None = None
+    side: int = 0  # 1 left child, 2 right child
+    sorted_features: list[int] = field(default_factory=list)
+    goes_left: np.ndarray | None = None  # (n,) the split, once chosen
+    threshold: float = 0.0
+    exact_last: np.ndarray | None = None  # the samples in the order the reference's split search leaves them
+    approximate_last: np.ndarray | None = None
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
