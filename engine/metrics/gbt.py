@@ -287,7 +287,7 @@ class _TreeGrower:
         if exact:
             # equal values: the reference's sort orders them its own way, which decides how their residuals are
             # summed and how the node's samples are ordered for the children
-            duplicated = {int(f) for f in tied if (values[f, 1:] == values[f, :-1]).any()}
+            duplicated = _mixed_ties(values, ordered_r, tied)
             sorted_by = self._reference_sorts(node.sorted_features, duplicated, perm, node.members)
             for f in duplicated & set(sorted_by):
                 ordered_r[f] = r[sorted_by[f]]
@@ -296,8 +296,10 @@ class _TreeGrower:
             node.approximate_last = perm[node.sorted_features[-1]] if node.sorted_features else node.members
         left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
         valid = node.valid
+        tail = max(count // 2 - 1, 0)  # the reference only sums from the end after a gap in the right half
         for row in tied:
-            _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
+            if not valid[row, tail:].all():
+                _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
         n_left = self.n_left[:count - 1]
         proxy = left * left
         proxy /= n_left
@@ -340,9 +342,9 @@ class _TreeGrower:
         if node.exact_last is None:
             self._make_exact(node, r)
             values = _pair_values(node.pairs)
-            duplicated = {int(f) for f in np.flatnonzero(node.ties) if (values[f, 1:] == values[f, :-1]).any()}
-            node.exact_last = self._reference_sorts(node.sorted_features, duplicated, _pair_samples(node.pairs),
-                                                    node.members)["last"]
+            perm = _pair_samples(node.pairs)
+            duplicated = _mixed_ties(values, r[perm], np.flatnonzero(node.ties))
+            node.exact_last = self._reference_sorts(node.sorted_features, duplicated, perm, node.members)["last"]
         return node.exact_last
 
     def _reference_sorts(self, sorted_features: list[int], duplicated: set[int], perm: np.ndarray,
@@ -432,6 +434,13 @@ def _pair_values(pairs: np.ndarray) -> np.ndarray:
 def _sequential_sum(values: np.ndarray) -> float:
     """Σ in index order, one addition after another (the reference's loops; NumPy's sum is pairwise)."""
     return float(np.cumsum(values)[-1]) if len(values) else 0.0
+
+
+def _mixed_ties(values: np.ndarray, ordered_r: np.ndarray, rows: np.ndarray) -> set[int]:
+    """Features with equal values on samples whose residuals differ: only there does the order of equal values
+    (the reference's introsort) change a sum."""
+    return {int(f) for f in rows
+            if ((values[f, 1:] == values[f, :-1]) & (ordered_r[f, 1:] != ordered_r[f, :-1])).any()}
 
 
 def _distinct_neighbours(values: np.ndarray) -> np.ndarray:
