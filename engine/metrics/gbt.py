@@ -296,10 +296,8 @@ class _TreeGrower:
             node.approximate_last = perm[node.sorted_features[-1]] if node.sorted_features else node.members
         left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
         valid = node.valid
-        tail = max(count // 2 - 1, 0)  # the reference only sums from the end after a gap in the right half
-        for row in tied:
-            if not valid[row, tail:].all():
-                _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
+        for row in tied[_may_sum_from_end(valid[tied])]:
+            _left_sums_with_ties(left[row], ordered_r[row], valid[row], node.total)
         n_left = self.n_left[:count - 1]
         proxy = left * left
         proxy /= n_left
@@ -449,6 +447,15 @@ def _distinct_neighbours(values: np.ndarray) -> np.ndarray:
     low = values[:, :-1].astype(np.float32)
     low += FEATURE_THRESHOLD
     return values[:, 1:] > low
+
+
+def _may_sum_from_end(valid: np.ndarray) -> np.ndarray:
+    """Rows where the reference's criterion may reach a position from the end (new_pos − pos > end − new_pos):
+    that needs a run of R disallowed positions ending at j with R ≥ count − j − 2, so j in the right half, and
+    either R ≥ 2 (two disallowed in a row) or j among the last two positions."""
+    count = valid.shape[1] + 1
+    window = ~valid[:, max(count // 2 - 2, 0):]
+    return window[:, -2:].any(axis=1) | (window[:, 1:] & window[:, :-1]).any(axis=1)
 
 
 def _left_sums_with_ties(left: np.ndarray, ordered_r: np.ndarray, valid: np.ndarray, total: float) -> None:
