@@ -8,7 +8,14 @@ and the posterior means go to compute_metrics.
     .venv/bin/python bench/metrics_speed.py                      # common sizes (10,000 / 5,000 points, batches of 64)
     .venv/bin/python bench/metrics_speed.py --quick              # MetricSizes.quick()
     .venv/bin/python bench/metrics_speed.py --dci-estimator hist   # DCI with the fast, approximate histogram trees
-Last line: RESULT metrics_s=<seconds of compute_metrics>.
+    .venv/bin/python bench/metrics_speed.py --compare-points 0     # skip the side-by-side DCI comparison
+
+After the suite, DCI alone is timed side by side on the same codes (the first --compare-points training points of
+a fresh sample, default 2,000): the default "exact" estimator against scikit-learn's GradientBoostingClassifier
+(the reference, "sklearn"), with the largest difference in importances and accuracies.
+Last lines: RESULT metrics_s=<seconds of compute_metrics> and, unless skipped,
+RESULT dci_points=<N> dci_exact_s=<s> dci_sklearn_s=<s> dci_speedup=<sklearn ÷ exact> dci_max_importance_diff=<x>
+dci_max_accuracy_diff=<x>.
 """
 
 from __future__ import annotations
@@ -25,6 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from engine.data import load_dataset  # noqa: E402
 from engine.metrics import DCI_ESTIMATORS, METRIC_NAMES, MetricSizes, compute_metrics  # noqa: E402
+from engine.metrics.core import varying_factors  # noqa: E402
+from engine.metrics.dci import gbt_importance  # noqa: E402
 from engine.models import create_model  # noqa: E402
 from engine.scoring import model_representation  # noqa: E402
 
@@ -37,6 +46,9 @@ def main(argv: list[str] | None = None) -> None:
                         help="DCI's boosted trees (default exact = GradientBoostingClassifier, one factor per core; "
                              "hist = histogram trees, approximate)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--compare-points", type=int, default=2_000, metavar="N",
+                        help="time DCI alone on N points with the default estimator and with scikit-learn's "
+                             "GradientBoostingClassifier, side by side (0: skip)")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -77,6 +89,31 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rows represented: {result['rows_represented']:,} in {represent_seconds[0]:.1f} s "
           f"(render + encode)")
     print(f"RESULT metrics_s={total:.1f}")
+    if args.compare_points:
+        compare_dci(dataset, engine_represent, args.compare_points, args.seed)
+
+
+def compare_dci(dataset, represent, points: int, seed: int) -> None:
+    """DCI alone on `points` training / 1,000 test points: the default estimator and the reference, same codes."""
+    rng = np.random.default_rng([seed, 99])
+    varying = varying_factors(dataset)
+    train = dataset.sample_factors(points, rng)
+    test = dataset.sample_factors(1_000, rng)
+    train_codes, test_codes = represent(train), represent(test)
+    train, test = train[:, varying], test[:, varying]
+    runs = {}
+    for estimator in ("exact", "sklearn"):
+        started = time.perf_counter()
+        runs[estimator] = (*gbt_importance(train_codes, train, test_codes, test, seed, estimator=estimator),
+                           time.perf_counter() - started)
+    (imp_a, train_a, test_a, sec_a), (imp_b, train_b, test_b, sec_b) = runs["exact"], runs["sklearn"]
+    importance_diff = float(np.abs(imp_a - imp_b).max())
+    accuracy_diff = max(abs(train_a - train_b), abs(test_a - test_b))
+    print(f"DCI alone on {points:,} points: exact {sec_a:.1f} s, sklearn {sec_b:.1f} s ({sec_b / sec_a:.1f}× faster); "
+          f"largest |Δ importance| {importance_diff:.1e}, |Δ accuracy| {accuracy_diff:.1e}")
+    print(f"RESULT dci_points={points} dci_exact_s={sec_a:.2f} dci_sklearn_s={sec_b:.2f} "
+          f"dci_speedup={sec_b / sec_a:.2f} dci_max_importance_diff={importance_diff:.2e} "
+          f"dci_max_accuracy_diff={accuracy_diff:.2e}")
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ import numpy as np
 Represent = Callable[[np.ndarray], np.ndarray]
 ProgressFn = Callable[[float, str], None]
 CancelFn = Callable[[], bool]
-DCI_ESTIMATORS = ("exact", "hist")  # DCI trees: GradientBoostingClassifier (default, the reference) or histogram-based
+DCI_ESTIMATORS = ("exact", "sklearn", "hist")  # DCI trees: equal to the reference (default), the reference itself,
+# or histogram-based (approximate)
 
 
 class MetricsCancelled(Exception):
@@ -45,9 +46,10 @@ class MetricSizes:
     `train_points` (+ `test_points` for DCI and discrete SAP) factor draws; DCI may use only the first
     `dci_train_points` of them (None → all) because its gradient-boosted trees dominate the run time.
     `chunk_rows` bounds how many rows are handed to `represent` at once (memory, not statistics).
-    `dci_estimator` picks DCI's gradient-boosted trees: "exact" (GradientBoostingClassifier, the reference
-    estimator, the default) or "hist" (histogram-based, much faster but not equivalent: it misreads redundant and
-    noisy codes); see metrics.dci.gbt_importance and docs/metrics.md.
+    `dci_estimator` picks DCI's gradient-boosted trees: "exact" (the default: engine.metrics.gbt, equal to
+    scikit-learn's GradientBoostingClassifier, the reference estimator, and ~10× faster), "sklearn" (the reference
+    itself) or "hist" (histogram-based, approximate: it misreads redundant and noisy codes); see
+    metrics.dci.gbt_importance and docs/metrics.md.
     """
 
     train_points: int = 10_000

@@ -11,6 +11,7 @@ import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from .core import DCI_ESTIMATORS, Run
+from .gbt import fit_boosted_trees
 
 _EPS = 1e-11
 
@@ -66,15 +67,16 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
                    workers: int | None = None) -> tuple[np.ndarray, float, float]:
     """(importance D×K, mean train accuracy, mean test accuracy) from one gradient-boosted classifier per factor.
 
-    Both estimators boost 100 depth-3 trees per class at learning rate 0.1 (scikit-learn's defaults, as in
+    Every estimator boosts 100 depth-3 trees per class at learning rate 0.1 (scikit-learn's defaults, as in
     disentanglement_lib); each factor's importance column sums to 1.
-    - "exact" (default): GradientBoostingClassifier, importance = its `feature_importances_` (the reference
-      estimator). Factors are fitted concurrently, one per thread (`workers`, default: the cores this process may
-      use): the trees are built in Cython without the GIL, so the cores work in parallel; results are identical
-      to a sequential fit.
+    - "exact" (default): engine.metrics.gbt, scikit-learn 1.9's GradientBoostingClassifier re-written with presorted
+      features; its trees, importances and predictions equal the reference's (tests/engine/test_metrics_gbt.py).
+    - "sklearn": GradientBoostingClassifier itself (the reference, ~10× slower), importance = feature_importances_.
     - "hist": HistGradientBoostingClassifier on 255 quantile bins per code, importance = total split gain per
-      code; ~10× faster but NOT equivalent (docs/metrics.md): it gives a redundant copy of a code no importance
-      (completeness 1 where the reference falls below) and spreads more importance over noise (lower D and C).
+      code; NOT equivalent (docs/metrics.md): it gives a redundant copy of a code no importance (completeness 1
+      where the reference falls below) and spreads more importance over noise (lower D and C).
+    The "exact" and "sklearn" fits run one factor per thread (`workers`, default: the cores this process may use);
+    results are identical to a sequential fit.
     """
     if estimator not in DCI_ESTIMATORS:
         raise ValueError(f"unknown DCI estimator {estimator!r}; choose from {', '.join(DCI_ESTIMATORS)}")
@@ -83,8 +85,9 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
         if len(np.unique(train_factors[:, k])) < 2:
             raise ValueError(f"factor {k} takes a single value in the DCI training sample; "
                              "use more training points")
-    if estimator == "exact":
-        models, columns = _fit_exact_factors(train_codes, train_factors, random_state, run, stage, workers)
+    if estimator in ("exact", "sklearn"):
+        models, columns = _fit_boosted_factors(train_codes, train_factors, random_state, run, stage, workers,
+                                               reference=estimator == "sklearn")
     else:
         models, columns = [], []
         for k in range(num_factors):
@@ -99,16 +102,17 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
 
 
 def dci_workers() -> int:
-    """Cores this process may use (the threads of the reference estimator)."""
+    """Cores this process may use (the threads of the boosted-tree fits)."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         return max(1, os.cpu_count() or 1)
 
 
-def _fit_exact_factors(codes: np.ndarray, factors: np.ndarray, random_state: int, run: Run | None, stage: str,
-                       workers: int | None) -> tuple[list[GradientBoostingClassifier], list[np.ndarray]]:
-    """One GradientBoostingClassifier per factor, the factors with most classes (most trees) started first.
+def _fit_boosted_factors(codes: np.ndarray, factors: np.ndarray, random_state: int, run: Run | None, stage: str,
+                         workers: int | None, reference: bool) -> tuple[list, list[np.ndarray]]:
+    """One boosted classifier per factor (engine.metrics.gbt, or GradientBoostingClassifier when `reference`), the
+    factors with most classes (most trees) started first.
 
     Progress is the share of trees built so far; cancellation (and a failure in another factor) stops every fit
     at its next boosting round."""
@@ -120,27 +124,27 @@ def _fit_exact_factors(codes: np.ndarray, factors: np.ndarray, random_state: int
     lock = threading.Lock()
     abort = threading.Event()
 
-    def fit(k: int) -> GradientBoostingClassifier:
-        model = GradientBoostingClassifier(random_state=random_state)
+    def after_round(k: int, stage_index: int) -> bool:
+        if abort.is_set():
+            return True
+        if run is not None:
+            with lock:
+                done_rounds[k] = stage_index + 1
+                built = sum(r * t for r, t in zip(done_rounds, trees_per_round, strict=True))
+                run.report(stage, built / total_trees,
+                           f"DCI: gradient-boosted trees, {sum(r == 100 for r in done_rounds)}/{num_factors} "
+                           "factors done")
+        return False
 
-        def monitor(stage_index: int, fitted: GradientBoostingClassifier, _locals: dict) -> bool:
-            if abort.is_set():
-                return True
-            if run is not None:
-                with lock:
-                    done_rounds[k] = stage_index + 1
-                    built = sum(r * t for r, t in zip(done_rounds, trees_per_round, strict=True))
-                    run.report(stage, built / total_trees,
-                               f"DCI: gradient-boosted trees, {sum(r == 100 for r in done_rounds)}/{num_factors} "
-                               "factors done")
-            return False
-
-        model.fit(codes, factors[:, k], monitor=monitor)
-        return model
+    def fit(k: int):
+        if reference:
+            model = GradientBoostingClassifier(random_state=random_state)
+            return model.fit(codes, factors[:, k], monitor=lambda i, _model, _locals: after_round(k, i))
+        return fit_boosted_trees(codes, factors[:, k], random_state, on_stage=lambda i: after_round(k, i))
 
     order = sorted(range(num_factors), key=lambda k: -trees_per_round[k])
     count = max(1, min(workers or dci_workers(), num_factors))
-    models: dict[int, GradientBoostingClassifier] = {}
+    models: dict[int, object] = {}
     if count == 1:
         for k in order:
             models[k] = fit(k)

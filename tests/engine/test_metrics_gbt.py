@@ -1,0 +1,128 @@
+"""engine.metrics.gbt against scikit-learn's GradientBoostingClassifier on the same inputs and seed: the same trees,
+importances, raw predictions and labels, and DCI's D, C and I within 1e-6 of the reference's."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.ensemble import GradientBoostingClassifier
+
+from engine.metrics import completeness, disentanglement
+from engine.metrics.dci import gbt_importance
+from engine.metrics.gbt import _partition_like_reference, fit_boosted_trees
+
+N = 200
+STAGES = 40  # fewer boosting stages than DCI's 100 keep the per-tree comparison quick; DCI itself is compared below
+
+
+def _heap_tree(tree, depth: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    """A fitted sklearn tree's split features and thresholds in heap order (children of h: 2h + 1, 2h + 2)."""
+    features, thresholds = np.full(2**depth - 1, -1), np.zeros(2**depth - 1)
+
+    def walk(node: int, h: int) -> None:
+        if h >= len(features) or tree.children_left[node] == -1:
+            return
+        features[h], thresholds[h] = tree.feature[node], tree.threshold[node]
+        walk(tree.children_left[node], 2 * h + 1)
+        walk(tree.children_right[node], 2 * h + 2)
+
+    walk(0, 0)
+    return features, thresholds
+
+
+def _codes(case: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    factors = np.column_stack([rng.integers(0, 4, N), rng.integers(0, 2, N), rng.integers(0, 3, N)])
+    f = factors.astype(np.float64)
+    codes = {
+        "identity": f,
+        "factor copied into two codes": np.column_stack([f[:, 0], f[:, 0], f[:, 1:]]),
+        "every factor twice": np.column_stack([f, f]),
+        "noisy factors": f + 0.4 * rng.normal(size=f.shape),
+        "factors and noise codes": np.column_stack([f, rng.normal(size=(N, 2))]),
+        "random codes with ties": rng.integers(0, 5, size=(N, 4)).astype(np.float64),
+        "pure noise": rng.normal(size=(N, 3)),
+    }[case]
+    return codes, factors
+
+
+CASES = ["identity", "factor copied into two codes", "every factor twice", "noisy factors",
+         "factors and noise codes", "random codes with ties", "pure noise"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_same_trees_importances_and_predictions_as_the_reference(case):
+    """Every tree of every stage, the importances and the held-out predictions, multi-class and binary."""
+    codes, factors = _codes(case, np.random.default_rng(CASES.index(case)))
+    held_out, _ = _codes(case, np.random.default_rng(100 + CASES.index(case)))
+    for k in (0, 1):  # four classes (four trees per stage), two classes (one tree per stage)
+        reference = GradientBoostingClassifier(n_estimators=STAGES, random_state=7).fit(codes, factors[:, k])
+        ours = fit_boosted_trees(codes, factors[:, k], 7, n_estimators=STAGES)
+        assert ours.features.shape[:2] == reference.estimators_.shape
+        for stage in range(reference.estimators_.shape[0]):
+            for t in range(reference.estimators_.shape[1]):
+                features, thresholds = _heap_tree(reference.estimators_[stage, t].tree_)
+                assert np.array_equal(ours.features[stage, t], features), (case, k, stage, t)
+                np.testing.assert_array_equal(ours.thresholds[stage, t], thresholds)
+        np.testing.assert_allclose(ours.feature_importances_, reference.feature_importances_, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(ours.decision_function(held_out),
+                                   reference.decision_function(held_out).reshape(len(held_out), -1),
+                                   rtol=0, atol=1e-9)
+        assert np.array_equal(ours.predict(held_out), reference.predict(held_out))
+
+
+def test_dci_scores_equal_the_reference_within_1e_6():
+    """D, C and informativeness of the default estimator against GradientBoostingClassifier itself, on codes with a
+    copied factor (ties broken by the reference's random feature order) and noise codes."""
+    rng = np.random.default_rng(5)
+    factors = np.column_stack([rng.integers(0, 3, N), rng.integers(0, 4, N), rng.integers(0, 2, N)])
+    test_factors = np.column_stack([rng.integers(0, 3, 200), rng.integers(0, 4, 200), rng.integers(0, 2, 200)])
+
+    def represent(f: np.ndarray) -> np.ndarray:
+        return np.column_stack([f[:, 0], f[:, 0], f[:, 1] + 0.3 * rng.normal(size=len(f)), f[:, 2],
+                                rng.normal(size=len(f))])
+
+    codes, test_codes = represent(factors), represent(test_factors)
+    ours = gbt_importance(codes, factors, test_codes, test_factors, 11, estimator="exact")
+    reference = gbt_importance(codes, factors, test_codes, test_factors, 11, estimator="sklearn")
+    np.testing.assert_allclose(ours[0], reference[0], rtol=0, atol=1e-6)
+    assert ours[1:] == pytest.approx(reference[1:], abs=1e-6)
+    assert disentanglement(ours[0]) == pytest.approx(disentanglement(reference[0]), abs=1e-6)
+    assert completeness(ours[0]) == pytest.approx(completeness(reference[0]), abs=1e-6)
+    assert 0.2 < ours[0][0, 0] < 0.8, "the copied factor's importance is shared between its two codes"
+
+
+def _partition_literally(order: np.ndarray, goes_left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """sklearn's partition_samples_final as written (two pointers, swap with the end)."""
+    samples, i, end = list(order), 0, len(order)
+    while i < end:
+        if goes_left[samples[i]]:
+            i += 1
+        else:
+            end -= 1
+            samples[i], samples[end] = samples[end], samples[i]
+    return np.array(samples[:i], dtype=np.int64), np.array(samples[i:], dtype=np.int64)
+
+
+def test_partition_order_is_the_references():
+    rng = np.random.default_rng(0)
+    for _ in range(500):
+        order = rng.permutation(60)[: rng.integers(1, 40)]
+        goes_left = rng.random(60) < rng.random()
+        for ours, literal in zip(_partition_like_reference(order, goes_left), _partition_literally(order, goes_left),
+                                 strict=True):
+            assert np.array_equal(ours, literal)
+
+
+def test_stopping_early_and_bad_input():
+    codes = np.random.default_rng(0).normal(size=(50, 2))
+    labels = np.arange(50) % 3
+    stopped = fit_boosted_trees(codes, labels, 0, on_stage=lambda stage: stage == 4)
+    assert stopped.features.shape[0] == 5 and np.isclose(stopped.feature_importances_.sum(), 1.0)
+    with pytest.raises(ValueError, match="single value"):
+        fit_boosted_trees(codes, np.zeros(50), 0)
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        fit_boosted_trees(np.full((50, 2), np.nan), labels, 0)
+    with pytest.raises(ValueError, match="rows"):
+        fit_boosted_trees(codes, labels[:10], 0)
+    with pytest.raises(ValueError, match="2-D"):
+        fit_boosted_trees(codes[:, 0], labels, 0)
