@@ -209,8 +209,8 @@ class _SpriteWorld(FactorWorld):
         return self.bank.nbytes
 
     def sprites(self, factors: torch.Tensor) -> torch.Tensor:
-        """bool n×1×64×64: the binary dSprites sprite of each row."""
-        return self.bank.assemble(factors).bool()
+        """uint8 n×1×64×64 in {0, 255}: the binary dSprites sprite of each row (a bit mask for `&` and `|`)."""
+        return self.bank.assemble(factors)
 
 
 class ColorDSprites(_SpriteWorld):
@@ -226,7 +226,7 @@ class ColorDSprites(_SpriteWorld):
         return (128 + hash32(keys + 0x9E37) % 128).to(torch.uint8)
 
     def compose(self, factors: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        return self.sprites(factors).to(torch.uint8) * self.colours(grid).view(-1, 3, 1, 1)
+        return self.sprites(factors) & self.colours(grid).view(-1, 3, 1, 1)  # 255 & c = c, 0 & c = 0
 
 
 class NoisyDSprites(_SpriteWorld):
@@ -252,10 +252,11 @@ class NoisyDSprites(_SpriteWorld):
         """uint8 n×3×64×64 noise: tile a XOR tile b, with a ≠ b chosen by hashing the grid position."""
         a = hash32(grid * 2) % NOISE_TILES
         b = (a + 1 + hash32(grid * 2 + 1) % (NOISE_TILES - 1)) % NOISE_TILES
-        return self.noise.index_select(0, a).bitwise_xor_(self.noise.index_select(0, b))
+        flat = self.noise.view(NOISE_TILES, -1)
+        return flat.index_select(0, a).bitwise_xor_(flat.index_select(0, b)).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
     def compose(self, factors: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-        return self.backgrounds(grid).masked_fill_(self.sprites(factors), 255)
+        return self.backgrounds(grid).bitwise_or_(self.sprites(factors))  # sprite pixels 255, the rest noise
 
 
 # --- XYObject (disent) --------------------------------------------------------------------------------
