@@ -318,3 +318,30 @@ def _loader(cls: type[FactorWorld], name: str, grid_size: int):
 load_color_dsprites = _loader(ColorDSprites, "color-dsprites", dsprites.NUM_IMAGES)
 load_noisy_dsprites = _loader(NoisyDSprites, "noisy-dsprites", dsprites.NUM_IMAGES)
 load_xyobject = _loader(XYObject, "xyobject", math.prod(XY_SPEC.sizes))
+
+
+# --- what a factor means, in pictures ------------------------------------------------------------------
+
+def factor_strips(dataset: Dataset, per_strip: int = 8) -> tuple[torch.Tensor, tuple[str, ...]] | None:
+    """One strip per factor with ≥ 2 values: that factor stepped through up to `per_strip` evenly spaced values,
+    the others held at one fixed item. uint8 (K·per_strip)×C×H×W row-major and the K factor names;
+    None when the dataset has no complete factor grid to render from."""
+    spec = dataset.factor_spec
+    if spec is None:
+        return None
+    varying = [k for k, size in enumerate(spec.sizes) if int(size) >= 2]
+    if not varying:
+        return None
+    grid = decode_grid(torch.tensor([int(math.prod(spec.sizes) * 0.618)]), tuple(int(s) for s in spec.sizes))
+    base = grid[0]  # an arbitrary fixed item (0.618 of the way through the grid): its hues, shape, … differ
+    rows = []
+    for k in varying:
+        values = torch.linspace(0, int(spec.sizes[k]) - 1, min(per_strip, int(spec.sizes[k]))).round().long()
+        strip = base.repeat(per_strip, 1)
+        strip[:, k] = torch.cat([values, values[-1:].repeat(per_strip - values.numel())])
+        rows.append(strip)
+    try:
+        images = dataset.render_factors(torch.cat(rows)).cpu()
+    except (DatasetError, NotImplementedError):
+        return None
+    return images, tuple(str(spec.names[k]) for k in varying)
