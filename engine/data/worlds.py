@@ -323,25 +323,28 @@ load_xyobject = _loader(XYObject, "xyobject", math.prod(XY_SPEC.sizes))
 # --- what a factor means, in pictures ------------------------------------------------------------------
 
 def factor_strips(dataset: Dataset, per_strip: int = 8) -> tuple[torch.Tensor, tuple[str, ...]] | None:
-    """One strip per factor with ≥ 2 values: that factor stepped through up to `per_strip` evenly spaced values,
-    the others held at one fixed item. uint8 (K·per_strip)×C×H×W row-major and the K factor names;
-    None when the dataset has no complete factor grid to render from."""
+    """One strip per factor with ≥ 2 values: that factor stepped through up to `per_strip` evenly spaced values
+    (a factor with fewer values shows each once, then blank cells), the others held at one fixed item.
+    uint8 (K·per_strip)×C×H×W row-major and the K factor names; None without a complete factor grid."""
     spec = dataset.factor_spec
     if spec is None:
         return None
-    varying = [k for k, size in enumerate(spec.sizes) if int(size) >= 2]
+    sizes = tuple(int(size) for size in spec.sizes)
+    varying = [k for k, size in enumerate(sizes) if size >= 2]
     if not varying:
         return None
-    grid = decode_grid(torch.tensor([int(math.prod(spec.sizes) * 0.618)]), tuple(int(s) for s in spec.sizes))
-    base = grid[0]  # an arbitrary fixed item (0.618 of the way through the grid): its hues, shape, … differ
-    rows = []
-    for k in varying:
-        values = torch.linspace(0, int(spec.sizes[k]) - 1, min(per_strip, int(spec.sizes[k]))).round().long()
-        strip = base.repeat(per_strip, 1)
-        strip[:, k] = torch.cat([values, values[-1:].repeat(per_strip - values.numel())])
+    base = decode_grid(torch.tensor([int(math.prod(sizes) * 0.618)]), sizes)[0]  # an arbitrary fixed item
+    rows, slots = [], []
+    for r, k in enumerate(varying):
+        values = torch.linspace(0, sizes[k] - 1, min(per_strip, sizes[k])).round().long()
+        strip = base.repeat(values.numel(), 1)
+        strip[:, k] = values
         rows.append(strip)
+        slots.append(r * per_strip + torch.arange(values.numel()))
     try:
         images = dataset.render_factors(torch.cat(rows)).cpu()
     except (DatasetError, NotImplementedError):
         return None
-    return images, tuple(str(spec.names[k]) for k in varying)
+    out = torch.zeros((len(varying) * per_strip, *images.shape[1:]), dtype=torch.uint8)
+    out[torch.cat(slots)] = images
+    return out, tuple(str(spec.names[k]) for k in varying)
