@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -55,7 +56,8 @@ def test_same_index_same_image_in_another_process(loaded):
             f"    x = load_dataset(name).images_at(torch.tensor({PROBE_INDICES!r}))\n"
             "    print(name, hashlib.sha256(x.numpy().tobytes()).hexdigest())\n")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
-                         env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+                         env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin",
+                              **{k: os.environ[k] for k in ("HOME", "XDG_CACHE_HOME") if k in os.environ}})
     assert out.returncode == 0, out.stderr
     there = dict(line.split() for line in out.stdout.strip().splitlines())
     assert there == here
