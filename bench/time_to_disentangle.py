@@ -8,7 +8,9 @@ two use 2×2). Both train on the full procedural dSprites (all 737,280 images, n
 (disentanglement_lib's definition: posterior means of 10,000 factor draws from a fixed seed, 20 bins, all five
 factors, shape included). The FactorVAE score (quick sizes: 1,000 / 500 votes of 32 — the standard 15,000 votes
 of 64 images took over 15 minutes for the conv reference on a busy CPU) closes each curve. `--rung` trains the
-easier rungs of the ladder instead (position only: squares of one scale and orientation; + scale; full).
+easier rungs of the ladder instead (position only: squares of one scale and orientation; + scale; full);
+`--dataset WORLD` trains both on another factor world (colour/noisy dSprites, xyobject, shapes3d), the contender
+being that world's `<world>-disentangle` preset unless `--recipe` names another.
 
 Last line: RESULT seconds_to_mig_0_2=<s|inf> seconds_to_mig_0_3=<s|inf> mig_end=<x> reference_mig_end=<x> minutes=<m>
 """
@@ -47,6 +49,7 @@ REFERENCE = TrainConfig(
              "likelihood": "bernoulli"},
 )
 MIG_SIZES = MetricSizes(train_points=10_000, test_points=10)
+PRESETS = Path(__file__).resolve().parents[1] / "resources" / "presets"
 
 
 def contender_config(recipe: str) -> TrainConfig:
@@ -120,8 +123,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall time per recipe (default 15)")
     ap.add_argument("--quick", action="store_true", help="a short form (1 minute each) that prints the RESULT line")
-    ap.add_argument("--recipe", default="dsprites-disentangle", help="contender: preset name or run TOML")
+    ap.add_argument("--recipe", default=None, help="contender: preset name or run TOML (default: the world's "
+                    "<world>-disentangle preset, else dsprites-disentangle)")
     ap.add_argument("--rung", choices=sorted(RUNGS), default="full", help="dataset of the ladder (default full)")
+    ap.add_argument("--dataset", default=None, help="another factor world instead of the dSprites ladder, e.g. "
+                    "shapes3d, color-dsprites, noisy-dsprites, xyobject (both recipes train on it)")
     ap.add_argument("--score-every", type=float, default=0.0, help="seconds of training between scores "
                     "(default: minutes·6, i.e. ten points per curve)")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default: all cores)")
@@ -135,8 +141,14 @@ def main(argv: list[str] | None = None) -> int:
     minutes = 1.0 if args.quick else args.minutes
     seconds = minutes * 60.0
     every = args.score_every or seconds / 10.0
-    dataset = load_dataset(RUNGS[args.rung])
-    common = {"dataset": RUNGS[args.rung], "test_fraction": 0.0, "max_steps": 10**9, "threads": args.threads,
+    spec = args.dataset or RUNGS[args.rung]
+    dataset = load_dataset(spec)
+    if dataset.factor_spec is None:
+        raise SystemExit(f"{spec}: not a factor world (MIG needs ground-truth factors)")
+    if args.recipe is None:
+        own = f"{spec.partition('?')[0]}-disentangle"
+        args.recipe = own if (PRESETS / f"{own}.toml").is_file() else "dsprites-disentangle"
+    common = {"dataset": spec, "test_fraction": 0.0, "max_steps": 10**9, "threads": args.threads,
               "device": args.device, "seed": args.seed, "preview_every_s": 3600.0, "metrics_every": 25,
               "out_dir": None, "fallback": []}
     contender = replace(contender_config(args.recipe), **common)
@@ -149,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             contender.hparams[name] = value
     contender.validate()
-    print(f"# {minutes:g} min per recipe, rung {args.rung} ({len(dataset)} images), torch threads "
+    print(f"# {minutes:g} min per recipe, {spec} ({len(dataset)} images), torch threads "
           f"{args.threads or torch.get_num_threads()}", flush=True)
     curves = {"contender": train_curve(f"contender {args.recipe}", contender, seconds, every, print)}
     if not args.no_reference:
@@ -157,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         curves["reference"] = train_curve("reference (disentanglement_lib β-VAE)", reference, seconds, every, print)
     if args.json:
         with args.json.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"recipe": args.recipe, "rung": args.rung, "minutes": minutes, "set": args.set,
+            fh.write(json.dumps({"recipe": args.recipe, "dataset": spec, "minutes": minutes, "set": args.set,
                                  "threads": args.threads, "curves": curves}) + "\n")
     ours = curves["contender"]
     ref_end = curves["reference"][-1]["mig"] if "reference" in curves else math.nan

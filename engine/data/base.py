@@ -12,6 +12,9 @@ class DatasetError(ValueError):
     """A dataset could not be loaded; the message names the file and what is wrong."""
 
 
+FACTOR_KINDS = ("categorical", "ordinal", "cyclic")
+
+
 @dataclass(frozen=True)
 class FactorSpec:
     """Ground-truth generative factors: names, number of values and the values themselves."""
@@ -19,18 +22,29 @@ class FactorSpec:
     names: tuple[str, ...]
     sizes: tuple[int, ...]
     values: tuple[tuple[float, ...], ...]
+    kinds: tuple[str, ...] = ()  # per factor: categorical / ordinal / cyclic (empty: all ordinal)
+
+    def __post_init__(self) -> None:
+        if self.kinds and (len(self.kinds) != len(self.names) or not set(self.kinds) <= set(FACTOR_KINDS)):
+            raise DatasetError(f"factor kinds must be one of {', '.join(FACTOR_KINDS)} per factor, got {self.kinds}")
 
     @property
     def num_factors(self) -> int:
         return len(self.names)
+
+    def kind(self, k: int) -> str:
+        """How factor k's values relate: categorical (unordered), ordinal, or cyclic (the last wraps to the first)."""
+        return self.kinds[k] if self.kinds else "ordinal"
 
 
 @dataclass
 class Dataset:
     """Images as uint8 N×C×H×W (tensor-resident), optional labels and ground-truth factors.
 
-    Subclasses with a packed representation (dSprites) override `images_at` and `__len__`;
-    everything else (training, exploration, metrics) only calls `images_at(indices)`.
+    `images_at(indices)` is the one batch hook: training, the probe, metrics, panels and exports call only it
+    (and `render_factors` for factor rows), so a world too large to hold overrides it (and `__len__`, `shape`,
+    `to`) to compose each batch from small precomputed parts on the dataset's device (dSprites, engine/data/
+    worlds.py's `FactorWorld`).
     """
 
     name: str

@@ -41,6 +41,7 @@ FACTOR_SPEC = FactorSpec(
         tuple(float(v) for v in np.linspace(0.0, 1.0, 32)),
         tuple(float(v) for v in np.linspace(0.0, 1.0, 32)),
     ),
+    kinds=("categorical", "ordinal", "cyclic", "ordinal", "ordinal"),
 )
 
 STEP = 1.5
@@ -269,6 +270,7 @@ def _restricted_spec(allowed: list[list[int]]) -> FactorSpec:
         names=FACTOR_NAMES,
         sizes=tuple(len(a) for a in allowed),
         values=tuple(tuple(FACTOR_SPEC.values[k][c] for c in a) for k, a in enumerate(allowed)),
+        kinds=FACTOR_SPEC.kinds,
     )
 
 
@@ -523,7 +525,8 @@ def load_official_npz(path: str | Path, subset: str | int | None = None, seed: i
         start = stop
     factors = torch.from_numpy(local[rows])
     spec = FactorSpec(FACTOR_NAMES, tuple(len(a) for a in allowed),
-                      tuple(tuple(FACTOR_SPEC.values[k][c] for c in a) for k, a in enumerate(allowed)))
+                      tuple(tuple(FACTOR_SPEC.values[k][c] for c in a) for k, a in enumerate(allowed)),
+                      FACTOR_SPEC.kinds)
     return PackedBitsDataset(
         torch.from_numpy(bits), (1, image_size, image_size),
         name="dsprites",

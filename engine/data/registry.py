@@ -12,7 +12,7 @@ import functools
 from collections.abc import Callable
 from pathlib import Path
 
-from . import dsprites, mnist
+from . import dsprites, mnist, shapes3d, worlds
 from .base import Dataset, DatasetError
 from .digits import load_digits_dataset
 from .files import load_path
@@ -33,6 +33,11 @@ _REGISTRY: dict[str, Loader] = {
     "dsprites": dsprites.load_dsprites,
     "dsprites-official": functools.partial(dsprites.load_dsprites, source="official"),
     "mnist-sample": mnist.load_mnist_sample,
+    "color-dsprites": worlds.load_color_dsprites,
+    "noisy-dsprites": worlds.load_noisy_dsprites,
+    "xyobject": worlds.load_xyobject,
+    "shapes3d": shapes3d.load_shapes3d,
+    "shapes3d-official": functools.partial(shapes3d.load_shapes3d, source="official"),
 }
 for _name in mnist.FAMILIES:
     _REGISTRY[_name] = functools.partial(mnist.load_family_member, _name)
@@ -107,6 +112,15 @@ def available_datasets() -> list[dict]:
     rows = [
         {"name": "dsprites", "status": "embedded", "size": dsprites.NUM_IMAGES, "shape": [1, 64, 64],
          "description": "dSprites, generated procedurally (shape, scale, orientation, posX, posY)", "hint": ""},
+        {"name": "color-dsprites", "status": "embedded", "size": dsprites.NUM_IMAGES, "shape": [3, 64, 64],
+         "description": "dSprites in a random colour per image (disentanglement_lib's colour dSprites)", "hint": ""},
+        {"name": "noisy-dsprites", "status": "embedded", "size": dsprites.NUM_IMAGES, "shape": [3, 64, 64],
+         "description": "white dSprites on uniform colour noise (disentanglement_lib's noisy dSprites)", "hint": ""},
+        {"name": "xyobject", "status": "embedded", "size": 75_000, "shape": [3, 64, 64],
+         "description": "a coloured square: x, y, size, colour (disent's XYObject)", "hint": ""},
+        {"name": "shapes3d", "status": "embedded", "size": shapes3d.NUM_IMAGES, "shape": [3, 64, 64],
+         "description": "a 3-D room and object on 3D Shapes' factor grid, rendered by us (not DeepMind's pixels)",
+         "hint": ""},
         {"name": "digits", "status": "embedded", "size": 1797, "shape": [1, 8, 8],
          "description": "scikit-learn's 8×8 handwritten digits (size=16…64 upscales)", "hint": ""},
     ]
@@ -121,6 +135,12 @@ def available_datasets() -> list[dict]:
                                 "in structure)",
                  "hint": "" if official else f"put {dsprites.OFFICIAL_NAME} (github.com/deepmind/dsprites-dataset) "
                                              "in a folder named by $LATENT_EXPLORER_DATA, or load it by path"})
+    official_3d = shapes3d.find_official_file()
+    rows.append({"name": "shapes3d-official", "status": f"found at {official_3d}" if official_3d else "missing",
+                 "size": shapes3d.NUM_IMAGES, "shape": [3, 64, 64],
+                 "description": "the official DeepMind 3dshapes.h5 (optional; needs h5py, pip install -e .[shapes3d])",
+                 "hint": "" if official_3d else f"put {shapes3d.OFFICIAL_NAME} (github.com/deepmind/3d-shapes) in a "
+                                                "folder named by $LATENT_EXPLORER_DATA, or load shapes3d?path=FILE"})
     emnist_missing = []
     for name, family in mnist.FAMILIES.items():
         found = mnist.locate(family)

@@ -1,6 +1,7 @@
 """The Data dock: choose a dataset (a name with options, a file, a folder of images) and see what Start will train.
 
-Reads from AppState: `dataset_changed` (the thumbnails, the summary, and the note when a fallback stands in),
+Reads from AppState: `dataset_changed` (the thumbnails, the summary, the note when a fallback stands in, and for a
+factor world one strip per factor rendered from the dataset: that factor varied, the others fixed),
 `busy_changed` ("loading …" while the job thread loads), `dataset_spec`.
 Changes in AppState: `load_dataset` (off the GUI thread; a newer choice supersedes a pending one) and the
 remembered "data" folder of the file dialogs.
@@ -12,8 +13,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.data import available_datasets
+from engine.data.worlds import factor_strips
+from engine.imaging import tile
 from gui.state import AppState, DatasetView, Job
 from gui.widgets import ImageGrid
+from gui.widgets.image_grid import GridView
+
+STRIP_LENGTH = 8
+STRIP_ROW_PX = 30
 
 
 class DataDock(QWidget):
@@ -57,6 +64,14 @@ class DataDock(QWidget):
         self.thumbnails.setMinimumHeight(90)
         self.thumbnails.setMaximumHeight(120)
         layout.addWidget(self.thumbnails)
+        self.factor_strips = GridView()
+        self.factor_strips.setObjectName("factorStrips")
+        self.factor_strips.setToolTip("What each ground-truth factor means: one row per factor, that factor "
+                                      "stepped through its values while the others stay fixed")
+        self.factor_strips.setMinimumHeight(120)
+        self.factor_strips.setVisible(False)
+        self.factor_strip_names: tuple[str, ...] = ()
+        layout.addWidget(self.factor_strips, 1)
         self.dataset_summary = QLabel("no dataset loaded")
         self.dataset_summary.setObjectName("datasetSummary")
         self.dataset_summary.setWordWrap(True)
@@ -109,6 +124,22 @@ class DataDock(QWidget):
         self.thumbnails.set_image(view.thumbnails)
         note = f"<br><i>{view.note}</i>" if view.note else ""
         self.dataset_summary.setText(view.summary_html + note)
+        self._show_factor_strips(view.dataset)
+
+    def _show_factor_strips(self, dataset) -> None:
+        """One labelled row per factor (a few ms: K × 8 images composed by the dataset)."""
+        strips = factor_strips(dataset, STRIP_LENGTH) if dataset is not None else None
+        self.factor_strip_names = strips[1] if strips else ()
+        self.factor_strips.setVisible(strips is not None)
+        if strips is None:
+            self.factor_strips.set_grid(None)
+            return
+        images, names = strips
+        pad = 1
+        height = images.shape[2] + pad
+        ticks = [(pad + k * height + images.shape[2] / 2, name) for k, name in enumerate(names)]
+        self.factor_strips.set_grid(tile(images, ncols=STRIP_LENGTH, pad=pad), row_ticks=ticks)
+        self.factor_strips.setMinimumHeight(STRIP_ROW_PX * len(names) + 16)  # every row readable; the dock scrolls
 
     def _show_busy(self, _text: str) -> None:
         if self.state.is_busy("dataset"):

@@ -62,7 +62,7 @@ def test_every_preset_loads_and_fits_its_family():
 
 
 def test_unknown_preset():
-    with pytest.raises(ConfigError, match="unknown preset 'x'; known: digits-ae"):
+    with pytest.raises(ConfigError, match="unknown preset 'x'; known: color-dsprites-disentangle, digits-ae"):
         load_preset("x")
     with pytest.raises(ConfigError):
         load_preset("../pyproject")
