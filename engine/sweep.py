@@ -441,8 +441,10 @@ class LocalBackend:
         events = context.Queue()
         stop = context.Event()
         threads = max(1, (os.cpu_count() or 1) // workers)
+        from .models.user_file import user_sources
+
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(events, stop, threads)) as pool:
+                                 initargs=(events, stop, threads, user_sources())) as pool:
             futures = {pool.submit(_worker_job, job): job for job in jobs}
             try:
                 while futures:
@@ -505,9 +507,13 @@ class _SharedStopControl(Control):
 _WORKER: dict[str, Any] = {}  # per worker process: the event queue, the stop event, datasets by spec
 
 
-def _worker_init(events: Any, stop: Any, threads: int) -> None:
+def _worker_init(events: Any, stop: Any, threads: int, model_files: tuple = ()) -> None:
+    """Per worker process; `model_files`: the user's model files the parent process ran (models/user_file.py)."""
     _WORKER.update(events=events, stop=stop, datasets={})
     torch.set_num_threads(threads)
+    from .models.user_file import rerun_sources
+
+    rerun_sources(model_files)
 
 
 def _worker_job(job: RunJob) -> tuple[dict[str, Any], np.ndarray | None] | None:
@@ -989,6 +995,9 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="a preset name (resources/presets/NAME.toml)")
     source.add_argument("--config", help="a run config TOML file")
+    parser.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                        help="sweep the model class in your own Python file (docs/your-model.md) instead of the "
+                             "config's family")
     parser.add_argument("--grid", action="append", required=True,
                         help="NAME=V1,V2,… (repeat or separate with ';' for several parameters), e.g. beta=1,2,4,8")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per grid point (config seed, +1, …)")
@@ -1080,6 +1089,12 @@ def cli_sweep(args: argparse.Namespace) -> int:
             changes.update(dataset=args.dataset, fallback=[])
         if args.threads is not None:
             changes["threads"] = args.threads
+        if getattr(args, "model_file", None):
+            from .models.user_file import load_model_file
+
+            family = load_model_file(args.model_file).family
+            if family != base.family:
+                changes.update(family=family, hparams={})
         if changes:
             base = base.replace(**changes)
         runs = plan_sweep(base, parse_grid(args.grid), args.seeds, args.out, args.max_steps)

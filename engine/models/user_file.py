@@ -224,7 +224,8 @@ def load_model_file(ref: str | Path, class_name: str | None = None, family: str 
         "is_conditional": conditional, "is_variational": variational, "can_sample": variational,
         "has_importance_weights": variational, "__module__": __name__,
     }
-    wrapped = type(f"UserModel_{user_cls.__name__}", (UserModuleMixin, base), attrs)
+    bases = (OwnLossModel,) if objective == OWN_LOSS else (UserModuleMixin, base)
+    wrapped = type(f"UserModel_{user_cls.__name__}", bases, attrs)
     return register(wrapped)
 
 
@@ -241,6 +242,22 @@ def write_starter(path: str | Path, overwrite: bool = False) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(STARTER.read_text(encoding="utf-8").replace("THIS_FILE.py", path.name), encoding="utf-8")
     return path
+
+
+def user_sources() -> tuple[tuple[str, str, str, str], ...]:
+    """(path, class, family, SHA-256) of every user file run in this process, for worker processes of a sweep."""
+    from .base import families
+
+    return tuple((c.source.path, c.source.class_name, c.family, c.source.sha256) for c in families().values()
+                 if is_user_family(c))
+
+
+def rerun_sources(sources: tuple[tuple[str, str, str, str], ...]) -> None:
+    """In a worker process: run the files its parent ran (the user chose them), refusing any that changed since."""
+    for path, class_name, family, sha256 in sources:
+        if file_sha256(path) != sha256:
+            raise UserModelError("the model file changed while the sweep was starting; start it again", path)
+        load_model_file(path, class_name, family)
 
 
 def is_user_family(cls: type) -> bool:
