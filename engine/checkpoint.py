@@ -70,28 +70,42 @@ def model_source_meta(model: Any) -> dict[str, Any]:
     return {"model_file": source.to_meta()} if source is not None else {}
 
 
+def registered_model_fits(meta: dict[str, Any]) -> bool:
+    """Whether the checkpoint's user family was already run in this process (by the user's choice) from the file it
+    names or from one with its SHA-256: then opening it runs no new code. True for built-in checkpoints."""
+    from .models import families
+    from .models.user_file import is_user_family
+
+    source = meta.get("model_file")
+    if source is None:
+        return True
+    cls = families().get(meta["family"])
+    return is_user_family(cls) and (cls.source.sha256 == source["sha256"] or cls.source.path == source["path"])
+
+
 def resolve_model_file(path: str | Path, meta: dict[str, Any], model_file: str | Path | None = None) -> list[str]:
     """Make the checkpoint's family buildable, running a user's file only when `model_file` is given.
 
-    Without `model_file`, a user family already run in this process from a file with the recorded SHA-256 is used;
-    anything else raises ModelFileRequired. Returns warnings (a changed file, an unneeded --model-file)."""
+    Without `model_file`, a user family this process already ran from the recorded file (or from one with the recorded
+    SHA-256) is used; anything else raises ModelFileRequired. Returns warnings (a changed file, an unneeded
+    --model-file)."""
     from .models import families
-    from .models.user_file import is_user_family, load_model_file, parse_model_ref
+    from .models.user_file import load_model_file, parse_model_ref
 
     source = meta.get("model_file")
     if source is None:
         return [] if model_file is None else [f"--model-file {model_file} ignored: {path} holds a built-in model "
                                               f"({meta['family']})"]
     if model_file is None:
-        cls = families().get(meta["family"])
-        if is_user_family(cls) and cls.source.sha256 == source["sha256"]:
-            return []
-        raise ModelFileRequired(path, meta["family"], source)
-    _, named = parse_model_ref(str(model_file))
-    cls = load_model_file(model_file, named or source["class"], family=meta["family"])
-    if cls.source.sha256 != source["sha256"]:
-        return [f"{cls.source.path} has changed since {path} was trained (SHA-256 {source['sha256'][:12]}… then, "
-                f"{cls.source.sha256[:12]}… now): the weights may not fit it"]
+        if not registered_model_fits(meta):
+            raise ModelFileRequired(path, meta["family"], source)
+        current = families()[meta["family"]].source
+    else:
+        _, named = parse_model_ref(str(model_file))
+        current = load_model_file(model_file, named or source["class"], family=meta["family"]).source
+    if current.sha256 != source["sha256"]:
+        return [f"{current.path} has changed since {path} was trained (SHA-256 {source['sha256'][:12]}… then, "
+                f"{current.sha256[:12]}… now): the weights may not fit it"]
     return []
 
 
@@ -213,6 +227,25 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     from .examples import resolve_checkpoint_path
 
     path = resolve_checkpoint_path(path)
+    meta, payload = _read_validated(path, with_payload=True)
+    try:
+        tensors = load(payload)
+    except Exception as exc:  # safetensors raises its own error types for malformed payloads
+        raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
+    if str(device) != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    return meta, tensors
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The validated header alone (no tensor is read): what the app checks before opening a user model's checkpoint."""
+    from .examples import resolve_checkpoint_path
+
+    return _read_validated(resolve_checkpoint_path(path), with_payload=False)[0]
+
+
+def _read_validated(path: Path, with_payload: bool) -> tuple[dict[str, Any], bytes]:
+    """(header, the whole file's bytes or b"") after checking the header against the file size."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -232,17 +265,13 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             data_len = size - 8 - header_len
             _check_offsets(path, header_entries, data_len)
             meta = _parse_meta(path, header_entries.get("__metadata__"))
-            handle.seek(0)
-            payload = handle.read()
+            payload = b""
+            if with_payload:
+                handle.seek(0)
+                payload = handle.read()
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        tensors = load(payload)
-    except Exception as exc:  # safetensors raises its own error types for malformed payloads
-        raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
-    if str(device) != "cpu":
-        tensors = {k: v.to(device) for k, v in tensors.items()}
-    return meta, tensors
+    return meta, payload
 
 
 def _parse_safetensors_header(path: Path, raw: bytes) -> dict[str, Any]:
