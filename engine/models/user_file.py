@@ -151,15 +151,18 @@ def _user_hparams(path: Path, cls: type) -> tuple[HyperParam, ...]:
     for name, default in declared.items():
         if not (isinstance(name, str) and name.isidentifier()):
             raise UserModelError(f"HYPERPARAMS names must be identifiers, got {name!r}", where)
-        if not isinstance(default, bool | int | float | str):
-            raise UserModelError(f"HYPERPARAMS[{name!r}] must default to a number, text or true/false, got "
-                                 f"{default!r}", where)
+        help_text = f"{name} of {cls.__name__} (HYPERPARAMS in {path.name})."
+        if isinstance(default, tuple | list) and default and all(isinstance(v, str) for v in default):
+            params.append(HyperParam(name, str, default[0], choices=tuple(default), help=help_text))
+            continue
+        if not isinstance(default, bool | int | float):
+            raise UserModelError(f"HYPERPARAMS[{name!r}] must default to a number, true/false, or a tuple of "
+                                 f"choices (text, the first is the default), got {default!r}", where)
         if name == "latent_dim":
             params.append(HyperParam("latent_dim", int, int(default), 1, 512, "Dimension D of the latent code "
                                      f"(from {cls.__name__}.HYPERPARAMS)."))
         else:
-            params.append(HyperParam(name, type(default), default, help=f"{name} of {cls.__name__} (HYPERPARAMS in "
-                                                                        f"{path.name})."))
+            params.append(HyperParam(name, type(default), default, help=help_text))
     return tuple(params)
 
 
