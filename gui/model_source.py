@@ -141,11 +141,15 @@ class ModelFiles(QObject):
         self._asking: set[str] = set()
 
     # --- File → Open model file… ---------------------------------------------------------------------------
-    def open_model_file(self, path: str | Path, class_name: str | None = None, family: str | None = None) -> str | None:
+    def open_model_file(self, path: str | Path, class_name: str | None = None, family: str | None = None,
+                        announce: bool = True) -> str | None:
         """Run the file (the user chose it), register its family, show it in the Model dock; errors → the banner."""
         from engine.errors import ConfigError
         from engine.models.user_file import load_model_file
 
+        if announce and (self.window.is_training or self.window.is_preparing):
+            self.window.show_message("Stop the current run before opening a model file.", "warning")
+            return None
         try:
             cls = load_model_file(path, class_name, family)
         except ConfigError as exc:
@@ -159,7 +163,8 @@ class ModelFiles(QObject):
         dock.select_family(cls.family)
         dock.show_preset(None)
         self.opened.emit(cls.family)
-        self.window.show_message(f"Opened {cls.title}: press Start to train it.", "info")
+        if announce:
+            self.window.show_message(f"Opened {cls.title}: press Start to train it.", "info")
         return cls.family
 
     # --- a checkpoint of a user's model: ask before its file runs ---------------------------------------------
@@ -194,7 +199,7 @@ class ModelFiles(QObject):
             self.window.show_message(f"Not opened: the checkpoint needs its model file {model_path}, which you chose "
                                      "not to run.", "warning")
             return False
-        return self.open_model_file(model_path, source["class"], meta["family"]) is not None
+        return self.open_model_file(model_path, source["class"], meta["family"], announce=False) is not None
 
     def ask_to_run(self, model_path: str, class_name: str, changed: bool) -> bool:
         """The question, once per file and hash: running a Python file runs its code with the user's permissions."""
@@ -221,7 +226,8 @@ class ModelFiles(QObject):
         try:
             if self.ask_to_rebuild(path):
                 family, class_name = self._families[path]
-                self.open_model_file(path, class_name, family)
+                if self.open_model_file(path, class_name, family, announce=False) is not None:
+                    self.window.show_message(f"Rebuilt {family} from {Path(path).name}.", "info")
         finally:
             self._asking.discard(path)
 
