@@ -218,6 +218,11 @@ def load_model_file(ref: str | Path, class_name: str | None = None, family: str 
         _LIKELIHOOD["sigma"])
     source = ModelFileSource(str(path), user_cls.__name__, sha)
     family = family or f"{path.stem}.{user_cls.__name__}"
+    from .base import families
+
+    if "." not in family or not is_user_family(families().get(family, OwnLossModel)):
+        raise UserModelError(f"a model file cannot take the name {family!r} (a built-in family's, or one without "
+                             "a dot); a crafted checkpoint may say so", str(path))
     conditional = hasattr(user_cls, "num_classes") or _takes(user_cls, "num_classes")
     variational = objective not in ("ae", OWN_LOSS)
     attrs = {

@@ -272,6 +272,18 @@ def test_a_planted_checkpoint_runs_no_code_without_the_explicit_step(own_loss, t
     assert "evil.Evil" not in families()
 
 
+def test_a_checkpoint_cannot_put_a_file_in_place_of_a_built_in_family(own_loss, tmp_path):
+    meta, tensors = read_checkpoint(own_loss["ckpt"])
+    header = {k: v for k, v in meta.items() if k not in ("format", "version")}
+    header["family"] = "vae"
+    crafted = write_checkpoint(tmp_path / "crafted.safetensors", tensors, header)
+    with pytest.raises(ModelFileRequired):
+        load_checkpoint(crafted)
+    with pytest.raises(UserModelError, match="cannot take the name 'vae'"):
+        load_checkpoint(crafted, model_file=own_loss["file"])
+    assert families()["vae"].__module__ == "engine.models.vae"
+
+
 def test_builtin_checkpoints_carry_no_model_file(tmp_path):
     from engine.config import TrainConfig
 

@@ -91,7 +91,7 @@ def test_a_planted_checkpoint_runs_nothing_when_the_user_declines(main_window, t
     assert window.model_settings.family_combo.findData("evil.Evil") < 0 and not window.source.has_model
 
 
-def test_a_checkpoint_of_a_model_file_opens_after_yes(main_window, tmp_path, user_checkpoint):
+def test_a_checkpoint_of_a_model_file_opens_after_yes_and_continues(main_window, qtbot, tmp_path, user_checkpoint):
     window = main_window
     moved = tmp_path / "elsewhere" / "kind.py"  # not the file that trained it, nor its bytes: the window must ask
     moved.parent.mkdir()
@@ -105,6 +105,10 @@ def test_a_checkpoint_of_a_model_file_opens_after_yes(main_window, tmp_path, use
     assert window.source.has_model and window.source.snapshot().family == "kind.KindVAE"
     assert window.model_settings.family_combo.currentData() == "kind.KindVAE"
     assert window.open_checkpoint(checkpoint) and len(questions) == 1  # this file already runs here
+    window.training_settings.max_steps_spin.setValue(2)  # Continue: two more steps of the checkpoint's model
+    start(window, qtbot)
+    qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
+    assert window.finished_event is not None and window.finished_event.step == 5, window.messages
 
 
 def test_a_changed_file_offers_a_rebuild(main_window, qtbot, tmp_path):
