@@ -60,6 +60,8 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                        description="Every family with its objective and hyperparameters (default, range, live).",
                        formatter_class=_formatter)
     p.add_argument("family", nargs="?", help="show one family only")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="show the model class in your own Python file (it runs; docs/your-model.md)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("presets", help="list the presets (resources/presets/*.toml)",
@@ -261,6 +263,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import families, model_class
 
     chosen = [model_class(args.family)] if args.family else list(families().values())
+    if args.model_file:
+        from .models.user_file import load_model_file
+
+        chosen = [load_model_file(args.model_file)]
     if args.json:
         print(json.dumps([{"family": cls.family, "title": cls.title, "formula": cls.formula,
                            "variational": cls.is_variational, "conditional": cls.is_conditional,

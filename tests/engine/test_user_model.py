@@ -153,6 +153,12 @@ def test_own_loss_terms_are_logged_and_every_command_works(own_loss, tmp_path, c
     assert code == 0, err
 
 
+def test_models_lists_a_file_s_hyperparameters(own_loss, capsys):
+    code, out, err = run("models", "--model-file", own_loss["file"], capsys=capsys)
+    assert code == 0, err
+    assert out.startswith("tiny.TinyVAE — TinyVAE from tiny.py") and "hidden" in out and "backbone" not in out
+
+
 def test_a_changed_file_is_warned_about(own_loss, tmp_path, capsys):
     changed = tmp_path / "tiny.py"
     changed.write_text(OWN_LOSS + "\n# an edit\n")
