@@ -182,11 +182,11 @@ def _objective(path: Path, cls: type) -> str:
 
 
 def _takes(cls: type, name: str) -> bool:
+    """Whether the class's __init__ names this parameter (a bare **kwargs does not count)."""
     try:
-        params = inspect.signature(cls.__init__).parameters
+        return name in inspect.signature(cls.__init__).parameters
     except (TypeError, ValueError):
         return False
-    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
 
 
 def load_model_file(ref: str | Path, class_name: str | None = None, family: str | None = None) -> type[ModelBase]:
@@ -207,7 +207,8 @@ def load_model_file(ref: str | Path, class_name: str | None = None, family: str 
     names = {h.name for h in own}
     base: type[ModelBase] = OwnLossModel if objective == OWN_LOSS else OBJECTIVES[objective]
     extra = tuple(h for h in (base.hparams_spec if objective != OWN_LOSS else ()) if h.name not in names)
-    clash = names & {h.name for h in (base.hparams_spec if objective != OWN_LOSS else ())} - {"latent_dim"}
+    clash = names & ({h.name for h in (base.hparams_spec if objective != OWN_LOSS else ())} | {"likelihood", "sigma"})
+    clash -= {"latent_dim"}
     if clash:
         raise UserModelError(f"HYPERPARAMS {', '.join(sorted(clash))} clash with the {objective} objective's own "
                              "hyperparameters: rename them", _definition_line(path, user_cls))

@@ -355,3 +355,43 @@ def test_a_conditional_model_gets_labels(tmp_path, capsys):
     code, _, err = run("interpolate", out / "checkpoints" / "last.safetensors", "--model-file", model_file, "--out",
                        tmp_path / "i.png", capsys=capsys)
     assert code == 0, err
+
+
+MLP_WITH_OBJECTIVE = """
+from torch import nn
+
+
+class Net(nn.Module):
+    objective = {objective!r}
+
+    def __init__(self, shape):
+        super().__init__()
+        self.latent_dim, self.shape = 3, shape
+        self.enc = nn.Sequential(nn.Flatten(), nn.Linear(64, 6))
+        self.dec = nn.Linear(3, 64)
+
+    def encode(self, x, y=None):
+        mean, logvar = self.enc(x).chunk(2, 1)
+        return mean, logvar
+
+    def decode(self, z, y=None):
+        return self.dec(z).view(len(z), *self.shape)
+"""
+
+
+@pytest.mark.parametrize("objective, family, terms", [
+    ("ae", "ae", {"recon"}), ("vae", "vae", {"recon", "kl"}), ("beta-vae", "beta-vae", {"kl", "beta"}),
+    ("capacity", "capacity-vae", {"kl", "C", "gamma"}), ("beta-tcvae", "beta-tcvae", {"mi", "tc", "dim_kl"}),
+    ("factor-vae", "factor-vae", {"tc", "disc_loss", "disc_accuracy"})])
+def test_each_engine_objective_is_the_built_in_family_s_code(objective, family, terms, tmp_path):
+    from engine.config import TrainConfig
+
+    model_file = tmp_path / f"net_{family.replace('-', '_')}.py"
+    model_file.write_text(MLP_WITH_OBJECTIVE.format(objective=objective))
+    cls = load_model_file(model_file)
+    builtin = families()[family]
+    assert issubclass(cls, builtin) and cls.loss is builtin.loss and cls.formula == builtin.formula
+    session = TrainingSession(TrainConfig(dataset="digits", family=cls.family, max_steps=2, batch_size=32))
+    list(session.run())
+    last = [r for r in session.history if r["kind"] == "step"][-1]
+    assert session.step == 2 and terms <= set(last["terms"]) | set(last["live"]), last
