@@ -11,7 +11,7 @@ import pytest
 
 from engine.checkpoint import read_checkpoint, write_checkpoint
 from engine.config import TrainConfig
-from engine.models.user_file import file_sha256, load_model_file
+from engine.models.user_file import file_sha256, load_model_file, write_starter
 from engine.training import TrainingSession
 from gui.model_source import answer_key
 from tests.engine.test_user_model import EVIL, OWN_LOSS
@@ -25,19 +25,33 @@ def use_user_model(window, model_file: Path) -> str:
     return family
 
 
-def test_open_model_file_trains_and_every_panel_draws_it(main_window, qtbot, tmp_path):
+@pytest.mark.parametrize("which", ["own loss", "starter"])
+def test_open_model_file_trains_and_every_panel_draws_it(main_window, qtbot, tmp_path, which):
+    """The file with its own loss on the digits (and the evaluation panel), the starter on a small dSprites subset."""
     window = main_window
-    model_file = tmp_path / "tiny.py"
-    model_file.write_text(OWN_LOSS)
+    model_file = tmp_path / ("tiny.py" if which == "own loss" else "my_vae.py")
+    if which == "own loss":
+        model_file.write_text(OWN_LOSS)
+    else:
+        write_starter(model_file)
     family = use_user_model(window, model_file)
     dock = window.model_settings
-    assert dock.family_combo.currentData() == family == "tiny.TinyVAE"
-    assert set(dock.hparam_form.editors) == {"latent_dim", "hidden", "beta", "likelihood", "sigma"}
-    dock.hparam_form.set_values({"latent_dim": 2, "hidden": 16})
+    assert dock.family_combo.currentData() == family == ("tiny.TinyVAE" if which == "own loss" else "my_vae.MyVAE")
+    if which == "own loss":
+        assert set(dock.hparam_form.editors) == {"latent_dim", "hidden", "beta", "likelihood", "sigma"}
+        dock.hparam_form.set_values({"latent_dim": 2, "hidden": 16})
+    else:
+        assert {"latent_dim", "channels", "beta", "warmup_steps"} <= set(dock.hparam_form.editors)
+        assert "backbone" not in dock.hparam_form.editors and "beta" in window.training_panel.live_sliders
+        dock.hparam_form.set_values({"latent_dim": 2, "channels": 4})
+        assert window.open_dataset("dsprites?subset=200")
+        window.training_settings.max_steps_spin.setValue(6)
+        window.training_settings.batch_spin.setValue(16)
     assert str(model_file) in window.model_files.watched
     start(window, qtbot)
     qtbot.waitUntil(lambda: not window.is_training, timeout=30_000)
-    assert window.finished_event is not None and window.finished_event.step == 25, window.messages
+    assert window.finished_event is not None, window.messages
+    assert window.finished_event.step == window.training_settings.max_steps_spin.value()
     assert window.session.model.family == family and window.session.model.latent_dim == 2
     assert "kl" in window.training_panel.curves.train_terms()
     checks = {"traversalPanel": lambda p: p.grid is not None, "interpolationPanel": lambda p: p.path_images is not None,
@@ -46,12 +60,13 @@ def test_open_model_file_trains_and_every_panel_draws_it(main_window, qtbot, tmp
         panel = window.panels[name]
         window.tabs.setCurrentWidget(panel)
         qtbot.waitUntil(lambda panel=panel, drawn=drawn: drawn(panel), timeout=20_000)
-    evaluation = window.panels["evaluationPanel"]
-    window.tabs.setCurrentWidget(evaluation)
-    evaluation.iwae_spin.setValue(0)
-    evaluation.compute()
-    qtbot.waitUntil(lambda: evaluation.result is not None, timeout=30_000)
-    assert evaluation.result["kl"] is not None
+    if which == "own loss":
+        evaluation = window.panels["evaluationPanel"]
+        window.tabs.setCurrentWidget(evaluation)
+        evaluation.iwae_spin.setValue(0)
+        evaluation.compute()
+        qtbot.waitUntil(lambda: evaluation.result is not None, timeout=30_000)
+        assert evaluation.result["kl"] is not None
 
 
 def plant(source_ckpt: Path, target: Path, model_file: Path, family: str, class_name: str) -> Path:
