@@ -326,8 +326,8 @@ def train_config(args: argparse.Namespace):
         config = TrainConfig.load(args.config)
     else:
         if not (args.model or args.model_file) or not args.dataset:
-            raise CliError("give --preset NAME, --config FILE, or --model FAMILY (or --model-file FILE.py) and "
-                           "--dataset SPEC")
+            raise CliError("give --preset NAME, --config FILE, or both --model FAMILY and --dataset SPEC (or "
+                           "--model-file FILE.py and --dataset SPEC)")
         config = TrainConfig(dataset=args.dataset, family=args.model or "vae")
     changes: dict[str, Any] = {"out_dir": args.out}
     family = _model_file_family(args) or args.model
