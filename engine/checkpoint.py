@@ -43,10 +43,70 @@ class LoadedCheckpoint:
     step: int = 0
     epoch: int = 0
     path: str = ""
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def dataset_spec(self) -> str:
         return str(self.meta.get("dataset", {}).get("spec", self.config.dataset))
+
+
+class ModelFileRequired(CheckpointError):
+    """The checkpoint's model comes from a user's Python file that has not been run here: running it is the user's
+    explicit choice (the CLI's --model-file, the app's question), never the checkpoint's."""
+
+    def __init__(self, checkpoint: str | Path, family: str, source: dict[str, str]) -> None:
+        self.family = family
+        self.model_path = source["path"]
+        self.class_name = source["class"]
+        self.sha256 = source["sha256"]
+        super().__init__(f"{checkpoint}: this checkpoint was trained with the model {self.class_name} in "
+                         f"{self.model_path}; opening it runs no code by itself — give --model-file "
+                         f"{self.model_path} to run that file (only if you trust it)")
+
+
+def model_source_meta(model: Any) -> dict[str, Any]:
+    """The header fields naming a user model's file, class and SHA-256 (never its code); none for built-ins."""
+    source = getattr(type(model), "source", None)
+    return {"model_file": source.to_meta()} if source is not None else {}
+
+
+def registered_model_fits(meta: dict[str, Any]) -> bool:
+    """Whether the checkpoint's user family was already run in this process (by the user's choice) from the file it
+    names or from one with its SHA-256: then opening it runs no new code. True for built-in checkpoints."""
+    from .models import families
+    from .models.user_file import is_user_family
+
+    source = meta.get("model_file")
+    if source is None:
+        return True
+    cls = families().get(meta["family"])
+    return is_user_family(cls) and (cls.source.sha256 == source["sha256"] or cls.source.path == source["path"])
+
+
+def resolve_model_file(path: str | Path, meta: dict[str, Any], model_file: str | Path | None = None) -> list[str]:
+    """Make the checkpoint's family buildable, running a user's file only when `model_file` is given.
+
+    Without `model_file`, a user family this process already ran from the recorded file (or from one with the recorded
+    SHA-256) is used; anything else raises ModelFileRequired. Returns warnings (a changed file, an unneeded
+    --model-file)."""
+    from .models import families
+    from .models.user_file import load_model_file, parse_model_ref
+
+    source = meta.get("model_file")
+    if source is None:
+        return [] if model_file is None else [f"--model-file {model_file} ignored: {path} holds a built-in model "
+                                              f"({meta['family']})"]
+    if model_file is None:
+        if not registered_model_fits(meta):
+            raise ModelFileRequired(path, meta["family"], source)
+        current = families()[meta["family"]].source
+    else:
+        _, named = parse_model_ref(str(model_file))
+        current = load_model_file(model_file, named or source["class"], family=meta["family"]).source
+    if current.sha256 != source["sha256"]:
+        return [f"{current.path} has changed since {path} was trained (SHA-256 {source['sha256'][:12]}… then, "
+                f"{current.sha256[:12]}… now): the weights may not fit it"]
+    return []
 
 
 # --- writing ---------------------------------------------------------------------------------------------
@@ -167,6 +227,25 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
     from .examples import resolve_checkpoint_path
 
     path = resolve_checkpoint_path(path)
+    meta, payload = _read_validated(path, with_payload=True)
+    try:
+        tensors = load(payload)
+    except Exception as exc:  # safetensors raises its own error types for malformed payloads
+        raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
+    if str(device) != "cpu":
+        tensors = {k: v.to(device) for k, v in tensors.items()}
+    return meta, tensors
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """The validated header alone (no tensor is read): what the app checks before opening a user model's checkpoint."""
+    from .examples import resolve_checkpoint_path
+
+    return _read_validated(resolve_checkpoint_path(path), with_payload=False)[0]
+
+
+def _read_validated(path: Path, with_payload: bool) -> tuple[dict[str, Any], bytes]:
+    """(header, the whole file's bytes or b"") after checking the header against the file size."""
     try:
         size = path.stat().st_size
     except OSError as exc:
@@ -186,17 +265,13 @@ def read_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> tup
             data_len = size - 8 - header_len
             _check_offsets(path, header_entries, data_len)
             meta = _parse_meta(path, header_entries.get("__metadata__"))
-            handle.seek(0)
-            payload = handle.read()
+            payload = b""
+            if with_payload:
+                handle.seek(0)
+                payload = handle.read()
     except OSError as exc:
         raise CheckpointError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    try:
-        tensors = load(payload)
-    except Exception as exc:  # safetensors raises its own error types for malformed payloads
-        raise CheckpointError(f"{path}: corrupt tensor data ({exc})") from None
-    if str(device) != "cpu":
-        tensors = {k: v.to(device) for k, v in tensors.items()}
-    return meta, tensors
+    return meta, payload
 
 
 def _parse_safetensors_header(path: Path, raw: bytes) -> dict[str, Any]:
@@ -290,6 +365,11 @@ def _check_meta_types(path: Path, meta: dict[str, Any]) -> None:
         if not (isinstance(structure, dict) and isinstance(structure.get("param_groups"), list)
                 and isinstance(structure.get("scalars", {}), dict)):
             raise CheckpointError(f"{path}: the checkpoint header's optimiser {name!r} is malformed")
+    source = meta.get("model_file")
+    if source is not None and not (isinstance(source, dict) and all(isinstance(source.get(k), str) and source[k]
+                                                                     for k in ("path", "class", "sha256"))):
+        raise CheckpointError(f"{path}: the checkpoint header's model_file entry is malformed (expected path, class "
+                              "and sha256)")
     if not all(isinstance(record, dict) for record in meta.get("history", [])):
         raise CheckpointError(f"{path}: the checkpoint header's history holds entries that are not tables")
 
@@ -321,14 +401,20 @@ def build_model(path: str | Path, meta: dict[str, Any], tensors: dict[str, torch
     return model.to(device)
 
 
-def load_checkpoint(path: str | Path, device: str | torch.device = "cpu") -> LoadedCheckpoint:
-    """Open a checkpoint for the GUI/CLI: model (eval mode), config, header, history, step, epoch."""
+def load_checkpoint(path: str | Path, device: str | torch.device = "cpu",
+                    model_file: str | Path | None = None) -> LoadedCheckpoint:
+    """Open a checkpoint for the GUI/CLI: model (eval mode), config, header, history, step, epoch.
+
+    A checkpoint of a user's model needs `model_file` (the user's explicit choice to run it) unless that file, with
+    the recorded SHA-256, was already run in this process (ModelFileRequired otherwise)."""
     meta, tensors = read_checkpoint(path, device)
     config = config_from_meta(path, meta)
+    warnings = resolve_model_file(path, meta, model_file)
     model = build_model(path, meta, tensors, device)
     model.eval()
     return LoadedCheckpoint(model=model, config=config, meta=meta, history=list(meta.get("history", [])),
-                            step=int(meta["step"]), epoch=int(meta.get("epoch", 0)), path=str(path))
+                            step=int(meta["step"]), epoch=int(meta.get("epoch", 0)), path=str(path),
+                            warnings=warnings)
 
 
 # --- optimiser state as named tensors + JSON structure ------------------------------------------------------

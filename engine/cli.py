@@ -60,6 +60,8 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                        description="Every family with its objective and hyperparameters (default, range, live).",
                        formatter_class=_formatter)
     p.add_argument("family", nargs="?", help="show one family only")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="show the model class in your own Python file (it runs; docs/your-model.md)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("presets", help="list the presets (resources/presets/*.toml)",
@@ -77,6 +79,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     source.add_argument("--preset", metavar="NAME", help="start from a preset (see `presets`)")
     source.add_argument("--config", metavar="FILE", help="start from a TOML file in the preset format")
     p.add_argument("--model", metavar="FAMILY", help="model family (see `models`)")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="train the model class in your own Python file (docs/your-model.md; `new-model` writes a "
+                        "starter); with --resume: the file the checkpoint's model came from")
     p.add_argument("--dataset", metavar="SPEC", help="dataset spec, e.g. digits, mnist, 'dsprites?subset=20000', "
                                                      "or a path")
     p.add_argument("--set", metavar="KEY=VALUE", action="append", default=[], dest="sets",
@@ -126,6 +131,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--device", default="cpu", metavar="D")
     p.add_argument("--json", action="store_true", help="print one JSON object (for scripts)")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="run this Python model file to rebuild a checkpoint of a model from your own file "
+                        "(docs/your-model.md); never run unless given")
 
     p = sub.add_parser("sample", help="prior samples as a PNG grid", formatter_class=_formatter,
                        description="Draw N images from the model's prior (generative families).")
@@ -135,6 +143,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     p.add_argument("--label", type=int, metavar="Y", help="class to condition on (conditional models)")
     p.add_argument("--seed", type=int, default=0, metavar="S")
     p.add_argument("--cols", type=int, default=8, metavar="C")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="run this Python model file to rebuild a checkpoint of a model from your own file "
+                        "(docs/your-model.md); never run unless given")
 
     p = sub.add_parser("traverse", help="latent traversal as a PNG grid or animated GIF", formatter_class=_formatter,
                        description="Vary one latent dimension at a time around a base code: rows = dims "
@@ -149,6 +160,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                    help="base code: a test-image index (default 0) or 'prior' (the prior mean)")
     p.add_argument("--cell-size", type=int, default=64, metavar="PX", dest="cell_size",
                    help="height of each image in the labelled figure, 8…1024 pixels (default 64)")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="run this Python model file to rebuild a checkpoint of a model from your own file "
+                        "(docs/your-model.md); never run unless given")
 
     p = sub.add_parser("interpolate", help="decode the latent path between two test images",
                        formatter_class=_formatter, description="Encode test images I and J and decode the path "
@@ -159,6 +173,19 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     p.add_argument("--to", dest="end", type=int, default=1, metavar="J", help="test-image index")
     p.add_argument("--steps", type=int, default=10, metavar="N")
     p.add_argument("--mode", choices=("lerp", "slerp"), default="lerp")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                   help="run this Python model file to rebuild a checkpoint of a model from your own file "
+                        "(docs/your-model.md); never run unless given")
+
+    p = sub.add_parser("new-model", help="write a commented starter model file to edit and train",
+                       formatter_class=_formatter,
+                       description="Write a small convolutional VAE for 64×64 images as a Python file that trains as "
+                                   "it is (docs/your-model.md explains the contract).",
+                       epilog="example:\n  main.py new-model my_vae.py\n"
+                              "  main.py train --model-file my_vae.py --dataset 'dsprites?subset=20000' "
+                              "--max-steps 2000 --out runs/mine")
+    p.add_argument("path", metavar="FILE.py")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
     add_sweep_parser(sub)
     return parser
@@ -186,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = {"datasets": cmd_datasets, "models": cmd_models, "presets": cmd_presets, "train": cmd_train,
                "eval": cmd_eval, "sample": cmd_sample, "traverse": cmd_traverse,
-               "interpolate": cmd_interpolate, "sweep": cmd_sweep}[args.command]
+               "interpolate": cmd_interpolate, "sweep": cmd_sweep, "new-model": cmd_new_model}[args.command]
     try:
         return handler(args)
     except (ConfigError, DatasetError, CheckpointError, CliError) as exc:
@@ -236,6 +263,10 @@ def cmd_models(args: argparse.Namespace) -> int:
     from .models import families, model_class
 
     chosen = [model_class(args.family)] if args.family else list(families().values())
+    if args.model_file:
+        from .models.user_file import load_model_file
+
+        chosen = [load_model_file(args.model_file)]
     if args.json:
         print(json.dumps([{"family": cls.family, "title": cls.title, "formula": cls.formula,
                            "variational": cls.is_variational, "conditional": cls.is_conditional,
@@ -294,12 +325,14 @@ def train_config(args: argparse.Namespace):
     elif args.config:
         config = TrainConfig.load(args.config)
     else:
-        if not args.model or not args.dataset:
-            raise CliError("give --preset NAME, --config FILE, or both --model FAMILY and --dataset SPEC")
-        config = TrainConfig(dataset=args.dataset, family=args.model)
+        if not (args.model or args.model_file) or not args.dataset:
+            raise CliError("give --preset NAME, --config FILE, or both --model FAMILY and --dataset SPEC (or "
+                           "--model-file FILE.py and --dataset SPEC)")
+        config = TrainConfig(dataset=args.dataset, family=args.model or "vae")
     changes: dict[str, Any] = {"out_dir": args.out}
-    if args.model and args.model != config.family:
-        changes["family"] = args.model
+    family = _model_file_family(args) or args.model
+    if family and family != config.family:
+        changes["family"] = family
         changes["hparams"] = {}
     if args.dataset and (args.preset or args.config):
         changes["dataset"] = args.dataset
@@ -319,6 +352,17 @@ def train_config(args: argparse.Namespace):
     if args.sets:
         config.hparams.update(_coerce_sets(config.family, args.sets))
     return config
+
+
+def _model_file_family(args: argparse.Namespace) -> str | None:
+    """Run the file named by --model-file (the user's explicit choice) and return its family name."""
+    if not args.model_file:
+        return None
+    if args.model:
+        raise CliError("give either --model FAMILY or --model-file FILE.py, not both")
+    from .models.user_file import load_model_file
+
+    return load_model_file(args.model_file).family
 
 
 def _run_option_changes(args: argparse.Namespace) -> dict[str, Any]:
@@ -353,8 +397,8 @@ def _train(args: argparse.Namespace, parallel) -> int:
     if args.resume:
         if args.preset or args.config or args.model or args.dataset or args.sets:
             raise CliError("--resume continues a checkpoint as it was: only --epochs/--max-steps, --device, "
-                           "--threads, --compile, --precision, --deterministic, --memory-format, --metrics-every and "
-                           "--out may be given with it")
+                           "--threads, --compile, --precision, --deterministic, --memory-format, --metrics-every, "
+                           "--model-file and --out may be given with it")
         overrides: dict[str, Any] = {"out_dir": args.out}
         if args.epochs is not None:
             overrides.update(epochs=args.epochs, max_steps=None)
@@ -366,7 +410,8 @@ def _train(args: argparse.Namespace, parallel) -> int:
             if getattr(args, key) is not None:
                 overrides[name] = getattr(args, key)
         overrides.update(_run_option_changes(args))
-        session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, process_settings=True, **overrides)
+        session = TrainingSession.from_checkpoint(args.resume, parallel=parallel, process_settings=True,
+                                                  model_file=args.model_file, **overrides)
     else:
         session = TrainingSession(train_config(args), parallel=parallel, process_settings=True)
     info = session.info()
@@ -457,13 +502,16 @@ def _epoch_line(event) -> str:
 
 
 # --- checkpoints: eval, sample, traverse, interpolate -------------------------------------------------------------
-def _open(checkpoint: str, device: str = "cpu"):
-    """(loaded checkpoint, its dataset, the test indices it was evaluated on)."""
+def _open(checkpoint: str, device: str = "cpu", model_file: str | None = None):
+    """(loaded checkpoint, its dataset, the test indices it was evaluated on); a user's model file runs only when
+    given as `model_file` (--model-file)."""
     from .checkpoint import load_checkpoint
     from .data import load_dataset
     from .errors import CheckpointError
 
-    loaded = load_checkpoint(checkpoint, device)
+    loaded = load_checkpoint(checkpoint, device, model_file=model_file)
+    for message in loaded.warnings:
+        print(f"warning: {message}", file=sys.stderr)
     dataset = load_dataset(loaded.dataset_spec)
     if list(dataset.shape) != list(loaded.meta["dataset"]["shape"]):
         raise CheckpointError(f"{checkpoint}: trained on images of shape {loaded.meta['dataset']['shape']}, but "
@@ -480,7 +528,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .device import resolve_device
     from .evaluate import evaluate
 
-    loaded, dataset, test = _open(args.checkpoint, str(resolve_device(args.device)))
+    loaded, dataset, test = _open(args.checkpoint, str(resolve_device(args.device)), args.model_file)
     model = loaded.model
     sizes = None
     if args.metrics:
@@ -585,7 +633,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
     from . import explore
     from .imaging import tile
 
-    loaded, _, _ = _open(args.checkpoint)
+    loaded, _, _ = _open(args.checkpoint, model_file=args.model_file)
     if args.n < 1 or args.n > 4096:
         raise CliError(f"--n must be in 1…4096, got {args.n}")
     labels = None
@@ -608,7 +656,7 @@ def cmd_traverse(args: argparse.Namespace) -> int:
     from . import explore
     from .imaging import save_gif
 
-    loaded, dataset, test = _open(args.checkpoint)
+    loaded, dataset, test = _open(args.checkpoint, model_file=args.model_file)
     model = loaded.model
     if args.steps < 2 or args.steps > 64:
         raise CliError(f"--steps must be in 2…64, got {args.steps}")
@@ -670,7 +718,7 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     from . import explore
     from .imaging import tile
 
-    loaded, dataset, test = _open(args.checkpoint)
+    loaded, dataset, test = _open(args.checkpoint, model_file=args.model_file)
     for name, index in (("--from", args.start), ("--to", args.end)):
         if not 0 <= index < len(test):
             raise CliError(f"{name} must be a test-image index in 0…{len(test) - 1}, got {index}")
@@ -683,4 +731,14 @@ def cmd_interpolate(args: argparse.Namespace) -> int:
     path = explore.interpolate(loaded.model, dataset.images_at(a), dataset.images_at(b), args.steps, args.mode,
                                ya, yb)
     print(_save(tile(path, args.steps), args.out))
+    return 0
+
+
+def cmd_new_model(args: argparse.Namespace) -> int:
+    """`new-model FILE.py`: copy the commented starter (resources/templates/starter_model.py) there."""
+    from .models.user_file import write_starter
+
+    print(write_starter(args.path, overwrite=args.force))
+    print(f"train it: main.py train --model-file {args.path} --dataset 'dsprites?subset=20000' --max-steps 2000 "
+          "--out runs/mine", file=sys.stderr)
     return 0

@@ -615,7 +615,8 @@ class TrainingSession:
         action = "training is paused" if self.pause_on_error else "training stopped"
         also = f" (and the {skipped} queued after it)" if skipped else ""
         cause = (f"the loss became {value} at step {self.step + 1}: that step{also} was discarded, {kept}; "
-                 f"{action}. Try a lower learning rate or β, or a Bernoulli likelihood for binary data.")
+                 f"{action}. Try a lower learning rate or β, or a Bernoulli likelihood for binary data."
+                 + self.model.explain_non_finite())
         return Failed(self.step, cause, recoverable=self.pause_on_error)
 
     # --- batches -------------------------------------------------------------------------------------------
@@ -806,15 +807,19 @@ class TrainingSession:
                             "live_set": dict(self._live_set), "history_stride": self._history_stride,
                             "device": str(self.device)},
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                **ckpt.model_source_meta(self.model),
             }
             return ckpt.write_checkpoint(path, tensors, header)
 
     @classmethod
     def from_checkpoint(cls, path: str | Path, *, pause_on_error: bool = False, parallel: Parallel | None = None,
-                        process_settings: bool | None = None, **config_overrides: Any) -> TrainingSession:
-        """Resume a run exactly where its checkpoint left it (only run-length/output settings may change)."""
+                        process_settings: bool | None = None, model_file: str | Path | None = None,
+                        **config_overrides: Any) -> TrainingSession:
+        """Resume a run exactly where its checkpoint left it (only run-length/output settings may change); a user's
+        model needs `model_file` (see checkpoint.resolve_model_file)."""
         meta, tensors = ckpt.read_checkpoint(path)
         config = ckpt.config_from_meta(path, meta)
+        file_warnings = ckpt.resolve_model_file(path, meta, model_file)
         bad = sorted(set(config_overrides) - set(RESUMABLE_OVERRIDES))
         if bad:
             raise ConfigError(f"cannot change {', '.join(bad)} when resuming; "
@@ -843,6 +848,7 @@ class TrainingSession:
         session._apply_memory_format()
         session.random.load_state({k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")},
                                   session.device)
+        session.warnings.extend(file_warnings)
         session.warnings.extend(_exactness_warnings(stored, config, str(meta.get("session", {}).get("device", "")),
                                                     session.device))
         state = meta.get("session", {})

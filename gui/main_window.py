@@ -32,7 +32,7 @@ from gui.docks.model import ModelDock, presets_module
 from gui.docks.training import TrainingDock
 from gui.jobs import GuiPoster, wait_for
 from gui.menus import build_menus, fill_recent_menu
-from gui.model_source import ModelSource
+from gui.model_source import ModelFiles, ModelSource
 from gui.panel_tabs import PANEL_IMPORT_DELAY_MS, PanelTabs
 from gui.panels.training import TrainingPanel
 from gui.placement import clamp_to_screen, place_first_window
@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.run = RunControl(self.state, self.training_panel, self.source, self.status, self)
         self.run.changed.connect(self._update_actions)
+        self.model_files = ModelFiles(self)
         self.menu_actions = build_menus(self)
         self._rebuild_recent_menu()
         self._restore_settings()
@@ -372,6 +373,8 @@ class MainWindow(QMainWindow):
         Start continues it. `wait`: keep the event loop turning until it is shown; returns whether it opened."""
         if self.is_training or self.is_preparing:
             self.show_message("Stop the current run before opening a checkpoint.", "warning")
+            return False
+        if not self.model_files.ready_for_checkpoint(path):  # a user's model file runs only if the user says so
             return False
         job = self.state.open_checkpoint(path)
         self.status.showMessage(f"opening {path}…")

@@ -65,6 +65,8 @@ def build_menus(window: Any) -> MenuActions:
     new_run = _action(window, file_menu, "&New run", QKeySequence.StandardKey.New, window.new_run)
     open_ = _action(window, file_menu, "&Open checkpoint…", QKeySequence.StandardKey.Open,
                     lambda: open_checkpoint_dialog(window))
+    _action(window, file_menu, "Open &model file…", QKeySequence("Ctrl+Shift+O"),
+            lambda: open_model_file_dialog(window))
     save = _action(window, file_menu, "&Save checkpoint", QKeySequence.StandardKey.Save,
                    lambda: save_checkpoint_dialog(window))
     export = _action(window, file_menu, "&Export figure…", QKeySequence("Ctrl+E"), lambda: export_figure_dialog(window))
@@ -109,6 +111,15 @@ def open_checkpoint_dialog(window: Any) -> None:
     if path:
         window.state.remember_folder("checkpoints", path)
         window.open_checkpoint(path, wait=False)
+
+
+def open_model_file_dialog(window: Any) -> None:
+    """File → Open model file…: a Python file with a model class (docs/your-model.md); it runs once chosen."""
+    path, _ = QFileDialog.getOpenFileName(window, "Open model file", window.state.folder("model_files"),
+                                          "Python model files (*.py);;All files (*)")
+    if path:
+        window.state.remember_folder("model_files", path)
+        window.model_files.open_model_file(path)
 
 
 def save_checkpoint_dialog(window: Any) -> None:

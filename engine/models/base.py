@@ -251,6 +251,14 @@ class ModelBase(nn.Module):
         """Called after each main optimiser step (discriminator updates, code-usage statistics…)."""
         return {}
 
+    def init_objective_parts(self) -> None:
+        """Build what the objective owns beside the encoder and decoder (FactorVAE's discriminator); a model from
+        the user's file (models/user_file.py) builds its own networks and then calls this."""
+
+    def explain_non_finite(self) -> str:
+        """A sentence added when the loss turns NaN/inf (a user's model names its file)."""
+        return ""
+
     def live_values(self, step: int) -> dict[str, float]:
         """The schedule-dependent values in force at `step` (β, C, …), echoed in the metrics (the session adds
         them to the step's terms on the host: putting them in `loss` terms would copy to the device each step)."""
@@ -290,6 +298,9 @@ def model_class(family: str) -> type[ModelBase]:
     try:
         return _REGISTRY[family]
     except KeyError:
+        if "." in family:  # '<file stem>.<ClassName>': a family from a user's model file that was not run here
+            raise ConfigError(f"model {family!r} comes from a Python model file that has not been opened: give it "
+                              f"with --model-file PATH (or File → Open model file… in the app)") from None
         raise ConfigError(f"unknown model family {family!r}; known: {', '.join(_REGISTRY)}") from None
 
 

@@ -42,6 +42,9 @@ class FactorVAE(VAE):
 
     def __init__(self, shape, num_classes=0, **hparams):
         super().__init__(shape, num_classes, **hparams)
+        self.init_objective_parts()
+
+    def init_objective_parts(self):
         hp = self.hparams
         self.discriminator = discriminator(self.latent_dim, hp["disc_hidden"], hp["disc_layers"])
         self._disc_optimizer: torch.optim.Adam | None = None

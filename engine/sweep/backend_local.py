@@ -74,8 +74,10 @@ class LocalBackend:
         events = context.Queue()
         stop = context.Event()
         threads = max(1, (os.cpu_count() or 1) // workers)
+        from ..models.user_file import user_sources
+
         with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init,
-                                 initargs=(events, stop, threads)) as pool:
+                                 initargs=(events, stop, threads, user_sources())) as pool:
             futures = {pool.submit(_worker_job, job): job for job in jobs}
             try:
                 while futures:
@@ -133,9 +135,13 @@ class _SharedStopControl(Control):
 _WORKER: dict[str, Any] = {}  # per worker process: the event queue, the stop event, datasets by spec
 
 
-def _worker_init(events: Any, stop: Any, threads: int) -> None:
+def _worker_init(events: Any, stop: Any, threads: int, model_files: tuple = ()) -> None:
+    """Per worker process; `model_files`: the user's model files the parent process ran (models/user_file.py)."""
     _WORKER.update(events=events, stop=stop, datasets={})
     torch.set_num_threads(threads)
+    from ..models.user_file import rerun_sources
+
+    rerun_sources(model_files)
 
 
 def _worker_job(job: RunJob) -> tuple[dict[str, Any], np.ndarray | None] | None:

@@ -35,6 +35,9 @@ def add_sweep_parser(subparsers: Any) -> argparse.ArgumentParser:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--preset", help="a preset name (resources/presets/NAME.toml)")
     source.add_argument("--config", help="a run config TOML file")
+    parser.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_file",
+                        help="sweep the model class in your own Python file (docs/your-model.md) instead of the "
+                             "config's family")
     parser.add_argument("--grid", action="append", required=True,
                         help="NAME=V1,V2,… (repeat or separate with ';' for several parameters), e.g. beta=1,2,4,8")
     parser.add_argument("--seeds", type=int, default=1, help="seeds per grid point (config seed, +1, …)")
@@ -111,6 +114,12 @@ def cli_sweep(args: argparse.Namespace) -> int:
             changes.update(dataset=args.dataset, fallback=[])
         if args.threads is not None:
             changes["threads"] = args.threads
+        if getattr(args, "model_file", None):
+            from ..models.user_file import load_model_file
+
+            family = load_model_file(args.model_file).family
+            if family != base.family:
+                changes.update(family=family, hparams={})
         if changes:
             base = base.replace(**changes)
         runs = plan_sweep(base, parse_grid(args.grid), args.seeds, args.out, args.max_steps)

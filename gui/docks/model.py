@@ -49,9 +49,7 @@ class ModelDock(QWidget):
         form.addRow("Preset", self.preset_combo)
         self.family_combo = QComboBox()
         self.family_combo.setObjectName("familyCombo")
-        for name, cls in families().items():
-            self.family_combo.addItem(f"{name} — {cls.title}" if cls.title else name, name)
-            self.family_combo.setItemData(self.family_combo.count() - 1, cls.formula, Qt.ItemDataRole.ToolTipRole)
+        self._fill_families()
         self.family_combo.activated.connect(self._family_activated)
         for combo in (self.preset_combo, self.family_combo):  # long names must not widen the dock: elide, full popup
             combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
@@ -67,6 +65,22 @@ class ModelDock(QWidget):
     @property
     def family(self) -> str | None:
         return self.hparam_form.family
+
+    def _fill_families(self) -> None:
+        for name, cls in families().items():
+            self.family_combo.addItem(f"{name} — {cls.title}" if cls.title else name, name)
+            self.family_combo.setItemData(self.family_combo.count() - 1, cls.formula, Qt.ItemDataRole.ToolTipRole)
+
+    def refresh_families(self) -> None:
+        """Re-read the registry (a user's model file was opened or rebuilt): the combo lists it, and the form of a
+        rebuilt family shows its new hyperparameters."""
+        current = self.hparam_form.family
+        self.family_combo.clear()
+        self._fill_families()
+        self.family_combo.view().setMinimumWidth(self.family_combo.view().sizeHintForColumn(0) + 24)
+        if current is not None and self.family_combo.findData(current) >= 0:
+            self.family_combo.setCurrentIndex(self.family_combo.findData(current))
+            self.hparam_form.set_family(current)
 
     def has_preset(self, name: str) -> bool:
         return self.preset_combo.findData(name) >= 0
