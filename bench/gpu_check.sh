@@ -3,7 +3,8 @@
 #   environment          torch, CUDA, GPU name
 #   tests_cuda           `pytest -m cuda tests/engine` minus the compile matrix (bf16 on every family included)
 #   tests_device_rules   tests/engine/test_device_rules.py --device cuda
-#   compile_modes        a few of the compile-matrix tests (each mode on the VAE, reduce-overhead on FactorVAE)
+#   compile_modes        five live β changes under torch.compile (no recompile), and a few of the compile-matrix tests
+#                        (reduce-overhead and max-autotune on the VAE, reduce-overhead on FactorVAE)
 #   throughput           bench/train_throughput.py (MNIST recipe 784-400-20, batch 128, one epoch of 60,000)
 #   recipe               bench/recipe_speed.py (the dSprites reference recipe, conv, batch 64, 25 s)
 #   channels_last        bench/channels_last_ab.py (that recipe channels_last vs contiguous, interleaved)
@@ -26,7 +27,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --device) DEVICE="$2"; shift 2 ;;
     --device=*) DEVICE="${1#--device=}"; shift ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -78,11 +79,11 @@ if '$DEVICE'.startswith('cuda') and not cuda:
     raise SystemExit('no CUDA GPU here: run with --device cpu for the dry run')
 "
 
-COMPILE_TESTS=()
-for id in vae-default vae-reduce-overhead vae-max-autotune factor-vae-reduce-overhead; do
+COMPILE_TESTS=("tests/engine/test_compile_live.py::test_five_live_changes_compile_once[beta-vae-beta-cuda]")
+for id in vae-reduce-overhead vae-max-autotune factor-vae-reduce-overhead; do
   COMPILE_TESTS+=("tests/engine/test_cuda.py::test_compiled_training_on_cuda[$id]")
 done
-step tests_cuda 90 "${PYTEST[@]}" -m cuda -k "not compiled_training" tests/engine
+step tests_cuda 90 "${PYTEST[@]}" -m cuda -k "not compiled_training and not compile_once" tests/engine
 step tests_device_rules 60 "${PYTEST[@]}" tests/engine/test_device_rules.py --device "$DEVICE"
 step compile_modes 60 "${PYTEST[@]}" -m cuda "${COMPILE_TESTS[@]}"
 if [ $DRY = 1 ]; then

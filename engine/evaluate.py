@@ -8,7 +8,7 @@
 
 Device rules: sums are kept per batch in float32 on the model's device (MPS has no float64) and added up in
 float64 on the CPU at the end (one transfer, no per-batch sync); random draws come from `engine.rng.private_rng`
-(the global generators, which a training run beside this one uses, are left alone).
+(neither the global generators nor a training run's own streams are touched).
 """
 
 from __future__ import annotations

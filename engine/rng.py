@@ -1,16 +1,16 @@
 """Random streams that belong to their user: a training session's own generators, and private ones for inference.
 
 Several sessions may train in one process (the app's run, in-process sweep runs) beside panels that sample.
-None of them may read, advance or reseed torch's global generators, or one changes another's numbers:
+None of them may reseed or advance torch's global generators, or one changes another's numbers:
 
 - A training session owns a `SessionRandom`: one `torch.Generator` per device, seeded from the run's seed, whose
   states a checkpoint saves for exact resume. Its step runs inside `stream.active()`, which makes it this thread's
   current stream; the families draw their noise through the helpers below (`randn_like`, `rand`, …), which pass
-  the current stream's generator (or none, outside a session: then torch's usual rules apply). Model weights are
-  initialised under `private_rng(seed)`.
-- A compiled loss (`torch.compile`) cannot take a generator argument: its random ops draw from the global
-  generators. `stream.as_global()` lends the session's state to them for the call (under a process-wide lock)
-  and takes it back afterwards, leaving the global state as it was.
+  the current stream's generator (or none, outside a session: then torch's usual rules apply).
+- Where torch itself samples from the global generators — `nn.init` inside a model's constructor, the random ops
+  of a compiled loss (`torch.compile` takes no generator argument) — `as_global()` lends them a stream's state for
+  the block, under a process-wide lock, takes the advanced state back and restores theirs: model weights are
+  built under `initialising(seed)`, a compiled step under the session's `as_global(device)`.
 - Inside `private_rng(seed)` every random torch call of *this thread* draws from its own generators seeded from
   `seed` (a torch function mode; modes are thread-local): previews, panels and evaluation repeat for a seed and
   never touch a training stream.

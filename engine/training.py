@@ -122,11 +122,11 @@ class TrainingSession:
             dataset, self.warnings = load_with_fallback(config)
         if process_settings is None:
             process_settings = not another_session_training()
-            if not process_settings and (config.threads or config.deterministic):
+            asked = [f"threads = {config.threads}"] * bool(config.threads) + ["deterministic = true"] * bool(
+                config.deterministic)
+            if not process_settings and asked:
                 self.warnings.append("another run is training in this process, so this one leaves the process's "
-                                     "torch settings alone (threads = "
-                                     f"{config.threads}, deterministic = {str(config.deterministic).lower()} "
-                                     "are not applied)")
+                                     f"torch settings alone ({' and '.join(asked)} not applied)")
         if process_settings:
             apply_threads(config.threads)
             configure_backends(self.device, deterministic=config.deterministic,

@@ -21,8 +21,9 @@ from engine.training import TrainingSession
 TINY = {"backbone": "mlp", "latent_dim": 2, "hidden": 8, "depth": 1}
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.cuda)])
 @pytest.mark.parametrize(("family", "live"), [("beta-vae", "beta")])
-def test_five_live_changes_compile_once(family, live, monkeypatch):
+def test_five_live_changes_compile_once(family, live, device, monkeypatch):
     import torch._inductor.config
 
     monkeypatch.setattr(torch._inductor.config, "compile_threads", 1)  # no compile-worker pool outliving the test
@@ -30,7 +31,7 @@ def test_five_live_changes_compile_once(family, live, monkeypatch):
     counters.clear()
     hparams = dict(TINY, **({"disc_hidden": 8, "disc_layers": 1} if family == "factor-vae" else {}))
     config = TrainConfig(dataset="digits", family=family, hparams=hparams, max_steps=12, batch_size=16,
-                         compile=True, preview_every_s=3600.0, test_fraction=0.05)
+                         compile=True, preview_every_s=3600.0, test_fraction=0.05, device=device, metrics_every=1)
     session = TrainingSession(config, load_dataset("digits"))
     control = Control()
     seen, compiled_after_first_step = [], None

@@ -4,7 +4,9 @@
   are deferred: read one pull later from pinned memory); a conv model trains and resumes channels_last;
 - a CUDA sweep of two runs completes and writes its summary (it used to die on a device tensor handed to numpy);
 - the panels' inference (explore, evaluate) on a CUDA model and a CUDA dataset;
-- a checkpoint goes CPU → CUDA → CPU and training resumes on each side; deterministic resume on CUDA is exact.
+- a checkpoint goes CPU → CUDA → CPU and training resumes on each side; deterministic resume on CUDA is exact;
+- the Interpolation panel's path and cross-fade on CUDA images; a second session beside a run leaves its losses;
+- every family in bf16, and under each compile mode (`-k compiled_training`: minutes; gpu_check runs a few).
 """
 
 from __future__ import annotations
@@ -122,6 +124,28 @@ def test_panel_inference_on_a_cuda_model(family):
     if explore.is_denoising(model):
         noisy, _, _ = explore.denoise_triplets(model, images, seed=1)
         assert noisy.device.type == "cuda"
+    if model.latent_kind == "continuous":  # the Interpolation panel: its path and its pixel cross-fade baseline
+        ya = y[:2] if y is not None else None
+        path = explore.interpolate(model, images[:2], images[2:4], 5, ya=ya, yb=ya)
+        fade = explore.crossfade(images[:2], images[2:4], 5)
+        assert path.device.type == fade.device.type == "cuda" and path.shape == fade.shape
+
+
+def test_a_second_session_beside_a_running_one_changes_none_of_its_losses_on_cuda():
+    """On CUDA too: building and training another session with another seed leaves a run's losses as they were."""
+    def run(beside: bool) -> list[float]:
+        a = TrainingSession(config(family="dae", metrics_every=1, max_steps=8), load_dataset("digits")).run()
+        losses, b = [], None
+        for event in a:
+            if isinstance(event, StepMetrics):
+                losses.append(event.terms["total"])
+                if beside and b is None:
+                    b = TrainingSession(config(family="dae", seed=9, max_steps=8), load_dataset("digits")).run()
+                if b is not None:
+                    next(b, None)
+        return losses
+
+    assert run(beside=False) == run(beside=True)
 
 
 def test_checkpoint_round_trip_cpu_cuda_cpu(tmp_path):
