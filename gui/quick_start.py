@@ -107,15 +107,17 @@ def quick_start_html(window: Any) -> str:
                "<code>main.py sweep</code> does the same from a terminal, also on a Ray cluster."
                + (f" The {escape(compare[0])} tab sets several models side by side." if compare else "")
                + " File → Recent runs reopens any earlier run.</p>")
-    out.append("<h4>Your own data</h4><p>In the Data dock, <i>Open folder…</i> takes a folder of images (sub-folders "
-               "become labels) and <i>Open file…</i> a <code>.npy</code>/<code>.npz</code> array; a "
-               "<code>factors.csv</code> beside the images (file name + one column per factor) makes the "
-               "disentanglement scores and the heatmap available for it too.</p>")
+    out.append("<h4>Your own data</h4><p>In the Data dock, <i>Open folder…</i> takes a folder of PNG/JPEG images "
+               "(sub-folders become labels; <code>?size=32</code> resizes) and <i>Open file…</i> a "
+               "<code>.npy</code>/<code>.npz</code> array (<code>images</code>/<code>x</code>, optional "
+               "<code>labels</code>/<code>y</code>); dropping a file or folder on the window does the same. Data "
+               "without ground-truth factors trains and explores like any other; the MIG probe and the "
+               "disentanglement scores need factors (the dSprites family).</p>")
     if shortcuts:
         out.append("<h4>Keyboard shortcuts</h4><table cellspacing='2'>"
                    + "".join(f"<tr><td><b>{escape(keys)}</b></td><td>{escape(menu)} → {escape(action)}</td></tr>"
                              for menu, action, keys in shortcuts) + "</table>")
-    out.append("<p>Ctrl+E exports the current tab's figure; right-click a plot to export it alone. Every "
+    out.append("<p>Ctrl+E exports the current tab's figure; right-click a Training-tab plot to export it alone. Every "
                "hyperparameter's tooltip gives the formula it enters. More: docs/app.md and docs/panels.md.</p>")
     return "\n".join(out)
 

@@ -22,7 +22,7 @@ from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QVBoxLayout, QWidget
 
 from .empty_hint import EmptyHint
-from .plot_cache import cache_axes
+from .plot_cache import cache_axes, show_values
 
 PALETTE = ("#4fa3e0", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#edc948", "#76b7b2", "#ff9da7", "#9c755f",
            "#bab0ac")
@@ -128,7 +128,7 @@ class LossCurves(QWidget):
         self.live_plot.getAxis("right").linkToView(self.lr_view)
         self.live_plot.getAxis("right").setLabel("lr")
         for side in ("left", "right"):  # shown once a value is in force (no empty β axis for a plain VAE)
-            self.live_plot.getAxis(side).setStyle(showValues=False)
+            show_values(self.live_plot.getAxis(side), False)
         self.lr_view.setXLink(self.live_plot)
         self.live_plot.vb.sigResized.connect(self._sync_lr_view)
         # Both plots share the step axis: equal left and right axis widths keep their x axes exactly aligned (the
@@ -205,7 +205,7 @@ class LossCurves(QWidget):
         self._live_palette = itertools.cycle(LIVE_PALETTE[:1] + LIVE_PALETTE[2:])
         self.live_plot.setTitle(LIVE_TITLE, size="9pt")
         for side in ("left", "right"):
-            self.live_plot.getAxis(side).setStyle(showValues=False)
+            show_values(self.live_plot.getAxis(side), False)
         self._train.clear()
         self._test.clear()
         self._live.clear()
@@ -320,11 +320,11 @@ class LossCurves(QWidget):
                     live_top = max(live_top, float(np.nanmax(series.y)))
             if live_top > 0:  # weights start at 0 so a β of 4 does not look like a flat line at mid-height
                 self.live_plot.setYRange(0.0, live_top * 1.15, padding=0)
-            self.live_plot.getAxis("left").setStyle(showValues=live_top > 0)
+            show_values(self.live_plot.getAxis("left"), live_top > 0)
             has_lr = "lr" in self._live and self._live["lr"].n > 0
             if has_lr:
                 self.lr_view.setYRange(0.0, float(np.nanmax(self._live["lr"].y)) * 1.15, padding=0)
-            self.live_plot.getAxis("right").setStyle(showValues=has_lr)
+            show_values(self.live_plot.getAxis("right"), has_lr)
             self._follow_data()
         self.redraws += 1
 

@@ -9,7 +9,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QWidget
 
 from .empty_hint import EmptyHint
-from .plot_cache import cache_axes
+from .plot_cache import cache_axes, show_values
 
 ACTIVE_COLOUR = "#4fa3e0"
 INACTIVE_COLOUR = "#5a5a5a"
@@ -43,7 +43,7 @@ class KLBarChart(pg.PlotWidget):
         values = np.where(np.isfinite(values), values, 0.0)
         self.empty_hint.setVisible(values.size == 0)
         for side in ("bottom", "left"):
-            self.plotItem.getAxis(side).setStyle(showValues=values.size > 0)
+            show_values(self.plotItem.getAxis(side), values.size > 0)
         brushes = [pg.mkBrush(ACTIVE_COLOUR if v > self.threshold else INACTIVE_COLOUR) for v in values]
         self.bars.setOpts(x=np.arange(values.size), height=values, width=0.8, brushes=brushes)
         if values.size == 0:

@@ -13,3 +13,10 @@ def cache_axes(plot: pg.PlotItem) -> None:
         axis = plot.getAxis(name)
         if axis is not None:
             axis.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+
+
+def show_values(axis: pg.AxisItem, show: bool) -> None:
+    """Show or hide an axis's tick values — only on a change: setStyle re-renders the axis, which at every redraw
+    cost the GUI thread most of its time while training."""
+    if axis.style["showValues"] != show:
+        axis.setStyle(showValues=show)

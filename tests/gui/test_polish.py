@@ -27,7 +27,7 @@ def test_quick_start_names_the_default_preset_and_the_real_shortcuts(main_window
         assert QKeySequence(keys).toString(native) in shown
     for menu, action, keys in shortcuts:
         assert f"{menu} → {action}" in text and keys in text
-    for topic in ("MIG curve", "heatmap", "Sweep", "Examples", "Your own data", "factors.csv"):
+    for topic in ("MIG curve", "heatmap", "Sweep", "Examples", "Your own data", "Open folder"):
         assert topic in text, topic
 
 
