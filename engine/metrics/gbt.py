@@ -292,8 +292,6 @@ class _TreeGrower:
             for f in duplicated & set(sorted_by):
                 ordered_r[f] = r[sorted_by[f]]
             node.exact_last = sorted_by["last"]
-        else:
-            node.approximate_last = perm[node.sorted_features[-1]] if node.sorted_features else node.members
         left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
         valid = node.valid
         for row in tied[_may_sum_from_end(valid[tied])]:
@@ -371,8 +369,11 @@ class _TreeGrower:
         f, p, _ = choice
         node.threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
         node.goes_left = self.XT[f] <= node.threshold
-        order = node.exact_last if node.exact_last is not None else node.approximate_last
-        left_members, right_members = _partition_like_reference(order, node.goes_left)
+        if node.exact_last is not None:
+            left_members, right_members = _partition_like_reference(node.exact_last, node.goes_left)
+        else:  # any order will do: a child whose decision could turn on rounding is redone exactly (_make_exact)
+            goes_left = node.goes_left[node.members]
+            left_members, right_members = node.members[goes_left], node.members[~goes_left]
         children = self._children(r, node, left_members, right_members)
         count, n_l, n_r = len(node.members), len(left_members), len(right_members)
         improvement = (count / n) * (node.impurity - (n_r / count * children[2][2]) - (n_l / count * children[1][2]))
@@ -417,7 +418,6 @@ class _Node:
     goes_left: np.ndarray | None = None  # (n,) the split, once chosen
     threshold: float = 0.0
     exact_last: np.ndarray | None = None  # the samples in the order the reference's split search leaves them
-    approximate_last: np.ndarray | None = None
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
@@ -497,10 +497,8 @@ def _partition_like_reference(order: np.ndarray, goes_left: np.ndarray) -> tuple
     index = np.arange(count)
     front_keys = run_front * (2 * count) + index  # both increasing: merge them
     back_keys = run_back * (2 * count) + count + index
-    stream = np.empty(2 * count, dtype=order.dtype)
-    stream[index + np.searchsorted(back_keys, front_keys)] = order
-    stream[index + np.searchsorted(front_keys, back_keys)] = order[::-1]
-    stream = stream[:count]
+    merged = np.argsort(np.concatenate([front_keys, back_keys]), kind="stable")[:count]  # two sorted runs: linear
+    stream = np.concatenate([order, order[::-1]])[merged]
     stream_left = goes_left[stream]
     return stream[stream_left], stream[~stream_left][::-1]
 
