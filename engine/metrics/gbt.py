@@ -381,22 +381,27 @@ class _TreeGrower:
 
     @staticmethod
     def _children(r: np.ndarray, node: _Node, left_members: np.ndarray, right_members: np.ndarray) -> dict:
-        """side → (members in the reference's order, their sequential sum, the impurity the reference's
-        children_impurity gives them)."""
+        """side → (members, their total, the impurity the reference's children_impurity gives them). Sums are
+        sequential in the members' order when the node is exact (the reference's arithmetic), NumPy's otherwise."""
         n_l, n_r = len(left_members), len(right_members)
-        r_left = r[left_members]
-        left_total = _sequential_sum(r_left)
-        square_left = _sequential_sum(r_left * r_left)
-        r_node = r[node.members]
-        square_total = _sequential_sum(r_node * r_node)
-        if n_l <= n_r:
+        r_left, r_right = r[left_members], r[right_members]
+        if node.exact_last is None:
+            left_total, right_total = float(r_left.sum()), float(r_right.sum())
+            square_left = float(r_left @ r_left)
+            square_total = square_left + float(r_right @ r_right)
             criterion_left = left_total
-        else:  # the reference reaches the split from the end: total − r[end−1] − r[end−2] − …
-            criterion_left = np.cumsum(np.concatenate([[node.total], -r[right_members][::-1]]))[-1]
+        else:
+            left_total, right_total = _sequential_sum(r_left), _sequential_sum(r_right)
+            square_left = _sequential_sum(r_left * r_left)
+            r_node = r[node.members]
+            square_total = _sequential_sum(r_node * r_node)
+            if n_l <= n_r:
+                criterion_left = left_total
+            else:  # the reference reaches the split from the end: total − r[end−1] − r[end−2] − …
+                criterion_left = np.cumsum(np.concatenate([[node.total], -r_right[::-1]]))[-1]
         criterion_right = node.total - criterion_left
         impurity_left = square_left / n_l - (criterion_left / n_l) ** 2.0
         impurity_right = (square_total - square_left) / n_r - (criterion_right / n_r) ** 2.0
-        right_total = _sequential_sum(r[right_members])
         return {1: (left_members, left_total, impurity_left), 2: (right_members, right_total, impurity_right)}
 
 
