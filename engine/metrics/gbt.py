@@ -1,5 +1,6 @@
 """scikit-learn's GradientBoostingClassifier (version 1.9, log-loss, depth-limited least-squares trees, no
-subsampling) re-written so that all trees of a boosting stage grow together, level by level, in NumPy.
+subsampling) re-written in NumPy: each feature is sorted once and every threshold of every feature of a node is
+scored with one cumulative sum, instead of a sort and a scalar sweep per feature and node.
 
 The algorithm is the reference's, step for step (sklearn/ensemble/_gb.py, sklearn/tree/_splitter.pyx,
 _partitioner.pyx, _criterion.pyx, _tree.pyx):
@@ -9,12 +10,15 @@ _partitioner.pyx, _criterion.pyx, _tree.pyx):
   (multi-class: one-hot − softmax; binary: y − expit), depth-first, best split per node over every feature:
   the proxy Σ_left²/n_left + Σ_right²/n_right is maximised over the positions between consecutive sorted values
   that differ by more than FEATURE_THRESHOLD (float32 arithmetic), the threshold is the midpoint of those two
-  float32 values, a node is a leaf at the maximum depth, below two samples, with impurity ≤ machine epsilon, or
-  when every feature is constant on it.
+  float32 values, a node is a leaf at the maximum depth, below two samples, with impurity ≤ machine epsilon, when
+  every feature is constant on it, or when the best split's impurity improvement is below −epsilon.
 - Ties between features are broken as the reference breaks them: the features are visited in the order of a
   Fisher-Yates draw from the tree's own xorshift generator (seeded by one `randint` of the ensemble's RandomState
-  per tree) and the first visited feature with the best proxy wins. Trees whose nodes have such a tie are rebuilt
-  node by node in that order (`_grow_tree_in_visit_order`); all others grow vectorised.
+  per tree) and the first visited feature with the best proxy wins.
+- Rounding: where a choice could turn on it (a rival within 1e-9 of the best proxy's scale, an impurity or
+  improvement near zero), the node is redone with sums in exactly the reference's order: its partition of the
+  samples, its introsort's order of equal values (scikit-learn's own sort routine), its forward or backward
+  criterion updates. Elsewhere any order gives the same decision.
 - Leaf values are one Newton step: mean(−gradient)·(K−1)/K ÷ mean(p(1−p)) (binary: without (K−1)/K); raw
   predictions grow by learning_rate × leaf value.
 - Importances: per tree Σ over splits of N·impurity − N_left·impurity_left − N_right·impurity_right, divided by
