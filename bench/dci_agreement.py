@@ -1,5 +1,5 @@
-"""DCI on constructed representations: the default estimator against the reference GradientBoostingClassifier
-(called directly, one per factor) and the fast histogram estimator, side by side.
+"""DCI on constructed representations: the default estimator (engine/metrics/gbt.py) against the reference
+GradientBoostingClassifier (called directly, one per factor) and the fast histogram estimator, side by side.
 
 Four factors of six values, 1,000 training / 500 test points, seed 0. The cases: the factors themselves, one factor
 copied into two codes (exactly, or each copy with noise σ = 0.1), every copy of every factor twice, the factors

@@ -1,5 +1,6 @@
 """scikit-learn's GradientBoostingClassifier (version 1.9, log-loss, depth-limited least-squares trees, no
-subsampling) re-written so that all trees of a boosting stage grow together, level by level, in NumPy.
+subsampling) re-written in NumPy: each feature is sorted once and every threshold of every feature of a node is
+scored with one cumulative sum, instead of a sort and a scalar sweep per feature and node.
 
 The algorithm is the reference's, step for step (sklearn/ensemble/_gb.py, sklearn/tree/_splitter.pyx,
 _partitioner.pyx, _criterion.pyx, _tree.pyx):
@@ -9,12 +10,15 @@ _partitioner.pyx, _criterion.pyx, _tree.pyx):
   (multi-class: one-hot − softmax; binary: y − expit), depth-first, best split per node over every feature:
   the proxy Σ_left²/n_left + Σ_right²/n_right is maximised over the positions between consecutive sorted values
   that differ by more than FEATURE_THRESHOLD (float32 arithmetic), the threshold is the midpoint of those two
-  float32 values, a node is a leaf at the maximum depth, below two samples, with impurity ≤ machine epsilon, or
-  when every feature is constant on it.
+  float32 values, a node is a leaf at the maximum depth, below two samples, with impurity ≤ machine epsilon, when
+  every feature is constant on it, or when the best split's impurity improvement is below −epsilon.
 - Ties between features are broken as the reference breaks them: the features are visited in the order of a
   Fisher-Yates draw from the tree's own xorshift generator (seeded by one `randint` of the ensemble's RandomState
-  per tree) and the first visited feature with the best proxy wins. Trees whose nodes have such a tie are rebuilt
-  node by node in that order (`_grow_tree_in_visit_order`); all others grow vectorised.
+  per tree) and the first visited feature with the best proxy wins.
+- Rounding: where a choice could turn on it (a rival within 1e-9 of the best proxy's scale, an impurity or
+  improvement near zero), the node is redone with sums in exactly the reference's order: its partition of the
+  samples, its introsort's order of equal values (scikit-learn's own sort routine), its forward or backward
+  criterion updates. Elsewhere any order gives the same decision.
 - Leaf values are one Newton step: mean(−gradient)·(K−1)/K ÷ mean(p(1−p)) (binary: without (K−1)/K); raw
   predictions grow by learning_rate × leaf value.
 - Importances: per tree Σ over splits of N·impurity − N_left·impurity_left − N_right·impurity_right, divided by
@@ -292,8 +296,6 @@ class _TreeGrower:
             for f in duplicated & set(sorted_by):
                 ordered_r[f] = r[sorted_by[f]]
             node.exact_last = sorted_by["last"]
-        else:
-            node.approximate_last = perm[node.sorted_features[-1]] if node.sorted_features else node.members
         left = np.cumsum(ordered_r, axis=1)[:, :-1]  # sequential from the node's first sample, as the reference
         valid = node.valid
         for row in tied[_may_sum_from_end(valid[tied])]:
@@ -371,8 +373,11 @@ class _TreeGrower:
         f, p, _ = choice
         node.threshold = float(values[f, p]) / 2.0 + float(values[f, p + 1]) / 2.0
         node.goes_left = self.XT[f] <= node.threshold
-        order = node.exact_last if node.exact_last is not None else node.approximate_last
-        left_members, right_members = _partition_like_reference(order, node.goes_left)
+        if node.exact_last is not None:
+            left_members, right_members = _partition_like_reference(node.exact_last, node.goes_left)
+        else:  # any order will do: a child whose decision could turn on rounding is redone exactly (_make_exact)
+            goes_left = node.goes_left[node.members]
+            left_members, right_members = node.members[goes_left], node.members[~goes_left]
         children = self._children(r, node, left_members, right_members)
         count, n_l, n_r = len(node.members), len(left_members), len(right_members)
         improvement = (count / n) * (node.impurity - (n_r / count * children[2][2]) - (n_l / count * children[1][2]))
@@ -380,22 +385,27 @@ class _TreeGrower:
 
     @staticmethod
     def _children(r: np.ndarray, node: _Node, left_members: np.ndarray, right_members: np.ndarray) -> dict:
-        """side → (members in the reference's order, their sequential sum, the impurity the reference's
-        children_impurity gives them)."""
+        """side → (members, their total, the impurity the reference's children_impurity gives them). Sums are
+        sequential in the members' order when the node is exact (the reference's arithmetic), NumPy's otherwise."""
         n_l, n_r = len(left_members), len(right_members)
-        r_left = r[left_members]
-        left_total = _sequential_sum(r_left)
-        square_left = _sequential_sum(r_left * r_left)
-        r_node = r[node.members]
-        square_total = _sequential_sum(r_node * r_node)
-        if n_l <= n_r:
+        r_left, r_right = r[left_members], r[right_members]
+        if node.exact_last is None:
+            left_total, right_total = float(r_left.sum()), float(r_right.sum())
+            square_left = float(r_left @ r_left)
+            square_total = square_left + float(r_right @ r_right)
             criterion_left = left_total
-        else:  # the reference reaches the split from the end: total − r[end−1] − r[end−2] − …
-            criterion_left = np.cumsum(np.concatenate([[node.total], -r[right_members][::-1]]))[-1]
+        else:
+            left_total, right_total = _sequential_sum(r_left), _sequential_sum(r_right)
+            square_left = _sequential_sum(r_left * r_left)
+            r_node = r[node.members]
+            square_total = _sequential_sum(r_node * r_node)
+            if n_l <= n_r:
+                criterion_left = left_total
+            else:  # the reference reaches the split from the end: total − r[end−1] − r[end−2] − …
+                criterion_left = np.cumsum(np.concatenate([[node.total], -r_right[::-1]]))[-1]
         criterion_right = node.total - criterion_left
         impurity_left = square_left / n_l - (criterion_left / n_l) ** 2.0
         impurity_right = (square_total - square_left) / n_r - (criterion_right / n_r) ** 2.0
-        right_total = _sequential_sum(r[right_members])
         return {1: (left_members, left_total, impurity_left), 2: (right_members, right_total, impurity_right)}
 
 
@@ -417,7 +427,6 @@ class _Node:
     goes_left: np.ndarray | None = None  # (n,) the split, once chosen
     threshold: float = 0.0
     exact_last: np.ndarray | None = None  # the samples in the order the reference's split search leaves them
-    approximate_last: np.ndarray | None = None
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
@@ -497,10 +506,8 @@ def _partition_like_reference(order: np.ndarray, goes_left: np.ndarray) -> tuple
     index = np.arange(count)
     front_keys = run_front * (2 * count) + index  # both increasing: merge them
     back_keys = run_back * (2 * count) + count + index
-    stream = np.empty(2 * count, dtype=order.dtype)
-    stream[index + np.searchsorted(back_keys, front_keys)] = order
-    stream[index + np.searchsorted(front_keys, back_keys)] = order[::-1]
-    stream = stream[:count]
+    merged = np.argsort(np.concatenate([front_keys, back_keys]), kind="stable")[:count]  # two sorted runs: linear
+    stream = np.concatenate([order, order[::-1]])[merged]
     stream_left = goes_left[stream]
     return stream[stream_left], stream[~stream_left][::-1]
 

@@ -398,8 +398,9 @@ class EvaluationPanel(PanelBase):
         detail = (f"; scores on {sizes['train_points']:,} / {sizes['test_points']:,} points, batches of "
                   f"{sizes['batch_size']}, seed {result['seed']}" if sizes else "")
         if result.get("dci_estimator"):
-            detail += ", DCI with " + ("the reference GradientBoostingClassifier" if result["dci_estimator"] == "exact"
-                                       else "histogram gradient-boosted trees")
+            detail += ", DCI with " + {"exact": "trees equal to the reference GradientBoostingClassifier's",
+                                       "sklearn": "the reference GradientBoostingClassifier"}.get(
+                result["dci_estimator"], "histogram gradient-boosted trees")
         self.status.setText(f"Evaluated step {self.computed_step:,} on {result['images']:,} test images{detail}"
                             + (f" ({seconds:.0f} s for the scores)" if seconds else "") + ".")
 
