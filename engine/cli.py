@@ -468,7 +468,7 @@ def _open(checkpoint: str, device: str = "cpu"):
     if list(dataset.shape) != list(loaded.meta["dataset"]["shape"]):
         raise CheckpointError(f"{checkpoint}: trained on images of shape {loaded.meta['dataset']['shape']}, but "
                               f"{loaded.dataset_spec} now gives {list(dataset.shape)}")
-    train, test = dataset.split(loaded.config.test_fraction, loaded.config.seed)
+    train, test = dataset.split(loaded.config.test_fraction, loaded.config.seed, loaded.config.test_count)
     if len(test) == 0:
         test = train
     return loaded, dataset, test
