@@ -50,7 +50,7 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     test_fraction: float = 0.1
-    test_count: int = 0  # test images; when > 0 it replaces test_fraction (engine.data.base.test_size: the floor)
+    test_count: int = 0  # test images; when > 0 it replaces test_fraction (engine.data.base.held_out_size: the floor)
     preview_every_s: float = 0.5  # previews are produced at most this often (and at epoch ends)
     preview_png_every_s: float = 60.0  # run folder: the last 3 preview PNG sets + one per N s; 0 = the last 3 only
     metrics_every: int = 0  # pull loss terms and yield StepMetrics every N steps; 0 = auto (CPU 1, GPU 25)

@@ -109,6 +109,7 @@ class TrainingSession:
         self.dataset = dataset.to(self.device)
         self.dataset_spec = dataset.spec or config.dataset
         train, test = dataset.split(config.test_fraction, config.seed, config.test_count)
+        self.warnings += _data_notes(dataset, config, len(test))
         if len(train) == 0:
             raise DatasetError(f"{self.dataset_spec}: no training images after the test split")
         self.train_indices = train.to(self.device)
@@ -900,6 +901,21 @@ def _wants_channels_last(memory_format: str, device: torch.device, model: torch.
     if memory_format == "auto":
         return has_conv and device.type == "cuda"
     return has_conv and memory_format == "channels_last"
+
+
+def _data_notes(dataset: Dataset, config: TrainConfig, n_test: int) -> list[str]:
+    """What a user should know about their data before the run: skipped files, a test split raised to its floor."""
+    from .data.files import skipped_files_text
+
+    notes = []
+    skipped = skipped_files_text(dataset)
+    if skipped:
+        notes.append(f"{dataset.name}: {skipped}")
+    asked = config.test_count or int(round(len(dataset) * config.test_fraction))
+    if n_test > asked:
+        notes.append(f"the test split was raised from {asked} to {n_test} images (of {len(dataset):,}): fewer would "
+                     "make the test scores noise")
+    return notes
 
 
 def _check_labels_once(dataset: Dataset, num_classes: int) -> None:

@@ -118,9 +118,9 @@ class Dataset:
 
     def split(self, test_fraction: float = 0.1, seed: int = 0,
               test_count: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Deterministic (train, test) index tensors: a seeded permutation cut at `test_size(...)` test images."""
+        """Deterministic (train, test) index tensors: a seeded permutation cut at `held_out_size(...)` test images."""
         n = len(self)
-        n_test = test_size(n, test_fraction, test_count, self.name)
+        n_test = held_out_size(n, test_fraction, test_count, self.name)
         gen = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=gen)
         return perm[n_test:], perm[:n_test]
@@ -253,7 +253,7 @@ class Dataset:
 TEST_FLOOR_IMAGES = 32  # a requested test split is raised to min(this, n // 5) images: fewer are too noisy to score
 
 
-def test_size(n: int, fraction: float = 0.1, count: int = 0, name: str = "dataset") -> int:
+def held_out_size(n: int, fraction: float = 0.1, count: int = 0, name: str = "dataset") -> int:
     """Test images for a set of n: `count` when given, else round(n·fraction); a non-empty split is raised to the
     floor min(TEST_FLOOR_IMAGES, n // 5) and always leaves at least one training image."""
     if not 0.0 <= fraction < 1.0:
@@ -265,6 +265,25 @@ def test_size(n: int, fraction: float = 0.1, count: int = 0, name: str = "datase
         return 0
     floor = min(TEST_FLOOR_IMAGES, n // 5)
     return max(1, min(n - 1, max(wanted, floor)))
+
+
+def parse_test_split(text: str | float | int) -> tuple[float, int]:
+    """(test_fraction, test_count) from what a user types: "0.1" or "10%" → a fraction, "40" → a count, "0" → none."""
+    raw = str(text).strip()
+    try:
+        if raw.endswith("%"):
+            fraction = float(raw[:-1]) / 100.0
+        elif raw.isdigit():
+            count = int(raw)
+            return (0.0, 0) if count == 0 else (0.0, count)
+        else:
+            fraction = float(raw)
+    except ValueError:
+        raise DatasetError(f"test split must be a fraction (0.1 or 10%) or a number of images (40), got {raw!r}") \
+            from None
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"a test fraction must lie in [0, 1) (or give a number of images), got {raw!r}")
+    return fraction, 0
 
 
 def images_from_array(arr: np.ndarray, source: str) -> torch.Tensor:
