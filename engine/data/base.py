@@ -267,6 +267,27 @@ def held_out_size(n: int, fraction: float = 0.1, count: int = 0, name: str = "da
     return max(1, min(n - 1, max(wanted, floor)))
 
 
+SPLITS = ("test", "train", "both")
+
+
+def split_indices(n: int, test_indices: torch.Tensor | None, which: str = "test") -> torch.Tensor:
+    """The items of one split of an n-item set, in a fixed order: "test" as given; "train" the other items and
+    "both" every item, each in one seeded shuffle (a prefix is then a fair sample even of a set sorted by label).
+    Without test indices every item counts as test."""
+    if which not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {which!r}")
+    test = torch.arange(n) if test_indices is None else torch.as_tensor(test_indices, dtype=torch.long).reshape(-1)
+    test = test.cpu()
+    if which == "test":
+        return test
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    if which == "both":
+        return order
+    is_test = torch.zeros(n, dtype=torch.bool)
+    is_test[test] = True
+    return order[~is_test[order]]
+
+
 def parse_test_split(text: str | float | int) -> tuple[float, int]:
     """(test_fraction, test_count) from what a user types: "0.1" or "10%" → a fraction, "40" → a count, "0" → none."""
     raw = str(text).strip()

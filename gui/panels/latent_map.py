@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from engine import explore
+from engine.data.base import split_indices
 from engine.imaging import tile, to_uint8
 from gui.inference import InferenceRunner
 from gui.panels.common import PanelBase, button, write_csv
@@ -23,6 +24,25 @@ CATEGORICAL_FACTORS = {"shape", "object", "colour", "color", "type"}  # no order
 CYCLIC_FACTORS = {"orientation", "rotation", "angle", "hue"}  # wraps around: a cyclic map (0 and 2π look alike)
 SEQUENTIAL_MAP, CYCLIC_MAP = "viridis", "CET-C2"
 MAX_LEGEND_ENTRIES = 20
+
+
+def split_combo(object_name: str) -> QComboBox:
+    """Which images a view draws from: the test split (the default), the training split or both."""
+    combo = QComboBox()
+    combo.setObjectName(object_name)
+    for text, key in (("test split", "test"), ("training split", "train"), ("all images", "both")):
+        combo.addItem(text, key)
+    combo.setToolTip("Which images: the held-out test split, the training split, or all of them")
+    return combo
+
+
+def shown_note(shown: int, asked: int, which: str, noun: str) -> str:
+    """"Showing 32 points: the test split has only 32 images" when fewer than asked exist, else ""."""
+    if shown >= asked:
+        return ""
+    where = {"test": "the test split has", "train": "the training split has", "both": "the dataset has"}[which]
+    hint = " (choose the training split or all images for more)" if which == "test" else ""
+    return f"Showing {shown:,} {noun}: {where} only {shown:,} images{hint}."
 
 
 def colour_key(name: str, count: int) -> str:
@@ -61,11 +81,13 @@ class LatentMapPanel(PanelBase):
         self.manifold_spin.setRange(2, 30)
         self.manifold_spin.setValue(12)
         self.manifold_spin.setToolTip("The manifold grid decodes n×n evenly spaced points of the plane")
+        self.split_combo = split_combo("latentMapSplit")
+        self.split_combo.currentIndexChanged.connect(self.rebuild)
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("Conditional models: the class y the decoded plane and clicks are decoded with")
         self.class_combo.currentIndexChanged.connect(self.request_manifold)
         for label, w in (("Map", self.method_combo), ("Colour", self.color_combo), ("Points", self.points_spin),
-                         ("Grid", self.manifold_spin)):
+                         ("of", self.split_combo), ("Grid", self.manifold_spin)):
             controls.add_labeled(label, w)
         self.class_group = controls.add_labeled("Decode class", self.class_combo)
         self.class_group.hide()
@@ -120,7 +142,9 @@ class LatentMapPanel(PanelBase):
         if dataset is None:
             return
         self._fill_color_choices()
-        indices = self.test_indices()[: self.points_spin.value()]
+        which = self.split_combo.currentData()
+        available = split_indices(len(dataset), self.source.test_indices, which)
+        indices = available[: self.points_spin.value()]
         method = self.method_combo.currentData()
 
         def encode(model):
@@ -193,8 +217,8 @@ class LatentMapPanel(PanelBase):
     def _show_embedding(self, result) -> None:
         indices, embedding = result
         self.indices, self.embedding = indices, embedding
-        if embedding.method == "tsne":
-            self.status.setText("")
+        self.status.setText(shown_note(len(indices), self.points_spin.value(), self.split_combo.currentData(),
+                                       "points"))
         self.plot.setLabel("bottom", embedding.label[0])
         self.plot.setLabel("left", embedding.label[1])
         self._recolor()
