@@ -71,15 +71,15 @@ class Runner:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="240 steps each (chunks of 40) instead of 2,000")
-    parser.add_argument("--steps", type=int, default=None, help="steps per session (default 2000; --quick 240)")
-    parser.add_argument("--chunk", type=int, default=None, help="steps per alternation (default 100; --quick 40)")
+    parser.add_argument("--quick", action="store_true", help="80 steps each (chunks of 20) instead of 2,000")
+    parser.add_argument("--steps", type=int, default=None, help="steps per session (default 2000; --quick 80)")
+    parser.add_argument("--chunk", type=int, default=None, help="steps per alternation (default 100; --quick 20)")
     parser.add_argument("--batch", type=int, default=128)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--dsprites", default="dsprites?subset=20000", help="the large set to compare with")
     args = parser.parse_args()
-    steps = args.steps or (240 if args.quick else 2000)
-    chunk = args.chunk or (40 if args.quick else 100)
+    steps = args.steps or (80 if args.quick else 2000)
+    chunk = args.chunk or (20 if args.quick else 100)
     with tempfile.TemporaryDirectory(prefix="small-data-") as tmp:
         tmp_path = Path(tmp)
         folder = write_circles(tmp_path / "circles")

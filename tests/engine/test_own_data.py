@@ -215,3 +215,19 @@ def test_epoch_end_work_and_preview_pngs_are_paced_by_wall_time(tmp_path):
     history_steps = {r["step"] for r in session.history if r.get("kind", "step") == "step"}
     assert len(history_steps) >= 1000, "step metrics are still recorded every step"
     assert torch.isfinite(torch.tensor(summaries[-1].train["total"]))
+
+
+def test_the_documented_example_folder_loads_as_a_factor_world(tmp_path):
+    """docs/datasets.md's example: the full grid has all five scores, a partial one says what it cannot give."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "docs" / "examples" / "make_shapes_folder.py"
+    spec = importlib.util.spec_from_file_location("make_shapes_folder", path)
+    example = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(example)
+    assert example.write_folder(tmp_path / "full") == 225
+    full = load_dataset(str(tmp_path / "full"))
+    assert full.factor_spec.names == ("shape", "x", "y", "size") and full.factor_grid_complete
+    kept = example.write_folder(tmp_path / "partial", keep=0.8)
+    partial = load_dataset(str(tmp_path / "partial"))
+    assert len(partial) == kept < 225 and partial.factor_grid_note().startswith("needs a full factor grid")
