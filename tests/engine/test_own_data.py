@@ -231,3 +231,22 @@ def test_the_documented_example_folder_loads_as_a_factor_world(tmp_path):
     kept = example.write_folder(tmp_path / "partial", keep=0.8)
     partial = load_dataset(str(tmp_path / "partial"))
     assert len(partial) == kept < 225 and partial.factor_grid_note().startswith("needs a full factor grid")
+
+
+def test_cli_trains_on_own_factors_and_eval_says_what_needs_a_full_grid(tmp_path, capsys):
+    """Through the CLI: --test-split, skipped files on stderr, MIG scored, BetaVAE 'n/a: needs a full grid'."""
+    from engine.cli import main
+
+    root = shapes_folder(tmp_path / "own", drop=4)
+    (root / "junk.png").write_bytes(b"junk")
+    out = tmp_path / "run"
+    assert main(["train", "--model", "vae", "--dataset", str(root), "--set", "latent_dim=3", "--set", "hidden=16",
+                 "--set", "depth=1", "--set", "backbone=mlp", "--max-steps", "4", "--test-split", "8", "--quiet",
+                 "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "1 unreadable file(s) skipped: junk.png" in err and "  skipped junk.png: not a readable image" in err
+    assert "(12 train / 8 test images" in err
+    assert main(["eval", str(out / "checkpoints" / "last.safetensors"), "--metrics", "mig,beta_vae", "--iwae-k", "0",
+                 "--metric-sizes", "quick"]) == 0
+    printed = capsys.readouterr().out
+    assert "\nmig " in printed and "beta_vae      n/a: needs a full factor grid" in printed
