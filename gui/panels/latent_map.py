@@ -246,6 +246,8 @@ class LatentMapPanel(PanelBase):
             name, names, levels = self._colour_levels()
             count = len(levels)
             kind = colour_key(name, count)
+            if self._factor_labels(name) and count <= MAX_LEGEND_ENTRIES:  # a labelled factor of your factors.csv
+                kind = "categorical"
             if kind == "categorical":
                 palette = [pg.intColor(i, hues=max(count, 2), alpha=190) for i in range(count)]
                 present = set(int(v) for v in values)
@@ -271,7 +273,16 @@ class LatentMapPanel(PanelBase):
             return "label", names, [float(i) for i in range(count)]
         spec = dataset.factor_spec
         values = [float(v) for v in spec.values[spec.names.index(choice)]]
-        return choice, [f"{v:.3g}" for v in values], values
+        labels = self._factor_labels(choice)
+        return choice, list(labels) if labels else [f"{v:.3g}" for v in values], values
+
+    def _factor_labels(self, name: str) -> tuple[str, ...] | None:
+        """The class labels of a categorical factor read from a user's factors.csv (None for numeric factors)."""
+        dataset = self.source.dataset
+        labels = (dataset.extra or {}).get("factor_labels") if dataset is not None else None
+        if not labels or dataset.factor_spec is None or name not in dataset.factor_spec.names:
+            return None
+        return labels[dataset.factor_spec.names.index(name)]
 
     def _set_colour_bar(self, cmap, name: str = "", levels: list[float] | None = None) -> None:
         """A colour bar beside the map for ordered colourings (None removes it)."""
@@ -291,7 +302,7 @@ class LatentMapPanel(PanelBase):
     def _tip(self, x, y, data) -> str:
         i = int(data)
         extra = "" if self.colors is None else f"  {self.color_combo.currentText()} {int(self.colors[i])}"
-        return f"test #{int(self.indices[i])}{extra}"
+        return f"image #{int(self.indices[i])}{extra}"
 
     # --- manifold and clicks -------------------------------------------------------------------------
     def plane_extent(self) -> tuple[float, float, float, float]:

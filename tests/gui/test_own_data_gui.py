@@ -98,3 +98,23 @@ def test_latent_map_and_gallery_use_the_chosen_split_and_say_how_many_exist(qtbo
     assert gallery.status.text() == ""
     for panel in (latent_map, gallery):
         panel.shutdown()
+
+
+def test_a_label_column_of_factors_csv_colours_the_latent_map_with_its_labels(qtbot, tmp_path):
+    from gui.model_source import ModelSource
+    from gui.panels.latent_map import LatentMapPanel
+    from tests.engine.test_own_data import shapes_folder
+
+    dataset = load_dataset(str(shapes_folder(tmp_path / "shapes")))
+    model = create_model("vae", dataset.shape, 0, latent_dim=2, hidden=8, depth=1, backbone="mlp").eval()
+    source = ModelSource()
+    panel = LatentMapPanel(source)
+    qtbot.addWidget(panel)
+    panel.show()
+    source.set_static(model, dataset, None, {"step": 1})
+    qtbot.waitUntil(lambda: panel.embedding is not None, timeout=20_000)
+    panel.color_combo.setCurrentText("kind")
+    assert [label.text for _, label in panel.legend.items] == ["disc", "square"] and panel.colour_bar is None
+    panel.color_combo.setCurrentText("radius")
+    assert panel.colour_bar is not None, "a numeric factor keeps its colour bar"
+    panel.shutdown()
