@@ -175,9 +175,11 @@ class Dataset:
 
     def factor_grid_note(self) -> str | None:
         """Why images for chosen factor values cannot be produced (None when they can): what the BetaVAE and
-        FactorVAE scores need."""
+        FactorVAE scores need. A world with its own `render_factors` (dSprites, even a subset of it) renders any."""
         if self.factor_spec is None:
             return "this dataset has no ground-truth factors"
+        if type(self).render_factors is not Dataset.render_factors:
+            return None
         try:
             self._grid_lookup()
         except DatasetError as exc:
@@ -244,7 +246,7 @@ class Dataset:
                 out["class_names"] = list(self.class_names)
         if self.factor_spec is not None:
             out["factors"] = dict(zip(self.factor_spec.names, self.factor_spec.sizes, strict=True))
-            out["factor_grid_complete"] = self.factor_grid_complete
+            out["factor_grid_complete"] = self.factor_grid_note() is None
         if self.extra.get("skipped"):
             out["skipped"] = [list(entry) for entry in self.extra["skipped"]]
         return out

@@ -86,6 +86,9 @@ def test_a_partial_grid_uses_observed_pairs_and_says_what_needs_a_full_grid(tmp_
     assert np.asarray(scores["mi_matrix"]).shape == (4, 3) and scores["factor_names"] == ["x", "radius", "kind"]
     with pytest.raises(ValueError, match="needs a full factor grid"):
         compute_metrics(represent, ds, ("factor_vae",), sizes=sizes)
+    subset = load_dataset("dsprites?subset=300")
+    assert subset.factor_grid_note() is None and subset.summary()["factor_grid_complete"], \
+        "dSprites renders any factor row, even as a subset"
 
 
 def test_npz_factors_with_names(tmp_path):
