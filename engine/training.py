@@ -274,9 +274,9 @@ class TrainingSession:
             self.model.train()
             order = self._epoch_order(self.epoch)
             pace = _Pace(self.step)
-            clock = self.clock
-            next_preview = next_epoch_work = clock()
-            archive = (_PreviewArchive(run_dir / "previews", cfg.preview_png_every_s, clock)
+            wall = self.clock  # paces epoch-end work, previews and preview PNGs
+            next_preview = next_epoch_work = wall()
+            archive = (_PreviewArchive(run_dir / "previews", cfg.preview_png_every_s, wall)
                        if run_dir is not None else None)
             force_emit = False
             reason = "completed"
@@ -326,7 +326,7 @@ class TrainingSession:
                                       and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
                 # Epoch-end work is paced by wall time: a 200-image set ends an epoch every step, and paying the
                 # summary, test scoring and preview PNGs each time cost it most of its throughput.
-                epoch_work_due = at_epoch_end and (is_last or clock() >= next_epoch_work)
+                epoch_work_due = at_epoch_end and (is_last or wall() >= next_epoch_work)
                 must_know = epoch_work_due or is_last or checkpoint_due or self._bad_step_seen
                 if must_know or force_emit or self.step % self.metrics_every == 0:
                     force_emit = False
@@ -337,22 +337,22 @@ class TrainingSession:
                     self.epoch += 1
                     order = self._epoch_order(self.epoch)
                 if epoch_work_due:
-                    t0 = clock()
+                    t0 = wall()
                     summary = self._epoch_summary(self.epoch)
                     self._record_epoch(summary, metrics_file, tb_writer)
                     yield summary
                     self._keep_good_copy()
-                    next_epoch_work = clock() + max(EPOCH_WORK_EVERY_S, (clock() - t0) / EPOCH_WORK_SHARE)
-                if epoch_work_due or is_last or clock() >= next_preview:
-                    t0 = clock()
+                    next_epoch_work = wall() + max(EPOCH_WORK_EVERY_S, (wall() - t0) / EPOCH_WORK_SHARE)
+                if epoch_work_due or is_last or wall() >= next_preview:
+                    t0 = wall()
                     preview = self._preview_event()
                     if preview is not None:
                         if archive is not None and isinstance(preview, Preview) and (epoch_work_due or is_last):
                             archive.save(preview)
                         yield preview
-                    cost = clock() - t0
+                    cost = wall() - t0
                     preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
-                    next_preview = clock() + preview_gap
+                    next_preview = wall() + preview_gap
                 if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
                     clock = time.perf_counter() - pace.paused_for  # training time: pauses excluded
                     if is_last or self._probe_schedule.due(clock):
