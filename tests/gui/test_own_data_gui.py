@@ -118,3 +118,36 @@ def test_a_label_column_of_factors_csv_colours_the_latent_map_with_its_labels(qt
     panel.color_combo.setCurrentText("radius")
     assert panel.colour_bar is not None, "a numeric factor keeps its colour bar"
     panel.shutdown()
+
+
+def test_evaluation_on_own_factors_scores_mig_and_says_what_needs_a_full_grid(qtbot, tmp_path):
+    from engine.metrics import MetricSizes
+    from gui.model_source import ModelSource
+    from gui.panels.evaluation import EvaluationPanel
+    from tests.engine.test_own_data import shapes_folder
+
+    dataset = load_dataset(str(shapes_folder(tmp_path / "partial", drop=5)))
+    model = create_model("beta-vae", dataset.shape, 0, latent_dim=3, hidden=16, depth=1, backbone="mlp").eval()
+    source = ModelSource()
+    panel = EvaluationPanel(source)
+    qtbot.addWidget(panel)
+    panel.resize(1200, 800)
+    panel.show()
+    source.set_static(model, dataset, dataset.split(0.0, 0, test_count=8)[1], {"step": 1})
+    assert panel.factor_note.isHidden(), "a folder with factors.csv is a factor world"
+    panel.metrics_combo.setCurrentIndex(1)  # without DCI (its trees are slow)
+    panel.set_metric_sizes(MetricSizes(train_points=200, test_points=100, batch_size=8, variance_points=200))
+    panel.iwae_spin.setValue(0)
+    qtbot.waitUntil(lambda: source.has_model and panel.compute_button.isEnabled(), timeout=10_000)
+    panel.compute_button.click()
+    assert panel.computing
+    qtbot.waitUntil(lambda: not panel.computing, timeout=30_000)
+    rows = {panel.score_table.item(r, 0).text(): panel.score_table.item(r, 1)
+            for r in range(panel.score_table.rowCount())}
+    assert "MIG" in rows, (panel.status.text(), panel.factor_note.text(), sorted(panel.result or {}))
+    assert 0.0 <= float(rows["MIG"].text()) <= 1.0
+    assert rows["BetaVAE score"].text() == "needs a full factor grid"
+    assert "19 items for 24 factor combinations" in rows["BetaVAE score"].toolTip()
+    assert rows["FactorVAE score"].text() == "needs a full factor grid"
+    assert np.asarray(panel.result["mi_matrix"]).shape == (3, 3), "the MI heatmap's matrix: latents × factors"
+    panel.shutdown()
