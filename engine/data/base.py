@@ -186,21 +186,17 @@ class Dataset:
             return f"needs a full factor grid: {str(exc).removeprefix(self.name + ': ')}"
         return None
 
-    def _observed_lookup(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(sorted keys of the observed factor rows, the first item with each key, the radix) — cached."""
+    def _observed_lookup(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the distinct observed factor rows, the first item with each) — cached. Rows are compared whole (no
+        mixed-radix key, which overflows int64 for large factor spaces)."""
         cached = self.__dict__.get("_observed_cache")
         if cached is not None:
             return cached
         assert self.factor_spec is not None and self.factors is not None
-        sizes = self.factor_spec.sizes
-        radix = torch.tensor([int(np.prod(sizes[k + 1:], dtype=np.int64)) for k in range(len(sizes))],
-                             dtype=torch.int64, device=self.factors.device)
-        keys = (self.factors.to(torch.int64) * radix).sum(dim=1)
-        order = torch.argsort(keys, stable=True)
-        sorted_keys = keys[order]
-        first = torch.ones_like(sorted_keys, dtype=torch.bool)
-        first[1:] = sorted_keys[1:] != sorted_keys[:-1]
-        self._observed_cache = (sorted_keys[first], order[first], radix)
+        rows, inverse = torch.unique(self.factors.to(torch.int64), dim=0, return_inverse=True)
+        first = torch.full((len(rows),), len(self), dtype=torch.int64, device=rows.device)
+        first.scatter_reduce_(0, inverse, torch.arange(len(self), device=rows.device), reduce="amin")
+        self._observed_cache = (rows, first)
         return self._observed_cache
 
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
@@ -218,14 +214,16 @@ class Dataset:
         """uint8 n×C×H×W images for factor rows (n×K class indices): looked up in the complete grid, else the first
         image whose factors are that row (a row no image has is an error)."""
         if self.factor_spec is not None and self.factors is not None and not self.factor_grid_complete:
-            keys, items, radix = self._observed_lookup()
-            f = self._check_factor_rows(factors).to(radix.device)
-            wanted = (f * radix).sum(dim=1)
-            at = torch.searchsorted(keys, wanted).clamp_(max=max(len(keys) - 1, 0))
-            if wanted.numel() and not bool((keys[at] == wanted).all()):
+            rows, first = self._observed_lookup()
+            f = self._check_factor_rows(factors).to(rows.device)
+            together, ids = torch.unique(torch.cat([rows, f]), dim=0, return_inverse=True)
+            item_of = torch.full((len(together),), -1, dtype=torch.int64, device=rows.device)
+            item_of[ids[:len(rows)]] = first
+            items = item_of[ids[len(rows):]]
+            if bool((items < 0).any()):
                 raise DatasetError(f"{self.name}: no image has one of the asked factor rows (its factors do not form "
                                    "a complete grid, so only observed rows can be looked up)")
-            return self.images_at(items[at])
+            return self.images_at(items)
         lookup, radix = self._grid_lookup()
         f = self._check_factor_rows(factors).to(radix.device)
         return self.images_at(lookup[(f * radix).sum(dim=1)])

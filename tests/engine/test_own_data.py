@@ -253,3 +253,14 @@ def test_cli_trains_on_own_factors_and_eval_says_what_needs_a_full_grid(tmp_path
                  "--metric-sizes", "quick"]) == 0
     printed = capsys.readouterr().out
     assert "\nmig " in printed and "beta_vae      n/a: needs a full factor grid" in printed
+
+
+def test_observed_rows_are_found_even_when_the_factor_space_overflows_int64(tmp_path):
+    """12 factors of 50 values: 50¹² ≈ 2.4e20 combinations, past int64 — rows are matched whole, never by a key."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 255, (50, 8, 8), dtype=np.uint8)
+    factors = np.stack([rng.permutation(50) for _ in range(12)], axis=1)
+    np.savez(tmp_path / "wide.npz", images=images, factors=factors)
+    ds = load_dataset(str(tmp_path / "wide.npz"))
+    assert not ds.factor_grid_complete
+    assert torch.equal(ds.render_factors(ds.factors.numpy()), ds.images)
