@@ -95,6 +95,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                                                  "or mps")
     p.add_argument("--seed", type=int, metavar="S")
     p.add_argument("--threads", type=int, metavar="T", help="torch threads (0 = torch's default)")
+    p.add_argument("--test-split", metavar="F|N", dest="test_split",
+                   help="held-out test images: a fraction (0.1 or 10%%) or a count (40); 0 = none. A non-empty split "
+                        "is raised to min(32, a fifth of the images) so that test scores mean something")
     p.add_argument("--checkpoint-every", type=int, metavar="N", help="also write a checkpoint every N steps")
     p.add_argument("--compile", nargs="?", const="default", metavar="MODE",
                    choices=("default", "reduce-overhead", "max-autotune"),
@@ -348,6 +351,10 @@ def train_config(args: argparse.Namespace):
         if getattr(args, option) is not None:
             changes[key] = getattr(args, option)
     changes.update(_run_option_changes(args))
+    if getattr(args, "test_split", None) is not None:
+        from .data.base import parse_test_split
+
+        changes["test_fraction"], changes["test_count"] = parse_test_split(args.test_split)
     config = config.replace(**changes)
     if args.sets:
         config.hparams.update(_coerce_sets(config.family, args.sets))
@@ -419,6 +426,8 @@ def _train(args: argparse.Namespace, parallel) -> int:
     if writer:
         for message in session.warnings:
             print(f"warning: {message}", file=sys.stderr)
+        for line in (session.dataset.extra.get("skipped") or [])[:1000]:
+            print(f"  skipped {line[0]}: {line[1]}", file=sys.stderr)
         if session.config.probe_every_s and session.probe_note:
             print(f"warning: {session.probe_note}", file=sys.stderr)
         print(f"training {info['family']} on {info['dataset']} ({info['train_size']:,} train / {info['test_size']:,} "
@@ -516,7 +525,7 @@ def _open(checkpoint: str, device: str = "cpu", model_file: str | None = None):
     if list(dataset.shape) != list(loaded.meta["dataset"]["shape"]):
         raise CheckpointError(f"{checkpoint}: trained on images of shape {loaded.meta['dataset']['shape']}, but "
                               f"{loaded.dataset_spec} now gives {list(dataset.shape)}")
-    train, test = dataset.split(loaded.config.test_fraction, loaded.config.seed)
+    train, test = dataset.split(loaded.config.test_fraction, loaded.config.seed, loaded.config.test_count)
     if len(test) == 0:
         test = train
     return loaded, dataset, test
@@ -618,6 +627,8 @@ def _print_evaluation(r: dict) -> None:
     for name, value in (r.get("metrics") or {}).items():
         if name.startswith(score_prefixes) and isinstance(value, float | int) and not isinstance(value, bool):
             print(f"{name:<13} {value:.4f}")
+    for name, reason in ((r.get("metrics") or {}).get("unavailable") or {}).items():
+        print(f"{name:<13} n/a: {reason}")
 
 
 def _save(grid, out: str) -> str:

@@ -5,7 +5,7 @@ description = "…"            # optional, presets only
 [data]
 dataset = "dsprites?subset=20000"
 fallback = ["mnist-sample", "digits"]   # optional: used (and said) when `dataset` is not on this machine
-test_fraction = 0.1
+test_fraction = 0.1          # or test_count = 40 (images; wins when > 0); a non-empty split has a floor
 [model]
 family = "beta-vae"
 latent_dim = 10              # … any hyperparameter of the family
@@ -50,7 +50,9 @@ class TrainConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
     test_fraction: float = 0.1
+    test_count: int = 0  # test images; when > 0 it replaces test_fraction (engine.data.base.held_out_size: the floor)
     preview_every_s: float = 0.5  # previews are produced at most this often (and at epoch ends)
+    preview_png_every_s: float = 60.0  # run folder: the last 3 preview PNG sets + one per N s; 0 = the last 3 only
     metrics_every: int = 0  # pull loss terms and yield StepMetrics every N steps; 0 = auto (CPU 1, GPU 25)
     checkpoint_every_steps: int = 0  # 0 = only at the end (and on request)
     probe_every_s: float = 0.0  # live MIG probe every N s of training on datasets with factors; 0 = off
@@ -64,8 +66,9 @@ class TrainConfig:
     description: str = ""
 
     _TRAINING_KEYS = ("epochs", "max_steps", "batch_size", "lr", "weight_decay", "seed", "device", "threads",
-                      "preview_every_s", "metrics_every", "checkpoint_every_steps", "probe_every_s", "compile",
-                      "compile_mode", "precision", "deterministic", "memory_format", "out_dir")
+                      "preview_every_s", "preview_png_every_s", "metrics_every", "checkpoint_every_steps",
+                      "probe_every_s", "compile", "compile_mode", "precision", "deterministic", "memory_format",
+                      "out_dir")
 
     def __post_init__(self) -> None:
         self.validate()
@@ -75,8 +78,9 @@ class TrainConfig:
         checks: list[tuple[str, type, float, float]] = [
             ("epochs", int, 1, 100_000), ("batch_size", int, 1, 65_536), ("lr", float, 1e-8, 10.0),
             ("weight_decay", float, 0.0, 1.0), ("seed", int, 0, 2**31 - 1), ("threads", int, 0, 256),
-            ("test_fraction", float, 0.0, 0.9), ("preview_every_s", float, 0.05, 3600.0),
-            ("metrics_every", int, 0, 1_000_000), ("checkpoint_every_steps", int, 0, 10**9),
+            ("test_fraction", float, 0.0, 0.9), ("test_count", int, 0, 10**9), ("preview_every_s", float, 0.05, 3600.0),
+            ("preview_png_every_s", float, 0.0, 86400.0), ("metrics_every", int, 0, 1_000_000),
+            ("checkpoint_every_steps", int, 0, 10**9),
             ("probe_every_s", float, 0.0, 3600.0),
         ]
         for name, kind, lo, hi in checks:
@@ -129,8 +133,9 @@ class TrainConfig:
         model = dict(_table(doc, "model", source))
         training = _table(doc, "training", source)
         for key in data:
-            if key not in ("dataset", "test_fraction", "fallback"):
-                raise ConfigError(f"{source}: unknown key [data].{key}; allowed: dataset, test_fraction, fallback")
+            if key not in ("dataset", "test_fraction", "test_count", "fallback"):
+                raise ConfigError(f"{source}: unknown key [data].{key}; allowed: dataset, test_fraction, test_count, "
+                                  "fallback")
         kwargs.update(data)
         if "family" in model:
             kwargs["family"] = model.pop("family")
@@ -168,6 +173,8 @@ class TrainConfig:
         if self.description:
             out["description"] = self.description
         out["data"] = {"dataset": self.dataset, "test_fraction": self.test_fraction}
+        if self.test_count:
+            out["data"]["test_count"] = self.test_count
         if self.fallback:
             out["data"]["fallback"] = list(self.fallback)
         out["model"] = {"family": self.family, **self.hparams}

@@ -55,6 +55,10 @@ from .rng import SessionRandom, initialising, private_rng
 from .term_puller import TermPuller
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
+EPOCH_WORK_EVERY_S = 2.0  # epoch-end work (summary, test scoring, good copy) at most this often on small datasets…
+EPOCH_WORK_SHARE = 0.05  # …and taking at most ~this share of the time
+PREVIEW_PNGS_KEEP_LAST = 3  # a run folder keeps the last few preview sets, plus one per `preview_png_every_s`
+PREVIEW_PNGS_ARCHIVED = 40  # … at most this many of those (thinned by halving)
 PREVIEW_IMAGES = 16
 PREVIEW_SAMPLES = 32
 TRAVERSAL_DIMS = 5
@@ -63,7 +67,7 @@ HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving 
 AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU, where it is free)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
                        "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
-                       "memory_format", "probe_every_s")
+                       "memory_format", "probe_every_s", "preview_png_every_s")
 EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision", "memory_format")  # changing one breaks exactness
 GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # the torch.compile modes that record CUDA graphs
 _training_now: set[int] = set()  # id() of every session of this process inside run()
@@ -133,7 +137,8 @@ class TrainingSession:
                                conv=len(dataset.shape) == 3 and min(dataset.shape[1:]) >= 28)
         self.dataset = dataset.to(self.device)
         self.dataset_spec = dataset.spec or config.dataset
-        train, test = dataset.split(config.test_fraction, config.seed)
+        train, test = dataset.split(config.test_fraction, config.seed, config.test_count)
+        self.warnings += _data_notes(dataset, config, len(test))
         if len(train) == 0:
             raise DatasetError(f"{self.dataset_spec}: no training images after the test split")
         self.train_indices = train.to(self.device)
@@ -208,6 +213,7 @@ class TrainingSession:
         self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
         self._cudagraphs = uses_cuda_graphs(config.compile, config.compile_mode, self.device)
         self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
+        self.clock = time.perf_counter  # what paces epoch-end work, previews and preview PNGs (a test may fake it)
 
     def _apply_memory_format(self) -> None:
         """channels_last (NHWC) conv weights when the run uses them, and each such weight's optimiser state in the
@@ -306,7 +312,10 @@ class TrainingSession:
             self.model.train()
             order = self._epoch_order(self.epoch)
             pace = _Pace(self.step)
-            next_preview = pace.started
+            wall = self.clock  # paces epoch-end work, previews and preview PNGs
+            next_preview = next_epoch_work = wall()
+            archive = (_PreviewArchive(run_dir / "previews", cfg.preview_png_every_s, wall)
+                       if run_dir is not None else None)
             force_emit = False
             reason = "completed"
             carried: Failed | None = None  # a non-finite loss found by the pull after a step: handled below
@@ -353,7 +362,10 @@ class TrainingSession:
                 is_last = self.step >= self.total_steps
                 checkpoint_due = bool(run_dir is not None and cfg.checkpoint_every_steps
                                       and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
-                must_know = at_epoch_end or is_last or checkpoint_due or self._bad_step_seen
+                # Epoch-end work is paced by wall time: a 200-image set ends an epoch every step, and paying the
+                # summary, test scoring and preview PNGs each time cost it most of its throughput.
+                epoch_work_due = at_epoch_end and (is_last or wall() >= next_epoch_work)
+                must_know = epoch_work_due or is_last or checkpoint_due or self._bad_step_seen
                 if must_know or force_emit or self.step % self.metrics_every == 0:
                     force_emit = False
                     carried = yield from self._pull(records, pace, wait=must_know)
@@ -361,21 +373,24 @@ class TrainingSession:
                         continue
                 if at_epoch_end:
                     self.epoch += 1
+                    order = self._epoch_order(self.epoch)
+                if epoch_work_due:
+                    t0 = wall()
                     summary = self._epoch_summary(self.epoch)
                     self._record_epoch(summary, metrics_file, tb_writer)
                     yield summary
                     self._keep_good_copy()
-                    order = self._epoch_order(self.epoch)
-                if at_epoch_end or is_last or time.perf_counter() >= next_preview:
-                    t0 = time.perf_counter()
+                    next_epoch_work = wall() + max(EPOCH_WORK_EVERY_S, (wall() - t0) / EPOCH_WORK_SHARE)
+                if epoch_work_due or is_last or wall() >= next_preview:
+                    t0 = wall()
                     preview = self._preview_event()
                     if preview is not None:
-                        if run_dir is not None and isinstance(preview, Preview) and (at_epoch_end or is_last):
-                            self._save_preview_pngs(run_dir, preview)
+                        if archive is not None and isinstance(preview, Preview) and (epoch_work_due or is_last):
+                            archive.save(preview)
                         yield preview
-                    cost = time.perf_counter() - t0
+                    cost = wall() - t0
                     preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
-                    next_preview = time.perf_counter() + preview_gap
+                    next_preview = wall() + preview_gap
                 if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
                     clock = time.perf_counter() - pace.paused_for  # training time: pauses excluded
                     if is_last or self._probe_schedule.due(clock):
@@ -766,14 +781,6 @@ class TrainingSession:
         lr = float(self.optimizer.param_groups[0]["lr"])
         return self.config.replace(dataset=self.dataset_spec, fallback=[], hparams=dict(self.model.hparams), lr=lr)
 
-    @staticmethod
-    def _save_preview_pngs(run_dir: Path, preview: Preview) -> None:
-        folder = run_dir / "previews"
-        for kind in ("reconstructions", "samples", "traversal"):
-            grid = getattr(preview, kind)
-            if grid is not None:
-                save_png(grid, folder / f"step_{preview.step:08d}_{kind}.png")
-
     def _write_run_checkpoint(self, run_dir: Path) -> CheckpointWritten:
         path = self.save_checkpoint(run_dir / "checkpoints" / f"step_{self.step}.safetensors")
         ckpt.link_or_copy(path, run_dir / "checkpoints" / "last.safetensors")
@@ -942,6 +949,21 @@ def _wants_channels_last(memory_format: str, device: torch.device, model: torch.
     return has_conv and memory_format == "channels_last"
 
 
+def _data_notes(dataset: Dataset, config: TrainConfig, n_test: int) -> list[str]:
+    """What a user should know about their data before the run: skipped files, a test split raised to its floor."""
+    from .data.files import skipped_files_text
+
+    notes = []
+    skipped = skipped_files_text(dataset)
+    if skipped:
+        notes.append(f"{dataset.name}: {skipped}")
+    asked = config.test_count or int(round(len(dataset) * config.test_fraction))
+    if n_test > asked:
+        notes.append(f"the test split was raised from {asked} to {n_test} images (of {len(dataset):,}): fewer would "
+                     "make the test scores noise")
+    return notes
+
+
 def _check_labels_once(dataset: Dataset, num_classes: int) -> None:
     """Conditional families: every label of the dataset in 0…K−1, checked once here so that no training step has to
     (on a GPU such a check waits for the device at every encode and decode)."""
@@ -968,6 +990,48 @@ def _exactness_warnings(stored: TrainConfig, config: TrainConfig, trained_on: st
         warnings.append("resuming on CUDA without deterministic = true: the continuation is close to, not exactly, "
                         "the uninterrupted run (set deterministic = true in [training] for exact resume)")
     return warnings
+
+
+class _PreviewArchive:
+    """The preview PNGs of a run folder, bounded: the last PREVIEW_PNGS_KEEP_LAST sets, plus one set per `every_s`
+    seconds (at most PREVIEW_PNGS_ARCHIVED of those, thinned by halving); older sets are deleted."""
+
+    KINDS = ("reconstructions", "samples", "traversal")
+
+    def __init__(self, folder: Path, every_s: float, clock) -> None:
+        self.folder = folder
+        self.every_s = every_s
+        self.clock = clock
+        self.recent: list[int] = []
+        self.archived: list[int] = []
+        self.last_archived_at: float | None = None
+
+    def save(self, preview: Preview) -> None:
+        for kind in self.KINDS:
+            grid = getattr(preview, kind)
+            if grid is not None:
+                save_png(grid, self._path(preview.step, kind))
+        now = self.clock()
+        if preview.step in self.recent or preview.step in self.archived:
+            return
+        if self.every_s > 0 and (self.last_archived_at is None or now - self.last_archived_at >= self.every_s):
+            self.archived.append(preview.step)
+            self.last_archived_at = now
+            if len(self.archived) > PREVIEW_PNGS_ARCHIVED:
+                dropped, self.archived = self.archived[1::2], self.archived[0::2]
+                for step in dropped:
+                    self._delete(step)
+            return
+        self.recent.append(preview.step)
+        while len(self.recent) > PREVIEW_PNGS_KEEP_LAST:
+            self._delete(self.recent.pop(0))
+
+    def _path(self, step: int, kind: str) -> Path:
+        return self.folder / f"step_{step:08d}_{kind}.png"
+
+    def _delete(self, step: int) -> None:
+        for kind in self.KINDS:
+            self._path(step, kind).unlink(missing_ok=True)
 
 
 class _Pace:

@@ -237,7 +237,10 @@ class MainWindow(QMainWindow):
         return wait_for(job) if wait else True
 
     def _show_dataset(self, view: DatasetView) -> None:
-        """A new dataset (the Data dock shows it): a model explored so far belonged to the old one."""
+        """A new dataset (the Data dock shows it): a model explored so far belonged to the old one; an error banner
+        (e.g. an earlier load that failed) is cleared by this success."""
+        if self.banner.level == "error":
+            self.banner.hide()
         if not self.is_training and self.checkpoint_path is None:
             self.source.clear()
         self._update_actions()
@@ -267,6 +270,7 @@ class MainWindow(QMainWindow):
         self.model_settings.fill(config.family, config.hparams)
         self.training_settings.fill(config)
         self.data_settings.set_spec(config.dataset)
+        self.data_settings.set_test_split(config.test_fraction, config.test_count)
 
     def build_config(self) -> TrainConfig:
         """The run the docks describe (raises ConfigError with a clear cause)."""
@@ -276,9 +280,9 @@ class MainWindow(QMainWindow):
         fallback = self.state.resolved_fallback(spec)
         extra: dict[str, Any] = {}
         if base is not None:
-            extra = {"preview_every_s": base.preview_every_s, "test_fraction": base.test_fraction,
-                     "weight_decay": base.weight_decay,
+            extra = {"preview_every_s": base.preview_every_s, "weight_decay": base.weight_decay,
                      "description": preset_description_for(base, form.family or "", spec)}
+        extra["test_fraction"], extra["test_count"] = self.data_settings.test_split()
         out_dir = None
         if self.training_settings.writes_run_folder:
             stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -371,7 +371,7 @@ class AppState:
                     break
             test_indices = None
             if dataset is not None:
-                _, test_indices = dataset.split(config.test_fraction, config.seed)
+                _, test_indices = dataset.split(config.test_fraction, config.seed, config.test_count)
             try:
                 recon, samples = checkpoint_previews(loaded.model, dataset, test_indices)
             except Exception as exc:

@@ -122,6 +122,7 @@ class Dataset:
         if self.factors is not None:
             self.factors = self.factors.to(device)
         self.__dict__.pop("_grid_cache", None)
+        self.__dict__.pop("_observed_cache", None)
         return self
 
     @property
@@ -129,16 +130,13 @@ class Dataset:
         assert self.images is not None
         return self.images.device
 
-    def split(self, test_fraction: float = 0.1, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-        """Deterministic (train, test) index tensors: a seeded permutation cut at test_fraction."""
+    def split(self, test_fraction: float = 0.1, seed: int = 0,
+              test_count: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+        """Deterministic (train, test) index tensors: a seeded permutation cut at `held_out_size(...)` test images."""
         n = len(self)
-        if not 0.0 <= test_fraction < 1.0:
-            raise DatasetError(f"{self.name}: test_fraction must be in [0, 1), got {test_fraction}")
+        n_test = held_out_size(n, test_fraction, test_count, self.name)
         gen = torch.Generator().manual_seed(seed)
         perm = torch.randperm(n, generator=gen)
-        n_test = int(round(n * test_fraction))
-        if n > 1 and test_fraction > 0:
-            n_test = max(1, min(n - 1, n_test))
         return perm[n_test:], perm[:n_test]
 
     # --- the factor-source protocol (what the disentanglement metrics call) ----------------------
@@ -180,15 +178,66 @@ class Dataset:
             raise DatasetError(f"{self.name}: factor values must lie in 0…size−1 for sizes {self.factor_spec.sizes}")
         return f
 
+    @property
+    def factor_grid_complete(self) -> bool:
+        """Whether every combination of factor values has exactly one image (so any factor row can be "rendered")."""
+        try:
+            self._grid_lookup()
+        except DatasetError:
+            return False
+        return True
+
+    def factor_grid_note(self) -> str | None:
+        """Why images for chosen factor values cannot be produced (None when they can): what the BetaVAE and
+        FactorVAE scores need. A world with its own `render_factors` (dSprites, even a subset of it) renders any."""
+        if self.factor_spec is None:
+            return "this dataset has no ground-truth factors"
+        if type(self).render_factors is not Dataset.render_factors:
+            return None
+        try:
+            self._grid_lookup()
+        except DatasetError as exc:
+            return f"needs a full factor grid: {str(exc).removeprefix(self.name + ': ')}"
+        return None
+
+    def _observed_lookup(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the distinct observed factor rows, the first item with each) — cached. Rows are compared whole (no
+        mixed-radix key, which overflows int64 for large factor spaces)."""
+        cached = self.__dict__.get("_observed_cache")
+        if cached is not None:
+            return cached
+        assert self.factor_spec is not None and self.factors is not None
+        rows, inverse = torch.unique(self.factors.to(torch.int64), dim=0, return_inverse=True)
+        first = torch.full((len(rows),), len(self), dtype=torch.int64, device=rows.device)
+        first.scatter_reduce_(0, inverse, torch.arange(len(self), device=rows.device), reduce="amin")
+        self._observed_cache = (rows, first)
+        return self._observed_cache
+
     def sample_factors(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """n factor rows (n×K int64 class indices) drawn uniformly from the factor grid."""
-        self._grid_lookup()
-        assert self.factor_spec is not None
-        return np.stack([rng.integers(0, s, size=int(n)) for s in self.factor_spec.sizes],
-                        axis=1).astype(np.int64)
+        """n factor rows (n×K int64 class indices): uniform over the factor grid when the images form a complete
+        grid, else the factor rows of n items drawn uniformly (observed (image, factor) pairs only)."""
+        if self.factor_spec is None or self.factors is None:
+            raise DatasetError(f"{self.name}: this dataset has no ground-truth factors")
+        if self.factor_grid_complete:
+            return np.stack([rng.integers(0, s, size=int(n)) for s in self.factor_spec.sizes],
+                            axis=1).astype(np.int64)
+        rows = torch.from_numpy(rng.integers(0, len(self), size=int(n)))
+        return self.factors_at(rows).cpu().numpy().astype(np.int64)
 
     def render_factors(self, factors: np.ndarray | torch.Tensor) -> torch.Tensor:
-        """uint8 n×C×H×W images for factor rows (n×K class indices), looked up in the complete grid."""
+        """uint8 n×C×H×W images for factor rows (n×K class indices): looked up in the complete grid, else the first
+        image whose factors are that row (a row no image has is an error)."""
+        if self.factor_spec is not None and self.factors is not None and not self.factor_grid_complete:
+            rows, first = self._observed_lookup()
+            f = self._check_factor_rows(factors).to(rows.device)
+            together, ids = torch.unique(torch.cat([rows, f]), dim=0, return_inverse=True)
+            item_of = torch.full((len(together),), -1, dtype=torch.int64, device=rows.device)
+            item_of[ids[:len(rows)]] = first
+            items = item_of[ids[len(rows):]]
+            if bool((items < 0).any()):
+                raise DatasetError(f"{self.name}: no image has one of the asked factor rows (its factors do not form "
+                                   "a complete grid, so only observed rows can be looked up)")
+            return self.images_at(items)
         lookup, radix = self._grid_lookup()
         f = self._check_factor_rows(factors).to(radix.device)
         return self.images_at(lookup[(f * radix).sum(dim=1)])
@@ -209,7 +258,67 @@ class Dataset:
                 out["class_names"] = list(self.class_names)
         if self.factor_spec is not None:
             out["factors"] = dict(zip(self.factor_spec.names, self.factor_spec.sizes, strict=True))
+            out["factor_grid_complete"] = self.factor_grid_note() is None
+        if self.extra.get("skipped"):
+            out["skipped"] = [list(entry) for entry in self.extra["skipped"]]
         return out
+
+
+TEST_FLOOR_IMAGES = 32  # a requested test split is raised to min(this, n // 5) images: fewer are too noisy to score
+
+
+def held_out_size(n: int, fraction: float = 0.1, count: int = 0, name: str = "dataset") -> int:
+    """Test images for a set of n: `count` when given, else round(n·fraction); a non-empty split is raised to the
+    floor min(TEST_FLOOR_IMAGES, n // 5) and always leaves at least one training image."""
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"{name}: test_fraction must be in [0, 1), got {fraction}")
+    if count < 0:
+        raise DatasetError(f"{name}: test_count must be ≥ 0, got {count}")
+    wanted = int(count) if count else int(round(n * fraction))
+    if n <= 1 or (not count and fraction == 0):
+        return 0
+    floor = min(TEST_FLOOR_IMAGES, n // 5)
+    return max(1, min(n - 1, max(wanted, floor)))
+
+
+SPLITS = ("test", "train", "both")
+
+
+def split_indices(n: int, test_indices: torch.Tensor | None, which: str = "test") -> torch.Tensor:
+    """The items of one split of an n-item set, in a fixed order: "test" as given; "train" the other items and
+    "both" every item, each in one seeded shuffle (a prefix is then a fair sample even of a set sorted by label).
+    Without test indices every item counts as test."""
+    if which not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, got {which!r}")
+    test = torch.arange(n) if test_indices is None else torch.as_tensor(test_indices, dtype=torch.long).reshape(-1)
+    test = test.cpu()
+    if which == "test":
+        return test
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    if which == "both":
+        return order
+    is_test = torch.zeros(n, dtype=torch.bool)
+    is_test[test] = True
+    return order[~is_test[order]]
+
+
+def parse_test_split(text: str | float | int) -> tuple[float, int]:
+    """(test_fraction, test_count) from what a user types: "0.1" or "10%" → a fraction, "40" → a count, "0" → none."""
+    raw = str(text).strip()
+    try:
+        if raw.endswith("%"):
+            fraction = float(raw[:-1]) / 100.0
+        elif raw.isdigit():
+            count = int(raw)
+            return (0.0, 0) if count == 0 else (0.0, count)
+        else:
+            fraction = float(raw)
+    except ValueError:
+        raise DatasetError(f"test split must be a fraction (0.1 or 10%) or a number of images (40), got {raw!r}") \
+            from None
+    if not 0.0 <= fraction < 1.0:
+        raise DatasetError(f"a test fraction must lie in [0, 1) (or give a number of images), got {raw!r}")
+    return fraction, 0
 
 
 def images_from_array(arr: np.ndarray, source: str) -> torch.Tensor:

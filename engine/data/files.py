@@ -1,4 +1,5 @@
-"""Your own data: a folder of images (labels from sub-folder names) or `.npy`/`.npz` arrays."""
+"""Your own data: a folder of images (labels from sub-folder names, factors from a `factors.csv`) or `.npy`/`.npz`
+arrays (with an optional `factors` array)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import numpy as np
 import torch
 
 from .base import Dataset, DatasetError, images_from_array
+from .factor_table import FACTORS_FILE, FactorTable, factors_from_array, read_factors_csv
 from .npyio import check_size, npy_header, npz_headers, read_npy, read_npz_member
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -44,7 +46,8 @@ def _parse_channels(channels: str | int | None) -> int | None:
 # --- folders of images ----------------------------------------------------------------------------
 
 def _visible(entries: list[Path]) -> list[Path]:
-    return sorted(p for p in entries if not p.name.startswith("."))
+    """Entries that may be images: not hidden, and not the factors file."""
+    return sorted(p for p in entries if not p.name.startswith(".") and p.name != FACTORS_FILE)
 
 
 def _collect(root: Path) -> tuple[list[Path], list[int], tuple[str, ...] | None]:
@@ -138,9 +141,13 @@ def _decode(path: Path, size: int, channels: int) -> np.ndarray:
     return arr.reshape(size, size, channels)
 
 
-def load_image_folder(root: Path, size: str | int | None = None, channels: str | int | None = None) -> Dataset:
-    """Every image under `root` (checked by header first), resized to size×size; sub-folders become labels.
+def load_image_folder(root: Path, size: str | int | None = None, channels: str | int | None = None,
+                      factors: str | None = None) -> Dataset:
+    """Every readable image under `root` (checked by header first), resized to size×size; sub-folders become labels.
 
+    Files that cannot be read as images are skipped and listed in `extra["skipped"]` (name, reason); only a folder
+    with no readable image is refused. A `factors.csv` in the folder (or `factors=PATH`) makes the set a factor
+    world (engine/data/factor_table.py).
     Without `size`, images keep their size when they all share one square size in 4…256, else 64.
     Without `channels`, the set is grayscale when every image is, else RGB.
     """
@@ -149,30 +156,114 @@ def load_image_folder(root: Path, size: str | int | None = None, channels: str |
     paths, labels, class_names = _collect(root)
     if len(paths) > MAX_IMAGES:
         raise DatasetError(f"{root}: {len(paths):,} images is more than the {MAX_IMAGES:,} allowed")
-    probes = [_probe(p) for p in paths]
-    if wanted is None:
-        sizes = {s for s, _ in probes}
-        only = next(iter(sizes))
-        wanted = only[0] if len(sizes) == 1 and only[0] == only[1] and 4 <= only[0] <= 256 else 64
-    if wanted_channels is None:
-        wanted_channels = 1 if all(gray for _, gray in probes) else 3
-    total = len(paths) * wanted * wanted * wanted_channels
-    if total > MAX_TOTAL_BYTES:
-        raise DatasetError(f"{root}: {len(paths):,} images at {wanted}×{wanted}×{wanted_channels} need "
-                           f"{total / 2**30:.1f} GiB, over the {MAX_TOTAL_BYTES / 2**30:.0f} GiB limit")
-    images = np.empty((len(paths), wanted, wanted, wanted_channels), dtype=np.uint8)
+    skipped: list[tuple[str, str]] = []
+    probes: dict[int, tuple[tuple[int, int], bool]] = {}
     for i, p in enumerate(paths):
-        images[i] = _decode(p, wanted, wanted_channels)
+        try:
+            probes[i] = _probe(p)
+        except DatasetError as exc:
+            skipped.append((_relative(p, root), _reason(exc, p)))
+    if not probes:
+        _refuse_unreadable(root, skipped)
+    while True:  # twice at most: a file whose data fails to decode no longer decides the size or the channels
+        size_now, channels_now = _native_format(probes, wanted, wanted_channels)
+        total = len(probes) * size_now * size_now * channels_now
+        if total > MAX_TOTAL_BYTES:
+            raise DatasetError(f"{root}: {len(probes):,} images at {size_now}×{size_now}×{channels_now} need "
+                               f"{total / 2**30:.1f} GiB, over the {MAX_TOTAL_BYTES / 2**30:.0f} GiB limit")
+        images = np.empty((len(probes), size_now, size_now, channels_now), dtype=np.uint8)
+        kept: list[int] = []
+        for i in list(probes):
+            try:
+                images[len(kept)] = _decode(paths[i], size_now, channels_now)
+            except DatasetError as exc:
+                skipped.append((_relative(paths[i], root), _reason(exc, paths[i])))
+                del probes[i]
+                continue
+            kept.append(i)
+        if not kept:
+            _refuse_unreadable(root, skipped)
+        if _native_format(probes, wanted, wanted_channels) == (size_now, channels_now):
+            break
+    wanted, wanted_channels = size_now, channels_now
+    images = images[:len(kept)]
+    skipped.sort()
     kind = "RGB" if wanted_channels == 3 else "grayscale"
     classes = f", {len(class_names)} classes from sub-folders" if class_names else ", unlabelled"
+    skipped_note = f"; {len(skipped):,} unreadable file(s) skipped" if skipped else ""
+    table = _folder_factors(root, factors, [_relative(paths[i], root) for i in kept], {name for name, _ in skipped})
+    factor_note = f", {table.spec.num_factors} factors from {FACTORS_FILE}" if table is not None else ""
     return Dataset(
         name=root.name or str(root),
-        description=f"{len(paths):,} images from {root}, {wanted}×{wanted} {kind}{classes}",
+        description=f"{len(kept):,} images from {root}, {wanted}×{wanted} {kind}{classes}{factor_note}{skipped_note}",
         images=torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2))),
-        labels=torch.tensor(labels, dtype=torch.int64) if class_names else None,
+        labels=torch.tensor([labels[i] for i in kept], dtype=torch.int64) if class_names else None,
         class_names=class_names,
-        extra={"path": str(root)},
+        factors=None if table is None else table.classes,
+        factor_spec=None if table is None else table.spec,
+        extra={"path": str(root), "skipped": skipped,
+               **({"factor_labels": table.labels} if table is not None else {})},
     )
+
+
+def _native_format(probes: dict[int, tuple[tuple[int, int], bool]], size: int | None,
+                   channels: int | None) -> tuple[int, int]:
+    """(size, channels) of the set: as asked, else the images' own square size (64 when they differ) and grayscale
+    when every image is."""
+    if size is None:
+        sizes = {s for s, _ in probes.values()}
+        only = next(iter(sizes))
+        size = only[0] if len(sizes) == 1 and only[0] == only[1] and 4 <= only[0] <= 256 else 64
+    if channels is None:
+        channels = 1 if all(gray for _, gray in probes.values()) else 3
+    return size, channels
+
+
+def _relative(path: Path, root: Path) -> str:
+    return path.relative_to(root).as_posix()
+
+
+def _reason(exc: DatasetError, path: Path) -> str:
+    """A skipped file's reason without the path the message starts with."""
+    return str(exc).removeprefix(f"{path}: ")
+
+
+def _refuse_unreadable(root: Path, skipped: list[tuple[str, str]]) -> None:
+    first = "; ".join(f"{root / name}: {reason}" for name, reason in skipped[:3])
+    more = f" (and {len(skipped) - 3} more)" if len(skipped) > 3 else ""
+    raise DatasetError(f"{root}: none of its {len(skipped)} file(s) could be read as an image: {first}{more}")
+
+
+def _folder_factors(root: Path, factors: str | None, image_names: list[str],
+                    skipped: set[str]) -> FactorTable | None:
+    """The folder's factor table: `factors=PATH`, else `factors.csv` inside the folder, else None (rows of skipped
+    files are left out)."""
+    if factors:
+        path = Path(factors).expanduser()
+        if not path.is_absolute():
+            path = root / path
+        if not path.is_file():
+            raise DatasetError(f"{path}: no such factors file")
+    else:
+        path = root / FACTORS_FILE
+        if not path.is_file():
+            return None
+    return read_factors_csv(path, image_names, skipped)
+
+
+def skipped_files_text(dataset: Dataset, first: int = 5) -> str:
+    """"N unreadable file(s) skipped: a.png, b.png and 3 more" ("" when none was); `skipped_files_details` has why."""
+    skipped = dataset.extra.get("skipped") or []
+    if not skipped:
+        return ""
+    names = ", ".join(name for name, _ in skipped[:first])
+    more = f" and {len(skipped) - first:,} more" if len(skipped) > first else ""
+    return f"{len(skipped):,} unreadable file(s) skipped: {names}{more}"
+
+
+def skipped_files_details(dataset: Dataset) -> str:
+    """One line per skipped file: "name: why it could not be read"."""
+    return "\n".join(f"{name}: {reason}" for name, reason in dataset.extra.get("skipped") or [])
 
 
 # --- arrays ---------------------------------------------------------------------------------------
@@ -204,7 +295,7 @@ def _image_header_check(shape: tuple[int, ...], source: str) -> None:
 
 
 def _from_arrays(images: np.ndarray, labels: np.ndarray | None, source: str, labels_source: str,
-                 size: int | None, name: str, path: Path) -> Dataset:
+                 size: int | None, name: str, path: Path, factors: FactorTable | None = None) -> Dataset:
     tensor = images_from_array(images, source)
     label_tensor = None if labels is None else _check_labels(labels, tensor.shape[0], labels_source)
     if size is not None and tensor.shape[-1] != size or size is not None and tensor.shape[-2] != size:
@@ -212,6 +303,8 @@ def _from_arrays(images: np.ndarray, labels: np.ndarray | None, source: str, lab
                                                  if tensor.shape[-1] >= size else "bilinear")
         tensor = tensor.round_().clamp_(0, 255).to(torch.uint8)
     n_classes = "" if label_tensor is None else f", {int(label_tensor.max()) + 1} classes"
+    if factors is not None:
+        n_classes += f", {factors.spec.num_factors} factors"
     return Dataset(
         name=name,
         description=f"{tensor.shape[0]:,} images from {path}, {tensor.shape[-2]}×{tensor.shape[-1]}"
@@ -219,7 +312,9 @@ def _from_arrays(images: np.ndarray, labels: np.ndarray | None, source: str, lab
         images=tensor,
         labels=label_tensor,
         class_names=None if label_tensor is None else tuple(str(i) for i in range(int(label_tensor.max()) + 1)),
-        extra={"path": str(path)},
+        factors=None if factors is None else factors.classes,
+        factor_spec=None if factors is None else factors.spec,
+        extra={"path": str(path), **({"factor_labels": factors.labels} if factors is not None else {})},
     )
 
 
@@ -258,9 +353,28 @@ def load_array_file(path: Path, size: str | int | None = None, images_key: str |
         hy = headers[y_key]
         if len(hy.shape) != 1 or hy.shape[0] != hx.shape[0]:
             raise DatasetError(f"{path}: {hx.shape[0]} images in {x_key!r} but {y_key!r} has shape {hy.shape}")
+    table = _npz_factors(path, headers, hx.shape[0]) if "factors" in headers and x_key != "factors" else None
     images = read_npz_member(path, x_key, headers)
     label_arr = None if y_key is None else read_npz_member(path, y_key, headers)
-    return _from_arrays(images, label_arr, f"{path} [{x_key}]", f"{path} [{y_key}]", wanted, path.stem, path)
+    return _from_arrays(images, label_arr, f"{path} [{x_key}]", f"{path} [{y_key}]", wanted, path.stem, path,
+                        table)
+
+
+def _npz_factors(path: Path, headers: dict, n: int) -> FactorTable:
+    """The archive's `factors` array (n×K), named by an optional `factor_names` array of K strings."""
+    header = headers["factors"]
+    if len(header.shape) not in (1, 2) or header.shape[0] != n:
+        raise DatasetError(f"{path} [factors]: expected shape ({n}, K) for {n} images, got {header.shape}")
+    names = None
+    if "factor_names" in headers:
+        raw = read_npz_member(path, "factor_names", headers)
+        k = 1 if len(header.shape) == 1 else header.shape[1]
+        if raw.dtype.kind != "U" or raw.shape != (k,):
+            raise DatasetError(f"{path} [factor_names]: expected {k} strings, got {raw.dtype} {raw.shape}")
+        names = [str(v) for v in raw]
+        if len(set(names)) != len(names) or not all(names):
+            raise DatasetError(f"{path} [factor_names]: names must be distinct and non-empty, got {names}")
+    return factors_from_array(read_npz_member(path, "factors", headers), n, f"{path} [factors]", names)
 
 
 def load_path(path: str | Path, **options: str) -> Dataset:
@@ -278,7 +392,7 @@ def _load_path(p: Path, options: dict[str, str]) -> Dataset:
     if not p.exists():
         raise DatasetError(f"{p}: no such file or folder")
     if p.is_dir():
-        allowed = {"size", "channels"}
+        allowed = {"size", "channels", "factors"}
         unknown = set(options) - allowed
         if unknown:
             raise DatasetError(f"{p}: unknown option(s) {', '.join(sorted(unknown))} for an image folder "

@@ -8,7 +8,7 @@ from .core import DCI_ESTIMATORS, FactorSource, MetricsCancelled, MetricSizes
 from .dci import completeness, dci_scores, disentanglement, disentanglement_per_code
 from .mig import discrete_mutual_info, histogram_discretize, mig_score, mutual_info_matrix
 from .sap import sap_score
-from .suite import EXTRA_METRIC_NAMES, METRIC_NAMES, SAP_VARIANT, compute_metrics
+from .suite import EXTRA_METRIC_NAMES, GRID_METRICS, METRIC_NAMES, SAP_VARIANT, compute_metrics, grid_metric_notes
 
 __all__ = [
     "DCI_ESTIMATORS",
@@ -16,6 +16,7 @@ __all__ = [
     "METRIC_NAMES",
     "SAP_VARIANT",
     "FactorSource",
+    "GRID_METRICS",
     "MetricSizes",
     "MetricsCancelled",
     "completeness",
@@ -24,6 +25,7 @@ __all__ = [
     "discrete_mutual_info",
     "disentanglement",
     "disentanglement_per_code",
+    "grid_metric_notes",
     "histogram_discretize",
     "mig_score",
     "mutual_info_matrix",

@@ -49,6 +49,17 @@ def _check_names(names: Iterable[str]) -> tuple[str, ...]:
     return chosen
 
 
+GRID_METRICS = ("beta_vae", "factor_vae")  # they render images for factor values they choose
+
+
+def grid_metric_notes(source: FactorSource, names: Iterable[str] = METRIC_NAMES) -> dict[str, str]:
+    """{metric: why it cannot run} for the scores that need images of chosen factor values, on a source whose images
+    do not cover its full factor grid (a user's factors.csv over some of the combinations); {} otherwise."""
+    note_of = getattr(source, "factor_grid_note", None)
+    note = note_of() if callable(note_of) else None
+    return {name: note for name in names if name in GRID_METRICS} if note else {}
+
+
 def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: FactorSource,
                     names: Iterable[str] = METRIC_NAMES, seed: int = 0, sizes: MetricSizes | None = None,
                     progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> dict:
@@ -57,10 +68,15 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
     Returns a JSON-able dict: the requested scores (`beta_vae`, `factor_vae`, `mig`, `dci_disentanglement`,
     `dci_completeness`, `dci_informativeness`, `sap` [continuous variant], `sap_discrete` if asked),
     `mi_matrix` (D×K normalised MI, columns = `factor_names`), `dci_importance` and `dci_estimator` when DCI
-    ran, `sizes`, `seed`, `sap_variant`, `num_latents`, `rows_represented` and `seconds` per metric.
+    ran, `unavailable` ({name: reason}: BetaVAE/FactorVAE on a source without a full factor grid, skipped),
+    `sizes`, `seed`, `sap_variant`, `num_latents`, `rows_represented` and `seconds` per metric.
     Raises MetricsCancelled when `cancel()` returns True; `progress(fraction, message)` reports progress.
     """
     chosen = _check_names(names)
+    unavailable = grid_metric_notes(source, chosen)
+    chosen = tuple(name for name in chosen if name not in unavailable)
+    if not chosen:
+        raise ValueError(next(iter(unavailable.values())))
     if not isinstance(seed, int | np.integer) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     seed = int(seed)
@@ -113,6 +129,8 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
     finally:
         np.random.set_state(saved_state)
     run.done()
+    if unavailable:
+        result["unavailable"] = unavailable
     result.update({
         "mi_matrix": mi.tolist(),
         "factor_names": [str(spec.names[k]) for k in varying],

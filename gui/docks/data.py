@@ -1,18 +1,31 @@
 """The Data dock: choose a dataset (a name with options, a file, a folder of images) and see what Start will train.
 
-Reads from AppState: `dataset_changed` (the thumbnails, the summary, the note when a fallback stands in, and for a
-factor world one strip per factor rendered from the dataset: that factor varied, the others fixed),
-`busy_changed` ("loading …" while the job thread loads), `dataset_spec`.
+Reads from AppState: `dataset_changed` (the thumbnails, the summary, skipped files, the note when a fallback
+stands in, and for a factor world one strip per factor rendered from the dataset: that factor varied, the
+others fixed), `busy_changed` ("loading …" while the job thread loads; when a load ends without a new
+dataset — it failed — the dock shows the current dataset again), `dataset`, `dataset_spec`.
 Changes in AppState: `load_dataset` (off the GUI thread; a newer choice supersedes a pending one) and the
-remembered "data" folder of the file dialogs.
+remembered "data" folder of the file dialogs. The test split it shows is what `test_split()` gives Start.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QComboBox, QFileDialog, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
 
 from engine.data import available_datasets
+from engine.data.base import TEST_FLOOR_IMAGES, held_out_size
+from engine.data.files import skipped_files_details, skipped_files_text
 from engine.data.worlds import factor_strips
 from engine.imaging import tile
 from gui.state import AppState, DatasetView, Job
@@ -64,6 +77,28 @@ class DataDock(QWidget):
         self.thumbnails.setMinimumHeight(90)
         self.thumbnails.setMaximumHeight(120)
         layout.addWidget(self.thumbnails)
+        split_row = QHBoxLayout()
+        split_row.addWidget(QLabel("Test split"))
+        self.test_split_value = QSpinBox()
+        self.test_split_value.setObjectName("testSplitValue")
+        self.test_split_value.setRange(0, 1_000_000)
+        self.test_split_value.setValue(10)
+        self.test_split_unit = QComboBox()
+        self.test_split_unit.setObjectName("testSplitUnit")
+        self.test_split_unit.addItem("% of images", "percent")
+        self.test_split_unit.addItem("images", "count")
+        tip = (f"Images held out for test scores, the latent map and galleries: a percentage or a count (0 = none). "
+               f"A non-empty split is raised to min({TEST_FLOOR_IMAGES}, a fifth of the images): fewer make test "
+               "scores noise.")
+        for widget in (self.test_split_value, self.test_split_unit):
+            widget.setToolTip(tip)
+            split_row.addWidget(widget)
+        self.test_split_note = QLabel("")
+        self.test_split_note.setObjectName("testSplitNote")
+        split_row.addWidget(self.test_split_note, 1)
+        self.test_split_value.valueChanged.connect(self._show_split)
+        self.test_split_unit.currentIndexChanged.connect(self._split_unit_changed)
+        layout.addLayout(split_row)
         self.factor_strips = GridView()
         self.factor_strips.setObjectName("factorStrips")
         self.factor_strips.setToolTip("What each ground-truth factor means: one row per factor, that factor "
@@ -77,7 +112,22 @@ class DataDock(QWidget):
         self.dataset_summary.setWordWrap(True)
         self.dataset_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.dataset_summary)
+        self.skipped_button = QPushButton("Skipped files…")
+        self.skipped_button.setObjectName("skippedDetailsButton")
+        self.skipped_button.setCheckable(True)
+        self.skipped_button.setToolTip("Every file that could not be read as an image, and why")
+        self.skipped_details = QPlainTextEdit()
+        self.skipped_details.setObjectName("skippedDetails")
+        self.skipped_details.setReadOnly(True)
+        self.skipped_details.setMaximumHeight(110)
+        self.skipped_button.toggled.connect(self.skipped_details.setVisible)
+        self.skipped_button.hide()
+        self.skipped_details.hide()
+        layout.addWidget(self.skipped_button)
+        layout.addWidget(self.skipped_details)
         layout.addStretch(1)
+        self._view: DatasetView | None = None
+        self._loading = False
         state.dataset_changed.connect(self._show)
         state.busy_changed.connect(self._show_busy)
 
@@ -118,12 +168,61 @@ class DataDock(QWidget):
             self.state.remember_folder("data", path)
             self.open(path)
 
+    # --- the test split -----------------------------------------------------------------------------------
+    def test_split(self) -> tuple[float, int]:
+        """(test_fraction, test_count) for the run's TrainConfig."""
+        value = self.test_split_value.value()
+        if self.test_split_unit.currentData() == "count":
+            return 0.0, value
+        return value / 100.0, 0
+
+    def set_test_split(self, fraction: float, count: int = 0) -> None:
+        """Show a config's split (a preset's fraction, or a count)."""
+        self.test_split_unit.blockSignals(True)
+        self.test_split_unit.setCurrentIndex(1 if count else 0)
+        self.test_split_unit.blockSignals(False)
+        self.test_split_value.setRange(0, 1_000_000 if count else 90)
+        self.test_split_value.setValue(int(count) if count else int(round(fraction * 100)))
+        self._show_split()
+
+    def _split_unit_changed(self) -> None:
+        """Switching unit keeps the split's size: a percentage becomes the count it gave, a count becomes 10 %."""
+        counting = self.test_split_unit.currentData() == "count"
+        n = len(self.state.dataset) if self.state.dataset is not None else 0
+        value = held_out_size(n, self.test_split_value.value() / 100.0) if counting and n else (100 if counting else 10)
+        self.test_split_value.setRange(0, 1_000_000 if counting else 90)
+        self.test_split_value.setValue(value)
+        self._show_split()
+
+    def _show_split(self) -> None:
+        """"→ 32 of 200 images" — what the split gives on the current dataset (the floor included)."""
+        dataset = self.state.dataset
+        if dataset is None:
+            self.test_split_note.setText("")
+            return
+        fraction, count = self.test_split()
+        n = len(dataset)
+        held = held_out_size(n, fraction, count)
+        asked = count or int(round(n * fraction))
+        raised = " (raised to the floor)" if held > asked else ""
+        self.test_split_note.setText(f"→ {held:,} of {n:,}{raised}")
+
+    # --- showing -----------------------------------------------------------------------------------------
     def _show(self, view: DatasetView) -> None:
-        """A new current dataset: its name in the combo, thumbnails, summary, and the fallback note."""
+        """A new current dataset: its name in the combo, thumbnails, summary, skipped files, the fallback note."""
+        self._view = view
         self.set_spec(view.spec)
         self.thumbnails.set_image(view.thumbnails)
         note = f"<br><i>{view.note}</i>" if view.note else ""
+        skipped = skipped_files_text(view.dataset, first=3)
+        if skipped:
+            note += f"<br><span style='color:#e0b050'>{skipped}</span>"
         self.dataset_summary.setText(view.summary_html + note)
+        self.skipped_details.setPlainText(skipped_files_details(view.dataset))
+        self.skipped_button.setVisible(bool(skipped))
+        if not skipped:
+            self.skipped_button.setChecked(False)
+        self._show_split()
         self._show_factor_strips(view.dataset)
 
     def _show_factor_strips(self, dataset) -> None:
@@ -143,4 +242,14 @@ class DataDock(QWidget):
 
     def _show_busy(self, _text: str) -> None:
         if self.state.is_busy("dataset"):
+            self._loading = True
             self.dataset_summary.setText(f"<i>{self.state.busy['dataset']}</i>")
+            return
+        if not self._loading:
+            return
+        self._loading = False  # the load ended; when it failed, the current dataset is shown (and chosen) again
+        if self._view is not None:
+            self._show(self._view)
+        else:
+            self.set_spec(self.state.dataset_spec)
+            self.dataset_summary.setText("no dataset loaded")

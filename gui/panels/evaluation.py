@@ -379,6 +379,13 @@ class EvaluationPanel(PanelBase):
             item = QTableWidgetItem(f"{value:.3f}")
             item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             self.score_table.setItem(row, 1, item)
+        for key, reason in (result.get("unavailable") or {}).items():  # BetaVAE/FactorVAE without a full grid
+            row = self.score_table.rowCount()
+            self.score_table.setRowCount(row + 1)
+            self.score_table.setItem(row, 0, QTableWidgetItem(SCORE_TITLES.get(key, key)))
+            item = QTableWidgetItem("needs a full factor grid")
+            item.setToolTip(reason)
+            self.score_table.setItem(row, 1, item)
         self.bars.setOpts(x=np.arange(len(scores)) + 0.5, height=[v for _, v in scores], width=0.7)
         self.bar_chart.setXRange(0, max(len(scores), 1), padding=0)
         self.score_axis.set_names([COLUMN_TITLES[k] for k, _ in scores])

@@ -11,8 +11,10 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSpinBox, QSplitter, QVBoxLayout
 
 from engine import explore
+from engine.data.base import split_indices
 from engine.imaging import tile, to_uint8
 from gui.panels.common import PanelBase, button, grid_ticks, write_csv
+from gui.panels.latent_map import shown_note, split_combo
 from gui.widgets import GridView, ToolRow
 
 VIEWS = ("Reconstructions", "Prior samples", "Denoising", "Anomalies")
@@ -39,7 +41,9 @@ class GalleryPanel(PanelBase):
         self.count_spin.setSingleStep(PER_ROW)
         self.count_spin.setValue(36)
         self.count_spin.valueChanged.connect(self.request)
-        for label, w in (("View", self.view_combo), ("Images", self.count_spin)):
+        self.split_combo = split_combo("gallerySplit")
+        self.split_combo.currentIndexChanged.connect(self.request)
+        for label, w in (("View", self.view_combo), ("Images", self.count_spin), ("of", self.split_combo)):
             controls.add_labeled(label, w)
         controls.add(button("Resample", self.resample, "Other test images / other prior draws / other noise"))
         controls.add(button("Export PNG…", self._export_png_dialog))
@@ -102,8 +106,10 @@ class GalleryPanel(PanelBase):
         if dataset is None:
             return
         view, count, seed = self.view_combo.currentText(), self.count_spin.value(), self.seed
-        self.status.setText("")  # a message about the previous view does not outlive it
-        test = self.test_indices()
+        which = self.split_combo.currentData()
+        test = split_indices(len(dataset), self.source.test_indices, which)
+        # a message about the previous view does not outlive it; fewer images than asked are said
+        self.status.setText(shown_note(len(test), count, which, "images") if view != "Prior samples" else "")
         rng = np.random.default_rng(seed)
         pick = test[np.sort(rng.choice(len(test), min(count, len(test)), replace=False))] if seed else test[:count]
         self.hist.setVisible(view == "Anomalies")
@@ -154,7 +160,9 @@ class GalleryPanel(PanelBase):
             self.errors, self.error_indices, self.worst = errors, items, worst
             counts, edges = np.histogram(errors, bins=40)
             self.hist_curve.setData(edges, counts)
-            self.note.setText(f"{len(errors)} test images: median error {np.median(errors):.1f} nats, "
+            split = {"test": "test images", "train": "training images", "both": "images"}[
+                self.split_combo.currentData()]
+            self.note.setText(f"{len(errors)} {split}: median error {np.median(errors):.1f} nats, "
                               f"worst {errors[worst[0]]:.1f} nats (shown below, worst first).")
 
     # --- exports -------------------------------------------------------------------------------------

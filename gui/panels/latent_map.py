@@ -12,6 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QProgressBar, QSpinBox, QSplitter, QVBoxLayout, QWidget
 
 from engine import explore
+from engine.data.base import split_indices
 from engine.imaging import tile, to_uint8
 from gui.inference import InferenceRunner
 from gui.panels.common import PanelBase, button, write_csv
@@ -23,6 +24,25 @@ CATEGORICAL_FACTORS = {"shape", "object", "colour", "color", "type"}  # no order
 CYCLIC_FACTORS = {"orientation", "rotation", "angle", "hue"}  # wraps around: a cyclic map (0 and 2π look alike)
 SEQUENTIAL_MAP, CYCLIC_MAP = "viridis", "CET-C2"
 MAX_LEGEND_ENTRIES = 20
+
+
+def split_combo(object_name: str) -> QComboBox:
+    """Which images a view draws from: the test split (the default), the training split or both."""
+    combo = QComboBox()
+    combo.setObjectName(object_name)
+    for text, key in (("test split", "test"), ("training split", "train"), ("all images", "both")):
+        combo.addItem(text, key)
+    combo.setToolTip("Which images: the held-out test split, the training split, or all of them")
+    return combo
+
+
+def shown_note(shown: int, asked: int, which: str, noun: str) -> str:
+    """"Showing 32 points: the test split has only 32 images" when fewer than asked exist, else ""."""
+    if shown >= asked:
+        return ""
+    where = {"test": "the test split has", "train": "the training split has", "both": "the dataset has"}[which]
+    hint = " (choose the training split or all images for more)" if which == "test" else ""
+    return f"Showing {shown:,} {noun}: {where} only {shown:,} images{hint}."
 
 
 def colour_key(name: str, count: int) -> str:
@@ -61,11 +81,13 @@ class LatentMapPanel(PanelBase):
         self.manifold_spin.setRange(2, 30)
         self.manifold_spin.setValue(12)
         self.manifold_spin.setToolTip("The manifold grid decodes n×n evenly spaced points of the plane")
+        self.split_combo = split_combo("latentMapSplit")
+        self.split_combo.currentIndexChanged.connect(self.rebuild)
         self.class_combo = QComboBox()
         self.class_combo.setToolTip("Conditional models: the class y the decoded plane and clicks are decoded with")
         self.class_combo.currentIndexChanged.connect(self.request_manifold)
         for label, w in (("Map", self.method_combo), ("Colour", self.color_combo), ("Points", self.points_spin),
-                         ("Grid", self.manifold_spin)):
+                         ("of", self.split_combo), ("Grid", self.manifold_spin)):
             controls.add_labeled(label, w)
         self.class_group = controls.add_labeled("Decode class", self.class_combo)
         self.class_group.hide()
@@ -120,7 +142,9 @@ class LatentMapPanel(PanelBase):
         if dataset is None:
             return
         self._fill_color_choices()
-        indices = self.test_indices()[: self.points_spin.value()]
+        which = self.split_combo.currentData()
+        available = split_indices(len(dataset), self.source.test_indices, which)
+        indices = available[: self.points_spin.value()]
         method = self.method_combo.currentData()
 
         def encode(model):
@@ -193,8 +217,8 @@ class LatentMapPanel(PanelBase):
     def _show_embedding(self, result) -> None:
         indices, embedding = result
         self.indices, self.embedding = indices, embedding
-        if embedding.method == "tsne":
-            self.status.setText("")
+        self.status.setText(shown_note(len(indices), self.points_spin.value(), self.split_combo.currentData(),
+                                       "points"))
         self.plot.setLabel("bottom", embedding.label[0])
         self.plot.setLabel("left", embedding.label[1])
         self._recolor()
@@ -222,6 +246,8 @@ class LatentMapPanel(PanelBase):
             name, names, levels = self._colour_levels()
             count = len(levels)
             kind = colour_key(name, count)
+            if self._factor_labels(name) and count <= MAX_LEGEND_ENTRIES:  # a labelled factor of your factors.csv
+                kind = "categorical"
             if kind == "categorical":
                 palette = [pg.intColor(i, hues=max(count, 2), alpha=190) for i in range(count)]
                 present = set(int(v) for v in values)
@@ -247,7 +273,16 @@ class LatentMapPanel(PanelBase):
             return "label", names, [float(i) for i in range(count)]
         spec = dataset.factor_spec
         values = [float(v) for v in spec.values[spec.names.index(choice)]]
-        return choice, [f"{v:.3g}" for v in values], values
+        labels = self._factor_labels(choice)
+        return choice, list(labels) if labels else [f"{v:.3g}" for v in values], values
+
+    def _factor_labels(self, name: str) -> tuple[str, ...] | None:
+        """The class labels of a categorical factor read from a user's factors.csv (None for numeric factors)."""
+        dataset = self.source.dataset
+        labels = (dataset.extra or {}).get("factor_labels") if dataset is not None else None
+        if not labels or dataset.factor_spec is None or name not in dataset.factor_spec.names:
+            return None
+        return labels[dataset.factor_spec.names.index(name)]
 
     def _set_colour_bar(self, cmap, name: str = "", levels: list[float] | None = None) -> None:
         """A colour bar beside the map for ordered colourings (None removes it)."""
@@ -267,7 +302,7 @@ class LatentMapPanel(PanelBase):
     def _tip(self, x, y, data) -> str:
         i = int(data)
         extra = "" if self.colors is None else f"  {self.color_combo.currentText()} {int(self.colors[i])}"
-        return f"test #{int(self.indices[i])}{extra}"
+        return f"image #{int(self.indices[i])}{extra}"
 
     # --- manifold and clicks -------------------------------------------------------------------------
     def plane_extent(self) -> tuple[float, float, float, float]:

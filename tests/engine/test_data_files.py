@@ -53,8 +53,9 @@ def test_native_size_and_rgb_detection(tmp_path):
 
 @pytest.mark.parametrize("build, message", [
     (lambda r: (r.mkdir(),), "empty"),
-    (lambda r: (save(r / "a.png", gradient(8, 8)), (r / "notes.txt").write_text("hi")), "notes.txt: not an image"),
-    (lambda r: (save(r / "a.png", gradient(8, 8)), (r / "b.png").write_bytes(b"not a png")), "b.png: not a readable"),
+    (lambda r: (r.mkdir(), (r / "notes.txt").write_text("hi")), "none of its 1 file.*notes.txt: not an image"),
+    (lambda r: (r.mkdir(), (r / "b.png").write_bytes(b"not a png"), (r / "c.png").write_bytes(b"")),
+     "none of its 2 file.*b.png: not a readable.*c.png"),
     (lambda r: ((r / "k").mkdir(parents=True), save(r / "j" / "a.png", gradient(8, 8))),
      "k: the class folder is empty"),
     (lambda r: (save(r / "a.png", gradient(8, 8)), save(r / "k" / "b.png", gradient(8, 8))), "mixes image files"),
@@ -65,6 +66,25 @@ def test_folder_bad_input(tmp_path, build, message):
     build(root)
     with pytest.raises(DatasetError, match=message):
         load_dataset(str(root))
+
+
+def test_unreadable_files_are_skipped_and_named(tmp_path):
+    root = tmp_path / "mixed"
+    for i in range(4):
+        save(root / f"ok{i}.png", gradient(8, 8))
+    (root / "notes.txt").write_text("hi")
+    (root / "broken.png").write_bytes(b"not a png")
+    truncated = save(root / "cut.png", np.random.default_rng(0).integers(0, 255, (40, 40), dtype=np.uint8))
+    truncated.write_bytes(truncated.read_bytes()[:200])  # a good header, corrupt data: fails at decoding
+    ds = load_dataset(str(root))
+    assert len(ds) == 4 and ds.shape == (1, 8, 8), "the readable images load (cut.png's header said 40×40)"
+    assert [name for name, _ in ds.extra["skipped"]] == ["broken.png", "cut.png", "notes.txt"]
+    assert "3 unreadable file(s) skipped" in ds.description
+    assert ds.summary()["skipped"][0][0] == "broken.png"
+    text = F.skipped_files_text(ds, first=2)
+    assert text == "3 unreadable file(s) skipped: broken.png, cut.png and 1 more"
+    assert F.skipped_files_details(ds).splitlines()[1] == "cut.png: the image data is corrupt (image file is truncated)"
+    assert F.skipped_files_text(load_dataset("digits")) == ""
 
 
 def test_folder_absurd_sizes_are_rejected_before_decoding(tmp_path, monkeypatch):

@@ -71,16 +71,23 @@ def test_render_factors_looks_up_a_complete_grid(order):
         ds.render_factors(np.array([[2, 0]]))
 
 
-def test_render_factors_refuses_what_it_cannot_do():
+def test_an_incomplete_grid_gives_observed_rows_only():
+    """Not a complete grid (a user's factors.csv over some combinations): factor rows are drawn from the items,
+    looked up as the first image that has them, and a row no image has is refused."""
     ds = grid_dataset()
     partial = Dataset(name="part", description="", images=ds.images[:5], factors=ds.factors[:5],
                       factor_spec=ds.factor_spec)
-    with pytest.raises(DatasetError, match="complete grid"):
-        partial.sample_factors(3, np.random.default_rng(0))
+    assert not partial.factor_grid_complete and "complete grid" in partial.factor_grid_note()
+    rows = partial.sample_factors(60, np.random.default_rng(0))
+    assert {tuple(r) for r in rows.tolist()} == {tuple(r) for r in ds.factors[:5].tolist()}
+    assert torch.equal(partial.render_factors(rows)[:, 0, 0, 0],
+                       torch.from_numpy(40 * rows[:, 0] + 10 * rows[:, 1]).to(torch.uint8))
+    with pytest.raises(DatasetError, match="no image has"):
+        partial.render_factors(ds.factors[5:].numpy())
     repeated = Dataset(name="rep", description="", images=ds.images, factor_spec=ds.factor_spec,
                        factors=torch.cat([ds.factors[:5], ds.factors[:1]]))
-    with pytest.raises(DatasetError, match="complete grid"):
-        repeated.render_factors(np.array([[0, 0]]))
+    assert not repeated.factor_grid_complete
+    assert torch.equal(repeated.render_factors(np.array([[0, 0]])), ds.images[:1])
     plain = load_dataset("digits")
     with pytest.raises(DatasetError, match="no ground-truth factors"):
         plain.sample_factors(3, np.random.default_rng(0))

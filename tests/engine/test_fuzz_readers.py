@@ -1,10 +1,12 @@
 """Hypothesis fuzzing of every dataset reader with headers that lie: IDX (raw and gzip), `.npy`, `.npz`, folders of
-images and the official dSprites `.npz`. The only allowed outcomes are a valid Dataset/array or a DatasetError
-naming the file; never another exception, a hang, or an allocation sized by a lying header (the readers check
-every header against the file before they allocate). Derandomised: the same 1,000 cases per reader every run."""
+images (with a mutated `factors.csv`) and the official dSprites `.npz`. The only allowed outcomes are a valid
+Dataset/array or a DatasetError naming the file; never another exception, a hang, or an allocation sized by a lying
+header (the readers check every header against the file before they allocate). Derandomised: the same 1,000 cases per
+reader every run (500 for factor tables)."""
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import struct
@@ -13,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import numpy as np
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -92,7 +95,8 @@ def test_npy_files(data):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(["images", "x", "labels", "y", "imgs", "latents_classes", "other"]),
+@given(st.lists(st.tuples(st.sampled_from(["images", "x", "labels", "y", "imgs", "latents_classes", "other", "factors",
+                                           "factor_names"]),
                           npy_files()), min_size=0, max_size=3, unique_by=lambda m: m[0]),
        st.booleans())
 def test_npz_archives(members, compressed):
@@ -147,6 +151,69 @@ def test_image_folders(files, options):
     ds = expect_dataset_or_error(root, lambda p: load_path(p, **options))
     if ds is not None:
         check_dataset(ds)
+
+
+# --- factors.csv beside a folder of images -----------------------------------------------------------------------
+FACTOR_CELLS = st.sampled_from(["0", "1", "2", "2.5", "-1", "1e308", "1e999", "nan", "inf", "", " ", "red", "blue",
+                                "a,b", '"q"', "ü", "0x1", "\x00", "\n", "1" * 400])
+CSV_IMAGES = ("a.png", "b.png", "c.png", "d.png")
+
+
+@st.composite
+def factor_tables(draw) -> bytes:
+    """A valid table (4 images, a numeric and a label column), then row/cell/structure mutations."""
+    rows = [["file", "x", "colour"], ["a.png", "0", "red"], ["b.png", "1", "red"], ["c.png", "0", "blue"],
+            ["d.png", "1", "blue"]]
+    for _ in range(draw(st.integers(0, 4))):
+        change = draw(st.sampled_from(["cell", "drop", "duplicate", "column", "width", "name"]))
+        r = draw(st.integers(0, len(rows) - 1)) if rows else 0
+        if change == "cell" and rows and rows[r]:
+            rows[r][draw(st.integers(0, len(rows[r]) - 1))] = draw(FACTOR_CELLS)
+        elif change == "drop" and rows:
+            rows.pop(r)
+        elif change == "duplicate" and rows:
+            rows.append(list(rows[r]))
+        elif change == "column":
+            for row in rows:
+                row.append(draw(FACTOR_CELLS))
+        elif change == "width" and rows:
+            rows[r] = rows[r][: draw(st.integers(0, len(rows[r])))]
+        elif change == "name" and rows and rows[r]:
+            rows[r][0] = draw(st.sampled_from(["e.png", "A.png", "./a.png", "sub/a.png", "b.png", ""]))
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator=draw(st.sampled_from(["\n", "\r\n"]))).writerows(rows)
+    data = bytearray(buf.getvalue().encode("utf-8"))
+    if draw(st.booleans()) and data:
+        for _ in range(draw(st.integers(1, 3))):
+            data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
+    return bytes(data)
+
+
+@settings(derandomize=True, max_examples=500, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(factor_tables())
+def test_factor_tables(table):
+    root = WORKDIR / "factor-folder"
+    if not root.exists():
+        root.mkdir()
+        for name in CSV_IMAGES:
+            (root / name).write_bytes(PNGS[0])
+    table_path = root / "factors.csv"
+    table_path.write_bytes(table)
+    try:
+        ds = load_path(root)
+    except DatasetError as exc:
+        assert str(table_path) in str(exc), f"the error does not name the factors file: {exc}"
+        return
+    check_dataset(ds)
+    spec = ds.factor_spec
+    assert ds.factors.shape == (len(ds), spec.num_factors) and ds.factors.dtype == torch.int64
+    sizes = torch.tensor(spec.sizes)
+    assert (ds.factors >= 0).all() and (ds.factors < sizes).all() and (sizes >= 2).all()
+    for k in range(spec.num_factors):  # every class is some image's: sizes count observed values
+        assert set(ds.factors[:, k].tolist()) == set(range(spec.sizes[k]))
+    rows = ds.sample_factors(8, np.random.default_rng(0))
+    assert ds.render_factors(rows).shape[0] == 8
 
 
 # --- the official dSprites npz (small grid; the reader takes the grid sizes for exactly this) ---------------------
