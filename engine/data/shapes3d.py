@@ -11,9 +11,10 @@ with hard shadows, Lambert shading. Orientation turns the camera about the verti
 
 Because a pixel's colour is linear in the three surface colours, the scene is rendered once per shape × scale ×
 orientation (480 views) into three coverage maps — how much lit floor, lit wall and lit object each pixel holds
-(supersampled 3×3, shading included, 0…255) — and a batch is one batched matrix product of those maps with the
-rows' hue colours: pixel = (A_floor·rgb_floor + A_wall·rgb_wall + A_object·rgb_object) / 255. Every term is an
-integer below 2²⁴, so float32 sums are exact and the same index gives the same bytes in any batch.
+(supersampled 3×3, shading included, 0…255, summing to ≤ 255). From them, one uint8 layer per surface × view × hue:
+⌊A_surface · rgb_hue / 255⌋ (3 × 480 × 10 × 3×64×64 bytes = 177 MB), and a batch is three gathers and two byte
+additions: pixel = floor layer + wall layer + object layer (never above 255, as the floors sum to at most the floor
+of the sum). Integer arithmetic only, so the same index gives the same bytes in any batch and on any device.
 """
 
 from __future__ import annotations
@@ -232,41 +233,56 @@ def build_view_maps() -> np.ndarray:
     return per_turn.reshape(-1, 3, IMAGE_SIZE * IMAGE_SIZE)  # (shape, scale) outer, orientation inner
 
 
-@functools.lru_cache(maxsize=1)
 def view_maps() -> torch.Tensor:
-    """float32 (480, 3, 4096) integer-valued maps, from the user cache or rendered (a few seconds) and cached."""
+    """uint8 (480, 3, 4096) coverage maps, from the user cache or rendered (a few seconds) and cached."""
     arrays = cached_arrays("shapes3d-views", RENDER_VERSION, lambda: {"maps": build_view_maps()},
                            lambda a: a.get("maps") is not None and a["maps"].shape == (480, 3, 4096)
                            and a["maps"].dtype == np.uint8)
-    return torch.from_numpy(arrays["maps"].astype(np.float32))
+    return torch.from_numpy(arrays["maps"])
+
+
+@functools.lru_cache(maxsize=1)
+def surface_layers() -> torch.Tensor:
+    """uint8 (3 surfaces, 480 views · 10 hues, 3·4096): ⌊A_surface · rgb_hue / 255⌋, built once per process
+    (one surface × hue at a time, so the build needs little beyond the 177 MB it keeps)."""
+    maps = view_maps()
+    palette = torch.tensor([hue_rgb(h) for h in HUES], dtype=torch.int32)
+    views, pixels = maps.shape[0], maps.shape[2]
+    layers = torch.empty((3, views, len(HUES), 3, pixels), dtype=torch.uint8)
+    for surface in range(3):
+        coverage = maps[:, surface].to(torch.int32)
+        for h in range(len(HUES)):
+            product = coverage[:, None, :] * palette[h][None, :, None]  # < 2¹⁶
+            layers[surface, :, h] = product.div_(255, rounding_mode="floor")
+    return layers.view(3, views * len(HUES), 3 * pixels)
 
 
 # --- the procedural world -------------------------------------------------------------------------------
 
 class Shapes3D(FactorWorld):
-    """The procedural 3-D scene: one batched product of view maps and hue colours per batch."""
+    """The procedural 3-D scene: three gathers of precomputed colour layers and two byte additions per batch."""
 
     def __init__(self, subset: torch.Tensor | None = None, spec: str = "") -> None:
         super().__init__("shapes3d", "3-D shapes (procedural, our own renderer on 3D Shapes' factor grid — not "
                          "DeepMind's pixels): floor, wall and object hue, scale, shape, orientation; RGB 64×64",
                          FACTOR_SPEC, (3, IMAGE_SIZE, IMAGE_SIZE), subset=subset, label_factor=4,
                          class_names=SHAPE_NAMES, spec=spec)
-        self.maps = view_maps()
-        self.palette = torch.tensor([hue_rgb(h) for h in HUES], dtype=torch.float32)
+        self.layers = surface_layers()
 
     def _parts_to(self, device: torch.device | str) -> None:
-        self.maps, self.palette = self.maps.to(device), self.palette.to(device)
+        self.layers = self.layers.to(device)
 
     @property
     def parts_nbytes(self) -> int:
-        return self.maps.numel() * self.maps.element_size()
+        return self.layers.numel()
 
     def compose(self, factors: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
         view = (factors[:, 4] * FACTOR_SIZES[3] + factors[:, 3]) * FACTOR_SIZES[5] + factors[:, 5]
-        colours = self.palette[factors[:, :3]]  # n × 3 surfaces × 3 channels
-        pixels = torch.bmm(colours.transpose(1, 2), self.maps.index_select(0, view))  # n × 3 × 4096, exact
-        # round(p / 255) for an integer p is ⌊(p + 127) / 255⌋, and float division lands on the right side
-        return pixels.add_(127.0).div_(255.0).to(torch.uint8).view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
+        rows = view * len(HUES)
+        pixels = self.layers[0].index_select(0, rows + factors[:, 0])
+        pixels += self.layers[1].index_select(0, rows + factors[:, 1])
+        pixels += self.layers[2].index_select(0, rows + factors[:, 2])
+        return pixels.view(-1, 3, IMAGE_SIZE, IMAGE_SIZE)
 
 
 # --- the official file (h5py, optional) ------------------------------------------------------------------

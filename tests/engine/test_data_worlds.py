@@ -142,7 +142,7 @@ def test_shapes3d_hues_paint_their_surfaces(loaded):
     row = torch.tensor([[2, 5, 8, 4, 0, 7]])
     image = ds.render_factors(row)[0].permute(1, 2, 0).numpy().astype(int)
     floor, wall, obj = (np.array(S.hue_rgb(S.HUES[h])) for h in (2, 5, 8))
-    maps = S.view_maps()[(0 * 8 + 4) * 15 + 7].reshape(3, 64, 64).numpy()
+    maps = S.view_maps()[(0 * 8 + 4) * 15 + 7].reshape(3, 64, 64).numpy().astype(int)
     for surface, colour in ((0, floor), (1, wall), (2, obj)):
         pure = maps[surface] == maps.sum(0)
         pure &= maps[surface] > 60
