@@ -869,6 +869,21 @@ class Comparison:
                   for members in lines.values() if len(members) > 1]
         return RateDistortion(points, joined, unavailable)
 
+    def csv_table(self) -> Table:
+        """One row per model: label, spec, family, dataset, step, seed, every hyperparameter, every score, and
+        where the scores came from (what `main.py compare --csv` writes)."""
+        values = [{**IMPLICIT_HPARAMS.get(e.family, {}), **e.hyperparams} for e in self.entries]
+        names = list(dict.fromkeys(k for v in values for k in v))
+        scores = [n for n in SCORE_NAMES if any(n in e.scores for e in self.entries)]
+        scores += sorted({n for e in self.entries for n in e.scores} - set(scores))
+        swept = list(dict.fromkeys(k for e in self.entries for k in e.swept))
+        columns = ["model", "spec", "family", "dataset", "step", "seed", *names, *scores, "score_source",
+                   *(f"swept_{k}" for k in swept)]
+        rows = [[self.label(e.key), e.spec, e.family, e.dataset_name, e.step, e.seed,
+                 *(v.get(n, "") for n in names), *(e.scores.get(n, "") for n in scores), e.score_source,
+                 *(e.swept.get(k, "") for k in swept)] for e, v in zip(self.entries, values, strict=True)]
+        return Table(columns, rows, [[e.key] for e in self.entries])
+
     # --- scores on demand ------------------------------------------------------------------------------------
     def score_unavailable(self, key: str) -> Unavailable | None:
         """Why the disentanglement scores cannot be computed for this model (None: they can)."""
