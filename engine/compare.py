@@ -55,12 +55,14 @@ IMPLICIT_HPARAMS = {family: {"beta": 1.0} for family in ("vae", "cvae", "fullcov
 HPARAM_SYMBOLS = {"beta": "β", "gamma": "γ", "alpha": "α", "lam": "λ", "rho": "ρ", "c_max": "C_max",
                   "latent_dim": "D"}
 TRAINING_KEYS = ("lr", "batch_size", "weight_decay")
+LABEL_HPARAMS = 3  # at most this many differing hyperparameters in a default label
 SCORE_NAMES = ("neg_elbo", "recon", "kl", "active_units", "mig", "dci_disentanglement", "dci_completeness",
                "dci_informativeness", "sap", "factor_vae", "beta_vae")
 LOWER_IS_BETTER = frozenset({"neg_elbo", "recon"})
 MATCH_MIN_MI = 0.1  # a latent counts as carrying a factor when I(z_j; v_k)/H(v_k) ≥ this
 INACTIVE_KL_NATS = 0.01
-STATS_IMAGES = 1000  # test images behind KL per dim and the traversal bounds
+STATS_IMAGES = 500  # test images behind KL per dim and the traversal bounds
+MI_POINTS = 1000  # factor rows behind the MI matrix that matches latents to factors (20 bins, as the probe)
 ELBO_IMAGES = 2000  # test images behind on-demand −ELBO / recon / KL
 
 
@@ -342,6 +344,22 @@ class RateDistortion:
     unavailable: dict[str, Unavailable]
 
 
+def _label_values(entry: CompareEntry) -> dict[str, Any]:
+    """The hyperparameters a label may name: those the family uses with its settings (a broadcast decoder's width
+    only when the decoder is the broadcast one), β = 1 for the families whose KL weight is 1."""
+    from .models import model_class
+
+    values = {**IMPLICIT_HPARAMS.get(entry.family, {}), **entry.hyperparams}
+    try:
+        spec = {h.name: h for h in model_class(entry.family).all_hparams()}
+    except ConfigError:
+        return values
+    for name, h in spec.items():
+        if h.applies_when is not None and str(values.get(h.applies_when[0])) != str(h.applies_when[1]):
+            values.pop(name, None)
+    return values
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
@@ -433,25 +451,21 @@ class Comparison:
         return PALETTE[self._colours[key]]
 
     def default_labels(self) -> dict[str, str]:
-        """Family + the hyperparameters that differ between models (β for VAEs counts as 1); seeds when needed."""
-        values = [{**IMPLICIT_HPARAMS.get(e.family, {}), **e.hyperparams} for e in self.entries]
-        differing = []
+        """Family + the hyperparameters that differ between models (β for VAEs counts as 1), the objective's
+        weights first, at most LABEL_HPARAMS of them, the dataset when it differs; the seed when still equal."""
+        values = [_label_values(e) for e in self.entries]
         names = list(dict.fromkeys(k for v in values for k in v))
-        for name in names:
-            present = [v[name] for v in values if name in v]
-            if len(present) >= 2 and len({json.dumps(p, default=str) for p in present}) > 1:
-                differing.append(name)
-        if len({e.dataset_name for e in self.entries}) > 1:
-            differing.insert(0, "dataset")
+        differing = [n for n in names if len([v[n] for v in values if n in v]) >= 2
+                     and len({json.dumps(v[n], default=str) for v in values if n in v}) > 1]
+        differing.sort(key=lambda n: list(HPARAM_SYMBOLS).index(n) if n in HPARAM_SYMBOLS else len(HPARAM_SYMBOLS))
         labels = {}
+        many_datasets = len({e.dataset_name for e in self.entries}) > 1
         for entry, vals in zip(self.entries, values, strict=True):
             parts = [entry.family_name]
-            for name in differing:
-                if name == "dataset":
-                    parts.append(entry.dataset_name.split("?")[0])
-                elif name in vals:
-                    parts.append(f"{HPARAM_SYMBOLS.get(name, name)}={_format_value(vals[name])}")
-            labels[entry.key] = " ".join(parts)
+            if many_datasets:
+                parts.append(entry.dataset_name.split("?")[0])
+            parts += [f"{HPARAM_SYMBOLS.get(n, n)}={_format_value(vals[n])}" for n in differing if n in vals]
+            labels[entry.key] = " ".join(parts[:LABEL_HPARAMS + 1 + many_datasets])
         counts: dict[str, int] = {}
         for text in labels.values():
             counts[text] = counts.get(text, 0) + 1
@@ -608,6 +622,9 @@ class Comparison:
         reason = unavailable_reason(entry.dataset, entry.model)
         if reason is None:
             return None
+        if entry.dataset is None or getattr(entry.dataset, "factor_spec", None) is None:
+            return Unavailable(f"{entry.dataset_name.split('?')[0]} has no ground-truth factors: no MI matrix "
+                               "(dSprites has them)")
         return Unavailable(reason.replace("no disentanglement curve: ", "no MI matrix: "))
 
     def mutual_information(self, key: str) -> tuple[np.ndarray, tuple[str, ...]] | Unavailable:
@@ -624,7 +641,7 @@ class Comparison:
         with self._lock:
             probe = self._stats.get(probe_key)
         if probe is None:
-            probe = FactorProbe(entry.dataset, seed=0)
+            probe = FactorProbe(entry.dataset, seed=0, points=MI_POINTS)
             with self._lock:
                 self._stats[probe_key] = probe
         with torch.inference_mode():
@@ -713,8 +730,7 @@ class Comparison:
             matched = rows_by_key[entry.key]
             layout = self._row_layout(entry, stats, matched, factor_order, max_rows)
             if isinstance(matched, Unavailable):
-                reason = matched.reason.split(": ", 1)[-1]
-                note = "; ".join(p for p in (note, f"rows by KL ({reason})") if p)
+                note = "; ".join(p for p in (note, f"rows by KL ({matched.reason.split(': no ')[0]})") if p)
             labels = _labels_conditional(entry, indices[:1])
             base_images = entry.dataset.images_at(indices)
             base_z = explore.encode_means(entry.model, base_images[:1], labels)

@@ -254,7 +254,10 @@ def plot(series: list[tuple[tuple[int, int, int], np.ndarray, np.ndarray]], font
     for colour, x, y, text in points or []:
         cx, cy = (float(v) for v in px(x, y))
         draw.ellipse([cx - 6, cy - 6, cx + 6, cy + 6], fill=colour, outline=INK)
-        draw.text((cx + 9, cy - 16), fonts.text(text), font=fonts.small, fill=colour)
+        text = fonts.text(text)
+        tw = _size(draw, text, fonts.small)[0]
+        tx = cx + 9 if cx + 9 + tw <= width - 2 else max(2, cx - 9 - tw)
+        draw.text((tx, cy - 16), text, font=fonts.small, fill=colour)
     return image
 
 
