@@ -59,7 +59,7 @@ LABEL_HPARAMS = 3  # at most this many differing hyperparameters in a default la
 SCORE_NAMES = ("neg_elbo", "recon", "kl", "active_units", "mig", "dci_disentanglement", "dci_completeness",
                "dci_informativeness", "sap", "factor_vae", "beta_vae")
 LOWER_IS_BETTER = frozenset({"neg_elbo", "recon"})
-MATCH_MIN_MI = 0.1  # a latent counts as carrying a factor when I(z_j; v_k)/H(v_k) ≥ this
+MATCH_MIN_MI = 0.2  # a latent counts as carrying a factor when I(z_j; v_k)/H(v_k) ≥ this
 INACTIVE_KL_NATS = 0.01
 STATS_IMAGES = 500  # test images behind KL per dim and the traversal bounds
 MI_POINTS = 1000  # factor rows behind the MI matrix that matches latents to factors (20 bins, as the probe)

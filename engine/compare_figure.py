@@ -340,13 +340,48 @@ def traversals_view(comparison: Comparison, fonts: _Fonts, base: int = 0, span: 
     return _arrange(panels)
 
 
-def _traversal_panel(result: TraversalCells, fonts: _Fonts, cell: int):
+def _traversal_panel(result: TraversalCells, fonts: _Fonts, cell: int, column: int | None = None):
+    """One model's labelled traversal grid (all columns, or only `column`: a GIF frame)."""
     from PIL import Image
 
     axis = "z_j in prior std" if result.col_labels[0].startswith(("+", "-")) else "percentile of z_j on the data"
-    grid = labelled_grid(result.cells, [fonts.text(t) for t in result.row_labels], result.col_labels,
-                         fonts.text(axis), cell_size=cell, dimmed=result.dimmed)
+    cells, col_labels = result.cells, result.col_labels
+    if column is not None:
+        cells, col_labels = cells[:, column:column + 1], col_labels[column:column + 1]
+    grid = labelled_grid(cells, [fonts.text(t) for t in result.row_labels], col_labels, fonts.text(axis),
+                         cell_size=cell, dimmed=result.dimmed)
     return Image.fromarray(grid)
+
+
+def traversal_frames(comparison: Comparison, base: int = 0, span: float = 3.0, steps: int = 9, cell: int = 48,
+                     bounce: bool = True) -> list[np.ndarray]:
+    """GIF frames of every model's traversal moving together: frame c shows each model's rows at the c-th value,
+    side by side under its coloured name (played forth and back when `bounce`)."""
+    fonts = _Fonts()
+    cells = comparison.traversal_cells([base], span, steps)
+    labels = comparison.labels()
+    frames = []
+    for c in range(int(steps)):
+        panels = []
+        for key, result in cells.items():
+            body = (_reason_box(result.reason, fonts, 200, 90) if isinstance(result, Unavailable)
+                    else _traversal_panel(result, fonts, cell, c))
+            panels.append(_titled(body, labels[key], comparison.colour(key), fonts))
+        page = _stack([("", _arrange(panels))], fonts, "")
+        frames.append(np.ascontiguousarray(np.asarray(page, dtype=np.uint8)))
+    if frames:
+        size = (max(f.shape[0] for f in frames), max(f.shape[1] for f in frames))
+        frames = [_pad_to(f, size) for f in frames]
+    if bounce and len(frames) > 2:
+        frames = frames + frames[-2:0:-1]
+    return frames
+
+
+def _pad_to(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """A frame on a white page of `size` (column labels differ in width, so frames may differ by a few pixels)."""
+    out = np.full((size[0], size[1], 3), 255, dtype=np.uint8)
+    out[:frame.shape[0], :frame.shape[1]] = frame
+    return out
 
 
 def _scaled(grid: np.ndarray, scale: int):

@@ -243,6 +243,15 @@ def test_mixed_models_each_view_answers_with_data_or_a_reason(mixed):
     assert "conditional" in mixed.score_unavailable(keys["cvae"]).reason
 
 
+def test_traversal_gif_frames_move_every_model_together(examples):
+    from engine.compare_figure import traversal_frames
+
+    frames = traversal_frames(examples, base=0, span=2.0, steps=4)
+    assert len(frames) == 4 + 2  # forth and back
+    assert len({f.shape for f in frames}) == 1 and frames[0].dtype == np.uint8
+    assert not np.array_equal(frames[0], frames[3]) and np.array_equal(frames[1], frames[5])
+
+
 # --- scores on demand --------------------------------------------------------------------------------------------
 def test_scores_on_demand_match_evaluate_and_metrics(runs):
     comparison = Comparison.open([runs["vae"]])
