@@ -46,6 +46,7 @@ class FrozenTable(QWidget):
             view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
             view.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
             view.verticalHeader().setDefaultSectionSize(22)
+            view.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
             view.setAlternatingRowColors(True)
         self.proxy.sort(-1)  # the rows in the order given until a header is clicked
         self.right.setSelectionModel(self.left.selectionModel())
@@ -100,6 +101,28 @@ class FrozenTable(QWidget):
         width = sum(self.left.columnWidth(c) for c in range(frozen)) + 4
         self.left.setFixedWidth(min(width, 280))
         self.right.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+
+    def set_thumbnail(self, row: int, image: Any, tooltip: str = "") -> None:
+        """A small picture (uint8 H×W or H×W×3) before row `row`'s first cell (the row grows to fit it)."""
+        import numpy as np
+        from PySide6.QtGui import QImage, QPixmap
+
+        array = np.ascontiguousarray(image)
+        h, w = array.shape[:2]
+        fmt = QImage.Format.Format_Grayscale8 if array.ndim == 2 else QImage.Format.Format_RGB888
+        qimage = QImage(array.data, w, h, array.strides[0], fmt).copy()
+        item = self.model.item(row, 0)
+        if item is None:
+            return
+        item.setData(QPixmap.fromImage(qimage), Qt.ItemDataRole.DecorationRole)
+        if tooltip:
+            item.setToolTip(tooltip)
+        self.left.setIconSize(qimage.size())
+        for view in (self.left, self.right):
+            view.verticalHeader().setDefaultSectionSize(max(22, h + 4))
+        self.left.resizeColumnToContents(0)
+        width = sum(self.left.columnWidth(c) for c in range(min(self.frozen, len(self.columns)))) + 4
+        self.left.setFixedWidth(min(width, 360))
 
     def shown_rows(self) -> list[list[str]]:
         """The rows in their shown (sorted) order, as text."""
