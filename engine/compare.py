@@ -20,7 +20,11 @@ KL bars; a dataset without factors has no factor rows) — never an exception fo
   range for every model, rows aligned by factor across models; a model on other data uses its own images.
 - `reconstructions(positions)`, `prior_samples(n, seed)` (the same noise seed), `kl_per_dim()`,
   `mi_matrices()` (each on one shared colour scale: its `vmax`), `rate_distortion()` (KL vs recon; runs of
-  one sweep joined in the order of their swept value).
+  one sweep joined in the order of their swept value), `csv_table()` (one row per model: hyperparameters, scores).
+
+engine/compare_figure.py draws all of it as one labelled PNG (`comparison_figure`) and the traversals of every model
+moving together as GIF frames (`traversal_frames`). Views compute on the calling thread (the GUI calls them off its
+thread); entries' models are only read.
 
 Base images are named by *position in the test split* (0 = the first test image) of the first model's dataset;
 models on the same dataset use exactly those images (the same dataset indices).

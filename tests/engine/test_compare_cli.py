@@ -100,5 +100,14 @@ def test_bad_input_is_one_error_line(args, message, tmp_path, capsys, monkeypatc
     assert not (tmp_path / "x.png").exists()
 
 
+def test_the_lesson_preset_is_the_recipe_network_for_a_fixed_budget():
+    from engine.presets import load_preset
+
+    lesson, recipe = load_preset("dsprites-beta-lesson"), load_preset("dsprites-disentangle")
+    assert (lesson.family, lesson.hparams, lesson.dataset) == (recipe.family, recipe.hparams, recipe.dataset)
+    assert (lesson.batch_size, lesson.lr, lesson.max_steps) == (recipe.batch_size, recipe.lr, 3000)
+    assert "--grid beta=1,2,4,6,10" in lesson.description
+
+
 def test_views_are_the_documented_ones():
     assert VIEWS == ("curves", "table", "traversals", "recon", "kl", "mi", "rd")
