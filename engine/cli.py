@@ -163,11 +163,11 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="compare models side by side in one labelled figure (and a CSV)",
                        formatter_class=_formatter,
-                       description="Up to 6 models side by side: training curves, hyperparameters and scores, "
-                                   "traversals of the same test image with rows matched to factors, "
-                                   "reconstructions, prior samples, KL per latent, MI heatmaps on one colour "
-                                   "scale and the rate–distortion plane, in one PNG; --csv writes one row per "
-                                   "model (hyperparameters and scores).",
+                       description="Up to 6 models side by side in one PNG: training curves, hyperparameters and "
+                                   "scores,\ntraversals of the same test image with rows matched to factors, "
+                                   "reconstructions, prior\nsamples, KL per latent, MI heatmaps on one colour "
+                                   "scale and the rate–distortion plane.\n--csv writes one row per model "
+                                   "(hyperparameters and scores).",
                        epilog="examples:\n"
                               "  main.py compare example:dsprites-disentangle example:dsprites-vae --out c.png "
                               "--csv c.csv\n"
