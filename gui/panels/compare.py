@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QMenu,
     QProgressBar,
     QScrollArea,
     QSpinBox,
@@ -57,6 +58,7 @@ SCORE_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_uni
                 "sap": "SAP", "factor_vae": "FactorVAE", "beta_vae": "BetaVAE"}
 BETA_LESSON = ("example:dsprites-vae", "example:dsprites-disentangle")
 HEAT_CELL = 18
+BASE_THUMBS = 16
 GIF_CELL = 48
 
 
@@ -191,6 +193,14 @@ class ComparePanel(QWidget):
         top.add(button("Add folder…", self._add_folder_dialog, "Add a run folder, or every run of a sweep folder"))
         top.add(button("Add model on screen", self.add_current,
                        "The model the other tabs show: the running session (live weights) or the open checkpoint"))
+        self.recent_button = QToolButton()
+        self.recent_button.setText("Recent runs")
+        self.recent_button.setToolTip("Add a checkpoint from File → Recent runs")
+        self.recent_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.recent_menu = QMenu(self.recent_button)
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        self.recent_button.setMenu(self.recent_menu)
+        top.add(self.recent_button)
         self.example_combo = QComboBox()
         self.example_combo.setToolTip("Add a shipped example model")
         self._fill_examples()
@@ -358,6 +368,11 @@ class ComparePanel(QWidget):
         controls.add_labeled("Steps", self.steps_spin)
         controls.add(button("Export GIF…", self._export_gif_dialog, "Every model's rows moving together"))
         layout.addWidget(controls)
+        self.base_thumbs = GridView(axes=False)
+        self.base_thumbs.setFixedHeight(48)
+        self.base_thumbs.setToolTip("The first model's test images: click one to traverse every model from it")
+        self.base_thumbs.clicked.connect(self._base_thumb_clicked)
+        layout.addWidget(self.base_thumbs)
         scroll, self.traversal_row = self._grid_row()
         layout.addWidget(scroll, 1)
         self.traversal_grids: dict[str, TitledGrid] = {}
@@ -624,7 +639,20 @@ class ComparePanel(QWidget):
 
     def _traversal_job(self, view: Comparison):
         base, span, steps = self.base_spin.value(), self.span_spin.value(), self.steps_spin.value()
-        return lambda: (view, view.traversal_cells([base], span, steps))
+        first = view.entries[0]
+        start = (base // BASE_THUMBS) * BASE_THUMBS
+
+        def job():
+            cells = view.traversal_cells([base], span, steps)
+            thumbs = first.dataset.images_at(first.test_indices[start:start + BASE_THUMBS]).cpu().numpy()
+            return view, (cells, start, thumbs)
+
+        return job
+
+    def _base_thumb_clicked(self, x: float, _y: float) -> None:
+        start, width = getattr(self, "_thumb_layout", (0, 0))
+        if width:
+            self.base_spin.setValue(start + int(x // width))
 
     def _recon_job(self, view: Comparison):
         seed = self.seed_spin.value()
@@ -793,9 +821,16 @@ class ComparePanel(QWidget):
 
     # traversals
     def _traversals_ready(self, result) -> None:
-        view, cells = result
+        view, (cells, start, thumbs) = result
         if not self._done(view, "traversals", cells):
             return
+        strip = tile(thumbs, len(thumbs))
+        w = thumbs.shape[-1]
+        self._thumb_layout = (start, w + 1)
+        self.base_thumbs.set_grid(strip)
+        chosen = self.base_spin.value() - start
+        self.base_thumbs.set_highlight((chosen * (w + 1) + 0.5, 0.5, w + 1, thumbs.shape[-2] + 1)
+                                       if 0 <= chosen < len(thumbs) else None)
         labels = view.labels()
         self._fill_grids(self.traversal_row, self.traversal_grids, labels)
         short = len(view.keys) > 3
@@ -1034,6 +1069,15 @@ class ComparePanel(QWidget):
         path = QFileDialog.getExistingDirectory(self, "Add a run folder or a sweep folder")
         if path:
             self.add_specs([path])
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        recent = getattr(self.window(), "recent_runs", lambda: [])()
+        if not recent:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        for path in recent:
+            action = self.recent_menu.addAction(f"{Path(path).name}  —  {Path(path).parent}")
+            action.triggered.connect(lambda _checked=False, p=path: self.add_specs([p]))
 
     def _add_example(self) -> None:
         spec = self.example_combo.currentData()

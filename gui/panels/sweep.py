@@ -76,6 +76,9 @@ COLUMN_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_un
                  "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I", "sap": "SAP"}
 
 
+# Presets made to be swept: choosing one fills the grid, and its finished runs open side by side in the Compare tab.
+LESSON_GRIDS = {"dsprites-beta-lesson": "beta=1,2,4,6,10"}
+
 # Score choices of the Sweep and Evaluation tabs: (metric names, DCI estimator).
 SCORE_CHOICES = {"All five": (METRIC_NAMES, "exact"),
                  "Without DCI": (tuple(n for n in METRIC_NAMES if n != "dci"), "exact"),
@@ -226,6 +229,7 @@ class SweepPanel(QWidget):
         self.config_combo.setToolTip("The run every grid point starts from: the app's current settings, a preset, "
                                      "or a config file")
         self._fill_configs()
+        self.config_combo.currentIndexChanged.connect(self._config_chosen)
         self.grid_edit = QLineEdit("beta=1,2,4,8")
         self.grid_edit.setToolTip("NAME=V1,V2,… ; several parameters separated by ';' (Cartesian product), e.g. "
                                   "beta=1,2,4,8  — β enters −ELBO_β = recon + β·KL")
@@ -375,6 +379,17 @@ class SweepPanel(QWidget):
         except (ImportError, OSError, ConfigError):
             pass
         self.config_combo.addItem("Config file…", ("file", ""))
+
+    def lesson(self) -> str | None:
+        """The lesson preset chosen as the base (None: another base)."""
+        kind, value = self.config_combo.currentData() or ("", "")
+        return value if kind == "preset" and value in LESSON_GRIDS else None
+
+    def _config_chosen(self, *_args) -> None:
+        lesson = self.lesson()
+        if lesson is not None and hasattr(self, "grid_edit"):
+            self.grid_edit.setText(LESSON_GRIDS[lesson])
+            self.steps_spin.setValue(0)  # the preset's own length
 
     def _backend_changed(self) -> None:
         ray = self.backend_combo.currentData() == "ray"
@@ -537,6 +552,8 @@ class SweepPanel(QWidget):
         self.status.setText(f"Sweep {event.reason}: {len(self.records)} run(s)"
                             + (f", {failed} failed" if failed else "") + where)
         self._join_worker()
+        if event.reason == "completed" and self.lesson() is not None:
+            self.compare_selected()  # the lesson ends with its models side by side
 
     def _on_failed(self, text: str) -> None:
         self._set_running(False)

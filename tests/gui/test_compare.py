@@ -58,6 +58,16 @@ def test_welcome_card_compares_beta_1_and_beta_6_in_every_view(main_window, qtbo
     shared = len([f for f in factors[0] if f in ("shape", "scale", "orientation", "posX", "posY")])
     assert shared >= 2 and factors[0][:3] == factors[1][:3], "rows matched to factors across the two models"
     assert all(panel.traversal_grids[k].view.image is not None for k in panel.keys)
+    panel.views.setCurrentIndex([name for name, _ in VIEWS].index("traversals"))
+    width = panel._thumb_layout[1]
+    panel.base_thumbs.click_pixel(3 * width + 2, 2)  # the synced picker: one base image for every model
+    assert panel.base_spin.value() == 3
+    qtbot.waitUntil(lambda: idle(panel) and "traversals" not in panel._stale and
+                    panel.results["traversals"] is not cells, timeout=30_000)
+    first, second = (panel.results["traversals"][k].base_images for k in panel.keys)
+    entry = panel.comparison.entries[0]
+    assert np.array_equal(first, second)
+    assert np.array_equal(first, entry.dataset.images_at(entry.test_indices[3:4]).cpu().numpy())
     assert all(panel.recon_grids[k].view.image is not None for k in panel.keys)
     assert set(panel.kl_items) == set(panel.keys) and panel.colour_bar.image is not None
     assert all(panel.mi_grids[k].view.image is not None for k in panel.keys)

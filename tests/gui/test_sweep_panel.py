@@ -96,6 +96,15 @@ def test_cancel_stops_the_sweep_thread(qtbot, config_file, tmp_path):
     assert not [t for t in threading.enumerate() if t.name == THREAD_NAME]
 
 
+def test_the_beta_lesson_preset_fills_its_grid(qtbot, config_file, tmp_path):
+    panel = make_panel(qtbot, config_file, tmp_path, steps=5)
+    index = next(i for i in range(panel.config_combo.count())
+                 if tuple(panel.config_combo.itemData(i)) == ("preset", "dsprites-beta-lesson"))
+    panel.config_combo.setCurrentIndex(index)
+    assert panel.lesson() == "dsprites-beta-lesson"
+    assert panel.grid_edit.text() == "beta=1,2,4,6,10" and panel.steps_spin.value() == 0
+
+
 def test_bad_grid_is_reported_and_nothing_starts(qtbot, config_file, tmp_path):
     panel = make_panel(qtbot, config_file, tmp_path, steps=5)
     panel.grid_edit.setText("gamma=1,2")
