@@ -268,7 +268,7 @@ def _compare_sweep(folder: Path) -> None:
     try:
         comparison = Comparison.open(runs)
         _write_comparison(comparison, folder / "compare.png", folder / "compare.csv")
-    except (ConfigError, DatasetError, CheckpointError, OSError, ValueError) as exc:
+    except (ConfigError, DatasetError, CheckpointError, OSError, ValueError, RuntimeError) as exc:
         print(f"warning: no comparison figure ({exc})", file=sys.stderr)
         return
     print(f"compare: {folder / 'compare.png'}")
