@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -181,6 +181,10 @@ class ComparePanel(QWidget):
         self._cancel_scores = threading.Event()
         self._shut = False
         self.progress_changed.connect(self._score_progress)
+        self._draw_queue: list[tuple[QHBoxLayout, Any]] = []
+        self._draw_timer = QTimer(self)
+        self._draw_timer.setInterval(0)
+        self._draw_timer.timeout.connect(self._draw_next)
         self._build()
         self._show_models()
 
@@ -691,18 +695,44 @@ class ComparePanel(QWidget):
             plot.removeItem(item)
         items.clear()
 
-    def _fill_grids(self, row: QHBoxLayout, grids: dict[str, TitledGrid], titles: dict[str, str]) -> None:
-        """One TitledGrid per model, in the comparison's order."""
-        while row.count():
-            item = row.takeAt(0)
-            if item.widget() is not None:
-                item.widget().deleteLater()
-        grids.clear()
-        for key, title in titles.items():
-            grid = TitledGrid(title, self.comparison.colour(key))
-            grid.set_highlighted(key == self.highlighted)
-            row.addWidget(grid, 1)
-            grids[key] = grid
+    def _fill_grids(self, row: QHBoxLayout, grids: dict[str, TitledGrid], titles: dict[str, str],
+                    draw_one: Any = None) -> None:
+        """One TitledGrid per model, in the comparison's order, reused across refreshes. Making and drawing them is
+        queued one model per event-loop turn (a plot widget costs ~35 ms to make), so six never stall the window."""
+        for key in [k for k in grids if k not in titles]:
+            widget = grids.pop(key)
+            row.removeWidget(widget)
+            widget.deleteLater()
+        self._draw_queue = [(r, step) for r, step in self._draw_queue if r is not row]
+        for index, (key, title) in enumerate(titles.items()):
+            def step(key: str = key, title: str = title, index: int = index) -> None:
+                if key not in self.keys:
+                    return
+                grid = grids.get(key)
+                if grid is None:
+                    grid = TitledGrid(title, self.comparison.colour(key))
+                    row.insertWidget(min(index, row.count()), grid, 1)
+                    grids[key] = grid
+                grid.title.setText(title)
+                grid.set_highlighted(key == self.highlighted)
+                if draw_one is not None:
+                    draw_one(key, grid)
+
+            self._draw_queue.append((row, step))
+        if self._draw_queue:
+            self._draw_timer.start()
+
+    def _draw_next(self) -> None:
+        if self._draw_queue:
+            _, step = self._draw_queue.pop(0)
+            step()
+        if not self._draw_queue:
+            self._draw_timer.stop()
+
+    @property
+    def is_idle(self) -> bool:
+        """Nothing loading, computing or waiting to be drawn (what tests and scripts wait for)."""
+        return not self.runner.is_busy and not self.pending_loads and not self._draw_queue
 
     # curves
     def _curves_ready(self, result) -> None:
@@ -831,14 +861,13 @@ class ComparePanel(QWidget):
         chosen = self.base_spin.value() - start
         self.base_thumbs.set_highlight((chosen * (w + 1) + 0.5, 0.5, w + 1, thumbs.shape[-2] + 1)
                                        if 0 <= chosen < len(thumbs) else None)
-        labels = view.labels()
-        self._fill_grids(self.traversal_row, self.traversal_grids, labels)
         short = len(view.keys) > 3
-        for key, grid in self.traversal_grids.items():
+
+        def draw_one(key: str, grid: TitledGrid) -> None:
             data = cells[key]
             if isinstance(data, Unavailable):
                 grid.show_reason(data.reason)
-                continue
+                return
             rows, cols = data.cells.shape[:2]
             flat = data.cells.reshape(rows * cols, *data.cells.shape[2:])
             images = flat[:, None] if flat.ndim == 3 else flat.transpose(0, 3, 1, 2)
@@ -851,6 +880,8 @@ class ComparePanel(QWidget):
             names = [t.rsplit(" · ", 1)[0] if short else t for t in data.row_labels]
             grid.view.set_grid(image, grid_ticks(rows, h, 1, names), grid_ticks(cols, w, 1, data.col_labels))
             grid.note.setText(data.note)
+
+        self._fill_grids(self.traversal_row, self.traversal_grids, view.labels(), draw_one)
         self.base_spin.setMaximum(max(0, len(view.entries[0].test_indices) - 1))
 
     # reconstructions and samples
@@ -858,8 +889,7 @@ class ComparePanel(QWidget):
         view, (pairs, samples) = result
         if not self._done(view, "recon", (pairs, samples)):
             return
-        self._fill_grids(self.recon_row, self.recon_grids, view.labels())
-        for key, grid in self.recon_grids.items():
+        def draw_one(key: str, grid: TitledGrid) -> None:
             pair, drawn = pairs[key], samples[key]
             rows, names, notes = [], [], []
             if isinstance(pair, Unavailable):
@@ -875,13 +905,15 @@ class ComparePanel(QWidget):
                 names.append("prior samples")
             if not rows:
                 grid.show_reason("; ".join(n for n in notes if n))
-                continue
+                return
             count = max(len(r) for r in rows)
             stacked = np.concatenate([r[:count] for r in rows])
             image = tile(stacked, count)
             h = stacked.shape[2]
             grid.view.set_grid(image, grid_ticks(len(rows), h, 1, names), None)
             grid.note.setText("; ".join(n for n in notes if n))
+
+        self._fill_grids(self.recon_row, self.recon_grids, view.labels(), draw_one)
 
     # KL and MI
     def _heat_ready(self, result) -> None:
@@ -900,19 +932,22 @@ class ComparePanel(QWidget):
             self.kl_plot.addItem(item)
             self.kl_items[key] = item
         self.kl_plot.setYRange(0, kl.vmax * 1.05)
-        self._fill_grids(self.mi_row, self.mi_grids, labels)
         cmap = pg.colormap.get("viridis")
-        for key, grid in self.mi_grids.items():
+
+        def draw_one(key: str, grid: TitledGrid) -> None:
             matrix = mi.values[key]
             if isinstance(matrix, Unavailable):
                 grid.show_reason(matrix.reason)
-                continue
+                return
+            grid.note.setText("")
             names = mi.factor_names.get(key, ())
             rgb = cmap.map(np.clip(matrix / mi.vmax, 0, 1).reshape(-1), mode="byte")[:, :3]
             image = rgb.reshape(*matrix.shape, 3).repeat(HEAT_CELL, 0).repeat(HEAT_CELL, 1)
             grid.view.set_grid(np.ascontiguousarray(image.astype(np.uint8)),
                                [(HEAT_CELL * (j + 0.5), f"z{j}") for j in range(matrix.shape[0])],
                                [(HEAT_CELL * (k + 0.5), str(n)) for k, n in enumerate(names)])
+
+        self._fill_grids(self.mi_row, self.mi_grids, labels, draw_one)
         gradient = cmap.map(np.linspace(1, 0, 200), mode="byte")[:, :3].astype(np.uint8)
         bar = np.ascontiguousarray(np.repeat(gradient[:, None, :], 16, axis=1))
         self.colour_bar.set_grid(bar, [(0, f"{mi.vmax:.2f}"), (100, f"{mi.vmax / 2:.2f}"), (199, "0")], None)
@@ -1096,6 +1131,8 @@ class ComparePanel(QWidget):
         if self._shut:
             return
         self._shut = True
+        self._draw_timer.stop()
+        self._draw_queue.clear()
         self._cancel_scores.set()
         self.runner.shutdown()
         self.score_runner.shutdown()

@@ -15,7 +15,7 @@ from gui.panels.compare import VIEWS, ComparePanel, open_comparison
 
 
 def idle(panel) -> bool:
-    return not panel.runner.is_busy and panel.pending_loads == 0
+    return panel.is_idle
 
 
 def visit_every_view(panel, qtbot) -> None:

@@ -180,5 +180,5 @@ def test_sweep_runs_open_on_double_click_plot_by_seed_and_go_to_compare(main_win
     assert panel.compare_selected()
     compare = window.panels["comparePanel"]
     assert window.tabs.currentWidget() is compare
-    qtbot.waitUntil(lambda: len(compare.keys) == 2 and not compare.runner.is_busy, timeout=30_000)
+    qtbot.waitUntil(lambda: len(compare.keys) == 2 and compare.is_idle, timeout=30_000)
     assert compare.keys == [str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])]
