@@ -71,6 +71,11 @@ def _frozen(comparison: Comparison) -> Comparison:
     return twin
 
 
+def _short_row(label: str) -> str:
+    """'posX · z4 · 3.78 nats' → 'posX'; 'z7 · 0.22 nats' → 'z7' (narrow labels when many models share a row)."""
+    return label.split(" · ")[0].replace(": no latent", ": —")
+
+
 def _hex(colour: tuple[int, int, int]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*colour)
 
@@ -141,7 +146,7 @@ class TitledGrid(QWidget):
         self.colour = colour
         layout.addWidget(self.title)
         self.view = GridView()
-        self.view.setMinimumSize(150, 150)
+        self.view.setMinimumSize(200, 150)
         layout.addWidget(self.view, 1)
         self.note = QLabel("")
         self.note.setWordWrap(True)
@@ -861,7 +866,8 @@ class ComparePanel(QWidget):
         chosen = self.base_spin.value() - start
         self.base_thumbs.set_highlight((chosen * (w + 1) + 0.5, 0.5, w + 1, thumbs.shape[-2] + 1)
                                        if 0 <= chosen < len(thumbs) else None)
-        short = len(view.keys) > 3
+        short = len(view.keys) > 2
+        most_rows = max((c.cells.shape[0] for c in cells.values() if not isinstance(c, Unavailable)), default=0)
 
         def draw_one(key: str, grid: TitledGrid) -> None:
             data = cells[key]
@@ -877,8 +883,12 @@ class ComparePanel(QWidget):
                 if dim:
                     top = 1 + r * (h + 1)
                     image[top:top + h] = (image[top:top + h] * 0.35).astype(np.uint8)
-            names = [t.rsplit(" · ", 1)[0] if short else t for t in data.row_labels]
+            if rows < most_rows:  # blank rows below: every model's rows have the same height, so they line up
+                blank = np.full(((most_rows - rows) * (h + 1), *image.shape[1:]), 30, dtype=np.uint8)
+                image = np.concatenate([image, blank])
+            names = [_short_row(t) if short else t for t in data.row_labels]
             grid.view.set_grid(image, grid_ticks(rows, h, 1, names), grid_ticks(cols, w, 1, data.col_labels))
+            grid.view.setToolTip("\n".join(data.row_labels))
             grid.note.setText(data.note)
 
         self._fill_grids(self.traversal_row, self.traversal_grids, view.labels(), draw_one)
