@@ -584,8 +584,9 @@ class ComparePanel(QWidget):
         empty = not self.comparison.entries
         self.empty_label.setVisible(empty)
         self.empty_label.setText(
-            "Compare up to six models side by side: add checkpoints, run or sweep folders, examples or the model on "
-            "screen above — or press “β = 1 vs β = 6” for the dSprites lesson." if empty else "")
+            "Compare up to six models side by side: add checkpoints, run or sweep folders, examples, or the model on "
+            "screen (Train one with Start, or open a checkpoint) — or press “β = 1 vs β = 6” for the dSprites "
+            "lesson." if empty else "")
 
     # --- highlight ---------------------------------------------------------------------------------------
     def _chip_hovered(self, key: str) -> None:
