@@ -1,4 +1,5 @@
-"""The headless CLI: `python main.py <command>` (datasets, models, presets, train, eval, sample, traverse, interpolate).
+"""The headless CLI: `python main.py <command>` (datasets, models, presets, train, eval, sample, traverse, interpolate,
+sweep, compare).
 
 Errors end the program with a non-zero status and ONE line on stderr (`error: …`), never a traceback.
 """
@@ -190,6 +191,39 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     p.add_argument("path", metavar="FILE.py")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")
 
+    p = sub.add_parser("compare", help="compare models side by side in one labelled figure (and a CSV)",
+                       formatter_class=_formatter,
+                       description="Up to 6 models side by side in one PNG: training curves, hyperparameters and "
+                                   "scores,\ntraversals of the same test image with rows matched to factors, "
+                                   "reconstructions, prior\nsamples, KL per latent, MI heatmaps on one colour "
+                                   "scale and the rate–distortion plane.\n--csv writes one row per model "
+                                   "(hyperparameters and scores).",
+                       epilog="examples:\n"
+                              "  main.py compare example:dsprites-disentangle example:dsprites-vae --out c.png "
+                              "--csv c.csv\n"
+                              "  main.py compare sweeps/beta-lesson --views traversals,mi,rd --out lesson.png\n"
+                              "  main.py compare runs/a runs/b/checkpoints/last.safetensors --labels A B "
+                              "--metrics all --out ab.png")
+    p.add_argument("models", nargs="+", metavar="MODEL",
+                   help="a checkpoint, a run folder, a sweep folder (all its runs) or example:NAME")
+    p.add_argument("--out", required=True, metavar="FILE.png")
+    p.add_argument("--csv", metavar="FILE.csv", help="also write one row per model: hyperparameters and scores")
+    p.add_argument("--views", default="all", metavar="V,V,…",
+                   help="all (default) or a comma list of curves,table,traversals,recon,kl,mi,rd")
+    p.add_argument("--labels", nargs="+", metavar="LABEL", help="one label per model, in order (default: the "
+                                                                "family and the hyperparameters that differ)")
+    p.add_argument("--metrics", default="none", metavar="NAMES",
+                   help="compute the disentanglement scores a model lacks: none (default), all or a comma list "
+                        "of beta_vae,factor_vae,mig,dci,sap (−ELBO, recon and KL are always measured when missing)")
+    p.add_argument("--metric-sizes", choices=("quick", "standard"), default="quick",
+                   help="quick (default): 1,000 / 500 points; standard: 10,000 / 5,000")
+    p.add_argument("--base", type=int, default=0, metavar="I", help="test image traversed (default 0)")
+    p.add_argument("--range", type=float, default=3.0, dest="span", metavar="R",
+                   help="traverse ±R prior standard deviations (default 3)")
+    p.add_argument("--steps", type=int, default=7, metavar="N", help="traversal columns (default 7)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed of the prior samples and scores")
+    p.add_argument("--device", default="cpu", metavar="D")
+
     add_sweep_parser(sub)
     return parser
 
@@ -216,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handler = {"datasets": cmd_datasets, "models": cmd_models, "presets": cmd_presets, "train": cmd_train,
                "eval": cmd_eval, "sample": cmd_sample, "traverse": cmd_traverse,
-               "interpolate": cmd_interpolate, "sweep": cmd_sweep, "new-model": cmd_new_model}[args.command]
+               "interpolate": cmd_interpolate, "sweep": cmd_sweep, "new-model": cmd_new_model,
+               "compare": cmd_compare}[args.command]
     try:
         return handler(args)
     except (ConfigError, DatasetError, CheckpointError, CliError) as exc:
@@ -236,9 +271,135 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    """`sweep`, then the comparison of its completed runs as `compare.png` + `compare.csv` in the sweep folder."""
     from .sweep import cli_sweep
 
-    return cli_sweep(args)
+    status = cli_sweep(args)
+    if status in (0, 1) and Path(args.out).is_dir():
+        _compare_sweep(Path(args.out))
+    return status
+
+
+def _compare_sweep(folder: Path) -> None:
+    """The sweep's end: its completed runs side by side (at most 6); a failure here is a warning, not an error."""
+    from .compare import MAX_MODELS, Comparison, expand_specs
+    from .errors import CheckpointError, ConfigError, DatasetError
+
+    try:
+        runs = [p for p in expand_specs([str(folder)]) if _completed(Path(p))]
+    except (ConfigError, OSError) as exc:
+        print(f"warning: no comparison figure ({exc})", file=sys.stderr)
+        return
+    if not runs:
+        return
+    if len(runs) > MAX_MODELS:
+        print(f"note: {len(runs)} runs; the comparison figure shows {MAX_MODELS} at most — pick them with "
+              f"`main.py compare RUN RUN … --out FILE.png`", file=sys.stderr)
+        return
+    try:
+        comparison = Comparison.open(runs)
+        _write_comparison(comparison, folder / "compare.png", folder / "compare.csv")
+    except (ConfigError, DatasetError, CheckpointError, OSError, ValueError, RuntimeError) as exc:
+        print(f"warning: no comparison figure ({exc})", file=sys.stderr)
+        return
+    print(f"compare: {folder / 'compare.png'}")
+    print(f"compare csv: {folder / 'compare.csv'}")
+
+
+def _completed(run: Path) -> bool:
+    try:
+        return json.loads((run / "result.json").read_text(encoding="utf-8")).get("status") == "completed"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _write_comparison(comparison, png: Path, csv_path: Path | None, views=None, **figure) -> None:
+    from .compare_figure import VIEWS, comparison_figure
+    from .imaging import save_png
+
+    save_png(comparison_figure(comparison, tuple(views or VIEWS), **figure), png)
+    if csv_path is not None:
+        import csv
+
+        table = comparison.csv_table()
+        csv_path.parent.mkdir(parents=True, exist_ok=True)
+        with csv_path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(table.columns)
+            for row in table.rows:
+                writer.writerow([f"{v:.6g}" if isinstance(v, float) else v for v in row])
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .compare import Comparison
+    from .compare_figure import VIEWS
+
+    if not args.out.lower().endswith(".png"):
+        raise CliError(f"--out must be a .png file, got {args.out}")
+    if args.csv and not args.csv.lower().endswith(".csv"):
+        raise CliError(f"--csv must be a .csv file, got {args.csv}")
+    views = VIEWS if args.views.strip() == "all" else tuple(v.strip() for v in args.views.split(",") if v.strip())
+    unknown = [v for v in views if v not in VIEWS]
+    if unknown or not views:
+        raise CliError(f"--views: unknown view(s) {', '.join(unknown) or '(none)'}; choose all or from "
+                       f"{', '.join(VIEWS)}")
+    if not 2 <= args.steps <= 64:
+        raise CliError(f"--steps must be in 2…64, got {args.steps}")
+    if not args.span > 0:
+        raise CliError(f"--range must be positive, got {args.span}")
+    metrics = _compare_metric_names(args.metrics)
+    with tqdm(total=len(args.models), unit="model", file=sys.stderr, dynamic_ncols=True, desc="open") as bar:
+        def opened(done: int, total: int, message: str) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        comparison = Comparison.open(args.models, args.device, progress=opened)
+    if args.labels:
+        if len(args.labels) != len(comparison.keys):
+            raise CliError(f"--labels: {len(args.labels)} label(s) for {len(comparison.keys)} model(s)")
+        for key, label in zip(comparison.keys, args.labels, strict=True):
+            comparison.set_label(key, label)
+    test = len(comparison.entries[0].test_indices)
+    if not 0 <= args.base < test:
+        raise CliError(f"--base must be a test-image index in 0…{test - 1}, got {args.base}")
+    from .metrics import MetricSizes
+
+    with tqdm(total=1000, unit="‰", file=sys.stderr, dynamic_ncols=True, desc="scores") as bar:
+        def scored(fraction: float, message: str) -> None:
+            bar.set_description_str(message[:40], refresh=False)
+            bar.update(max(0, round(1000 * fraction) - bar.n))
+
+        comparison.compute_scores(metrics=metrics, sizes=MetricSizes.named(args.metric_sizes), seed=args.seed,
+                                  progress=scored)
+    _write_comparison(comparison, Path(args.out), Path(args.csv) if args.csv else None, views, base=args.base,
+                      span=args.span, steps=args.steps)
+    for key, label in comparison.labels().items():
+        entry = comparison.entry(key)
+        numbers = "  ".join(f"{k} {entry.scores[k]:.4g}" for k in ("neg_elbo", "recon", "kl", "mig")
+                            if k in entry.scores)
+        print(f"{label}: {entry.spec} (step {entry.step:,})  {numbers}")
+    print(args.out)
+    if args.csv:
+        print(args.csv)
+    return 0
+
+
+def _compare_metric_names(text: str) -> tuple[str, ...]:
+    from .metrics import METRIC_NAMES
+
+    text = text.strip().lower()
+    if text in ("none", ""):
+        return ()
+    if text == "all":
+        return METRIC_NAMES
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in METRIC_NAMES]
+    if unknown:
+        raise CliError(f"--metrics: unknown metric(s) {', '.join(unknown)}; choose all, none or from "
+                       f"{', '.join(METRIC_NAMES)}")
+    return names
 
 
 def _error(message: str) -> None:

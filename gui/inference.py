@@ -76,6 +76,19 @@ class InferenceRunner(QObject):
             self._generation += 1
             self._latest[channel] = self._generation
 
+    def cancel_all(self) -> None:
+        """Forget every pending request and drop the results of running ones (a different model: none applies)."""
+        with self._cond:
+            self._pending.clear()
+            self._generation += 1
+            for channel in self._latest:
+                self._latest[channel] = self._generation
+
+    @property
+    def is_busy(self) -> bool:
+        """GUI-thread view: a request is pending, running, or its result is not yet delivered."""
+        return self._busy
+
     def is_idle(self) -> bool:
         with self._cond:
             return not self._pending and not self._running

@@ -74,6 +74,9 @@ def build_menus(window: Any) -> MenuActions:
     recent_menu.setObjectName("recentMenu")
     file_menu.addMenu(recent_menu)
     file_menu.addMenu(build_examples_menu(window))
+    compare = _action(window, file_menu, "&Compare with…", None, lambda: compare_dialog(window))
+    compare.setObjectName("compareAction")
+    compare.setStatusTip("Compare up to six checkpoints side by side in the Compare tab")
     file_menu.addSeparator()
     _action(window, file_menu, "&Quit", QKeySequence.StandardKey.Quit, window.close)
     train_menu = bar.addMenu("&Training")
@@ -120,6 +123,19 @@ def open_model_file_dialog(window: Any) -> None:
     if path:
         window.state.remember_folder("model_files", path)
         window.model_files.open_model_file(path)
+
+
+def compare_dialog(window: Any) -> None:
+    """File → Compare with…: checkpoints to compare beside the model on screen (if any) in the Compare tab."""
+    from gui.panels.compare import open_comparison
+
+    paths, _ = QFileDialog.getOpenFileNames(window, "Compare with…", window.state.folder("checkpoints"),
+                                            "Checkpoints (*.safetensors);;All files (*)")
+    if not paths:
+        return
+    window.state.remember_folder("checkpoints", paths[0])
+    current = window.source.info.get("checkpoint") if window.source.has_model else None
+    open_comparison(window, ([str(current)] if current and str(current) not in paths else []) + list(paths))
 
 
 def save_checkpoint_dialog(window: Any) -> None:

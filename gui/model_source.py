@@ -39,6 +39,7 @@ class ModelSource(QObject):
         self._info: dict[str, Any] = {}
         self._step = 0
         self._probe: Any = None
+        self._generation = 0  # counts model changes: what a panel measured belongs to one generation
 
     # --- written by the main window -------------------------------------------------------------
     def set_static(self, model: Any, dataset: Any, test_indices: Any = None, info: dict | None = None) -> None:
@@ -51,6 +52,7 @@ class ModelSource(QObject):
             self._info = dict(info or {})
             self._step = int(self._info.get("step", 0))
             self._probe = None
+            self._generation += 1
         self.changed.emit()
 
     def set_live(self, snapshotter: Callable[[], Any], dataset: Any, test_indices: Any = None,
@@ -63,6 +65,7 @@ class ModelSource(QObject):
             self._info = dict(info or {})
             self._step = 0
             self._probe = None
+            self._generation += 1
         self.changed.emit()
 
     def notify_step(self, step: int) -> None:
@@ -84,6 +87,7 @@ class ModelSource(QObject):
             self._snapshotter = None
             self._model = self._dataset = self._test_indices = None
             self._info = {}
+            self._generation += 1
         self.changed.emit()
 
     # --- read by panels (any thread) -------------------------------------------------------------
@@ -106,6 +110,11 @@ class ModelSource(QObject):
     @property
     def info(self) -> dict[str, Any]:
         return dict(self._info)
+
+    @property
+    def generation(self) -> int:
+        """Changes whenever a different model (or a run's final weights) is set: cached results are then stale."""
+        return self._generation
 
     @property
     def step(self) -> int:

@@ -29,6 +29,7 @@ PANEL_TABS: tuple[tuple[str, str, str, str], ...] = (
     ("gui.panels.latent_map", "LatentMapPanel", "Latent map", "latentMapPanel"),
     ("gui.panels.gallery", "GalleryPanel", "Galleries", "galleryPanel"),
     ("gui.panels.evaluation", "EvaluationPanel", "Evaluation", "evaluationPanel"),
+    ("gui.panels.compare", "ComparePanel", "Compare", "comparePanel"),
 )
 
 

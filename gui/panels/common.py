@@ -105,7 +105,7 @@ class PanelBase(QWidget):
         super().__init__(parent)
         self.source = source
         self.runner = InferenceRunner(type(self).__name__, self)
-        self._model_cache: tuple[int, Any] | None = None
+        self._model_cache: tuple[tuple[int, int], Any] | None = None
         self._shut = False
         self._stale: str | None = None  # "rebuild" / "refresh" owed to a tab that was hidden when it was due
         outer = QVBoxLayout(self)
@@ -135,10 +135,12 @@ class PanelBase(QWidget):
 
     # --- model access (worker thread) ----------------------------------------------------------------
     def model(self) -> Any:
-        """The snapshot for the current step, reused across jobs until the weights change (worker thread only)."""
-        step = self.source.step
-        if self._model_cache is None or self._model_cache[0] != step or not self.source.has_model:
-            self._model_cache = (step, self.source.snapshot() if self.source.has_model else None)
+        """The snapshot for the current model and step, reused across jobs until either changes (worker thread only).
+
+        The key is read before the snapshot is taken, so a model swapped in meanwhile only costs one more copy."""
+        key = (self.source.generation, self.source.step)
+        if self._model_cache is None or self._model_cache[0] != key or not self.source.has_model:
+            self._model_cache = (key, self.source.snapshot() if self.source.has_model else None)
         return self._model_cache[1]
 
     def submit(self, channel: str, job: Callable[[Any], Any], on_result: Callable[[Any], None]) -> None:
@@ -156,8 +158,8 @@ class PanelBase(QWidget):
 
     # --- source signals ----------------------------------------------------------------------------
     def _on_source_changed(self) -> None:
-        self._model_cache = None
-        self.runner.submit("_reset", self._reset_cache)
+        """A different model (or a run's final weights): nothing computed for the old one may still arrive."""
+        self.runner.cancel_all()
         if not self.source.has_model or self.source.dataset is None:
             self.stack.setCurrentWidget(self.empty_label)
             self.status.setText("")
@@ -182,9 +184,6 @@ class PanelBase(QWidget):
         """A panel built after the source already had a model (the window builds panels lazily): show it."""
         if self.source.has_model:
             self._on_source_changed()
-
-    def _reset_cache(self) -> None:
-        self._model_cache = None
 
     def _on_weights_updated(self, step: int) -> None:
         if self.source.has_model and not self._live_timer.isActive():

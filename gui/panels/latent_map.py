@@ -63,6 +63,7 @@ class LatentMapPanel(PanelBase):
         self.manifold: np.ndarray | None = None
         self.probe: np.ndarray | None = None
         self.probe_code: np.ndarray | None = None
+        self.selected_index: int | None = None  # dataset index of the clicked point: every new map re-encodes it
         self.slow_runner = InferenceRunner("tsne", self)
         self.slow_runner.busy_changed.connect(self._slow_busy)
         root = QVBoxLayout(self.content)
@@ -145,6 +146,8 @@ class LatentMapPanel(PanelBase):
         which = self.split_combo.currentData()
         available = split_indices(len(dataset), self.source.test_indices, which)
         indices = available[: self.points_spin.value()]
+        if self.selected_index is not None and not bool((indices == self.selected_index).any()):
+            indices = torch.cat([indices, torch.tensor([self.selected_index])])  # another split: keep it on the map
         method = self.method_combo.currentData()
 
         def encode(model):
@@ -176,6 +179,22 @@ class LatentMapPanel(PanelBase):
     def refresh(self) -> None:
         if self.method_combo.currentData() != "tsne":
             self.rebuild()
+
+    def _on_source_changed(self) -> None:
+        """A different model: the old map, t-SNE and a clicked plane point belong to the old one (a clicked image
+        stays selected and is shown again where the new model encodes it)."""
+        self.slow_runner.cancel_all()
+        self.embedding = None
+        if self.selected_index is None:
+            self._clear_probe()
+        super()._on_source_changed()
+
+    def _clear_probe(self) -> None:
+        self.selected_index = None
+        self.probe_code = self.probe = None
+        self.marker.setData(x=[], y=[])
+        self.probe_view.set_grid(None)
+        self.probe_title.setText("Click a point (image | reconstruction) or the plane (decoded there)")
 
     def cancel_tsne(self) -> None:
         self.slow_runner.cancel("embed")
@@ -224,6 +243,12 @@ class LatentMapPanel(PanelBase):
         self._recolor()
         self.plot.getPlotItem().autoRange()
         self.request_manifold()
+        if self.selected_index is not None:  # the selected image, encoded by this map's model
+            positions = (self.indices == self.selected_index).nonzero().flatten().tolist()
+            if positions:
+                self.show_point(positions[0])
+            else:
+                self._clear_probe()
 
     def _color_values(self) -> np.ndarray | None:
         dataset, choice = self.source.dataset, self.color_combo.currentText()
@@ -354,6 +379,8 @@ class LatentMapPanel(PanelBase):
     def show_point(self, position: int) -> None:
         """Image and reconstruction of the position-th point of the map."""
         dataset, index = self.source.dataset, self.indices[position].reshape(1)
+        self.selected_index = int(index)
+        self.probe_code = None
 
         def job(model):
             x = dataset.images_at(index)
@@ -372,6 +399,7 @@ class LatentMapPanel(PanelBase):
             return
         code = emb.to_code([[x, y]])[0]
         self.probe_code = None
+        self.selected_index = None
         label = self.decode_label()
 
         def job(model):

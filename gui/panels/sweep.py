@@ -1,6 +1,9 @@
 """β sweeps from the app: the runs of a grid (engine/sweep.py) trained from a worker thread — here one after another,
 in parallel local processes, or as tasks on a Ray cluster — with per-run progress, and the comparison: the
-rate–distortion plane (KL vs reconstruction, one point per run) and the metric table across runs.
+rate–distortion plane (KL vs reconstruction, one point per run), a plot of any score against a swept hyperparameter
+(mean ± std over seeds, one line per value of the other grid parameters) and the table across runs — its run and grid
+columns frozen while the scores scroll, each row with a small traversal thumbnail (the run's traversal.png). Double-
+click a run to open it in every tab; "Compare selected" sends the selected runs to the Compare tab.
 
 The sweep thread never touches Qt: it appends events to a lock-protected mailbox that a QTimer of this panel
 (GUI thread) drains ten times a second, so every widget update runs on the GUI thread (see DESIGN.md, PySide6).
@@ -33,6 +36,7 @@ from PySide6.QtWidgets import (
     QSplitter,
     QTableWidget,
     QTableWidgetItem,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -57,10 +61,12 @@ from engine.sweep import (
     summary_columns,
     write_summary,
 )
+from gui.inference import InferenceRunner
 from gui.model_source import ModelSource
 from gui.panels.common import ask_save_path, button, warn_export_failed, write_chosen, write_csv
 from gui.widgets import ToolRow
 from gui.widgets.empty_hint import EmptyHint
+from gui.widgets.frozen_table import FrozenTable
 
 DRAIN_MS = 100
 RATE_DISTORTION_HINT = "Start a sweep (or open a summary.json): one point per finished run appears here"
@@ -71,6 +77,9 @@ COLUMN_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_un
                  "beta_vae": "BetaVAE", "factor_vae": "FactorVAE", "mig": "MIG", "dci_disentanglement": "DCI-D",
                  "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I", "sap": "SAP"}
 
+
+# Presets made to be swept: choosing one fills the grid, and its finished runs open side by side in the Compare tab.
+LESSON_GRIDS = {"dsprites-beta-lesson": "beta=1,2,4,6,10"}
 
 # Score choices of the Sweep and Evaluation tabs: (metric names, DCI estimator).
 SCORE_CHOICES = {"All five": (METRIC_NAMES, "exact"),
@@ -212,6 +221,7 @@ class SweepPanel(QWidget):
         self.records: list[dict[str, Any]] = []
         self.sweep_dir: Path | None = None
         self.files: dict[str, str] = {}
+        self.thumbnails = InferenceRunner("sweep-thumbnails", self)
         self._build()
 
     # --- widgets -------------------------------------------------------------------------------------
@@ -223,6 +233,7 @@ class SweepPanel(QWidget):
         self.config_combo.setToolTip("The run every grid point starts from: the app's current settings, a preset, "
                                      "or a config file")
         self._fill_configs()
+        self.config_combo.currentIndexChanged.connect(self._config_chosen)
         self.grid_edit = QLineEdit("beta=1,2,4,8")
         self.grid_edit.setToolTip("NAME=V1,V2,… ; several parameters separated by ';' (Cartesian product), e.g. "
                                   "beta=1,2,4,8  — β enters −ELBO_β = recon + β·KL")
@@ -297,6 +308,10 @@ class SweepPanel(QWidget):
         row3.addWidget(button("Open sweep…", self._open_dialog, "Show the comparison of a finished sweep folder"))
         row3.addWidget(button("Export PNG…", self._export_png_dialog, "The rate–distortion plot"))
         row3.addWidget(button("Export CSV…", self._export_csv_dialog, "The table across runs"))
+        self.compare_button = button("Compare selected", self.compare_selected,
+                                     "Open the selected runs (up to six) side by side in the Compare tab")
+        self.compare_button.setObjectName("sweepCompareSelected")
+        row3.addWidget(self.compare_button)
         root.addLayout(row3)
         self.status = QLabel("")
         self.status.setObjectName("sweepStatus")
@@ -314,12 +329,18 @@ class SweepPanel(QWidget):
         self.run_bars: list[QProgressBar] = []
 
         split = QSplitter(Qt.Orientation.Horizontal)
+        self.plots = QTabWidget()
+        self.plots.setDocumentMode(True)
         self.plot = RateDistortionPlot()
-        split.addWidget(self.plot)
-        self.table = QTableWidget(0, 1)
-        self.table.setHorizontalHeaderLabels([TABLE_HINT])  # until the first run finishes
-        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.plots.addTab(self.plot, "Rate–distortion")
+        self.plots.addTab(self._build_score_plot(), "Score vs hyperparameter")
+        split.addWidget(self.plots)
+        self.table = FrozenTable()
+        self.table.setObjectName("sweepTable")
+        self.table.setToolTip("Double-click a run to open it in every tab; select runs and press Compare selected")
+        self.table.left.doubleClicked.connect(self._run_double_clicked)
+        self.table.right.doubleClicked.connect(self._run_double_clicked)
+        self.table.set_rows([TABLE_HINT], [])  # the header says what will appear until the first run finishes
         split.addWidget(self.table)
         split.setSizes([480, 520])
         rows = QSplitter(Qt.Orientation.Vertical)
@@ -327,6 +348,29 @@ class SweepPanel(QWidget):
         rows.addWidget(split)
         rows.setSizes([110, 400])
         root.addWidget(rows, 1)
+
+    def _build_score_plot(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        controls = ToolRow()
+        self.score_combo = QComboBox()
+        self.score_combo.setToolTip("The score drawn on the y axis")
+        self.param_combo = QComboBox()
+        self.param_combo.setToolTip("The swept hyperparameter on the x axis; one line per value of the others")
+        self.score_combo.currentIndexChanged.connect(self._draw_score_plot)
+        self.param_combo.currentIndexChanged.connect(self._draw_score_plot)
+        controls.add_labeled("Score", self.score_combo)
+        controls.add_labeled("against", self.param_combo)
+        layout.addWidget(controls)
+        self.score_plot = pg.PlotWidget(background="#1e1e1e")
+        self.score_plot.setMenuEnabled(False)
+        self.score_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.score_legend = self.score_plot.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt",
+                                                                    brush=(30, 30, 30, 200))
+        self.score_lines: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []  # (label, x, mean, std)
+        layout.addWidget(self.score_plot, 1)
+        return page
 
     def _fill_configs(self) -> None:
         self.config_combo.clear()
@@ -340,6 +384,17 @@ class SweepPanel(QWidget):
         except (ImportError, OSError, ConfigError):
             pass
         self.config_combo.addItem("Config file…", ("file", ""))
+
+    def lesson(self) -> str | None:
+        """The lesson preset chosen as the base (None: another base)."""
+        kind, value = self.config_combo.currentData() or ("", "")
+        return value if kind == "preset" and value in LESSON_GRIDS else None
+
+    def _config_chosen(self, *_args) -> None:
+        lesson = self.lesson()
+        if lesson is not None and hasattr(self, "grid_edit"):
+            self.grid_edit.setText(LESSON_GRIDS[lesson])
+            self.steps_spin.setValue(0)  # the preset's own length
 
     def _backend_changed(self) -> None:
         ray = self.backend_combo.currentData() == "ray"
@@ -502,6 +557,8 @@ class SweepPanel(QWidget):
         self.status.setText(f"Sweep {event.reason}: {len(self.records)} run(s)"
                             + (f", {failed} failed" if failed else "") + where)
         self._join_worker()
+        if event.reason == "completed" and self.lesson() is not None:
+            self.compare_selected()  # the lesson ends with its models side by side
 
     def _on_failed(self, text: str) -> None:
         self._set_running(False)
@@ -536,28 +593,162 @@ class SweepPanel(QWidget):
         columns = summary_columns(self.records) if self.records else []
         return [c for c in columns if c not in ("folder",)]
 
+    def grid_keys(self) -> list[str]:
+        """The swept hyperparameters (the record keys that are grid values)."""
+        columns = self.table_columns()
+        return [c for c in columns[1:] if c not in ("seed", "status", "steps", "seconds", *ELBO_KEYS, *SCORE_KEYS)]
+
     def _show_records(self) -> None:
         columns = self.table_columns()
-        self.table.clear()
-        self.table.setColumnCount(len(columns))
-        self.table.setRowCount(len(self.records))
-        self.table.setHorizontalHeaderLabels([COLUMN_TITLES.get(c, c) for c in columns])
-        for row, record in enumerate(self.records):
-            for col, name in enumerate(columns):
+        rows = []
+        for record in self.records:
+            row = []
+            for name in columns:
                 value = record.get(name, "")
                 if name == "active_units" and isinstance(value, float) and math.isfinite(value):
-                    text = f"{value:.0f}"
-                elif isinstance(value, float) and math.isfinite(value):
-                    text = f"{value:.3f}"
-                else:
-                    text = str(value)
-                item = QTableWidgetItem(text)
-                if name in SCORE_KEYS or name in ELBO_KEYS:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if record.get("error"):
-                    item.setToolTip(record["error"])
-                self.table.setItem(row, col, item)
+                    value = int(round(value))
+                elif isinstance(value, float) and not math.isfinite(value):
+                    value = str(value)
+                row.append(value)
+            rows.append(row)
+        self.table.frozen = 1 + len(self.grid_keys())  # run and the swept values stay while the scores scroll
+        self.table.set_rows(columns, rows, titles=COLUMN_TITLES,
+                            tooltips=[r.get("error") or str(self.run_folder(r) or "") for r in self.records])
         self.plot.set_points(rate_distortion_points(self.records))
+        self._fill_score_choices()
+        self._request_thumbnails()
+
+    # --- drilling into runs ----------------------------------------------------------------------------------
+    def run_folder(self, record: dict[str, Any]) -> Path | None:
+        """Where a run's files are (its recorded folder, else the sweep folder's sub-folder of its name)."""
+        candidates = []
+        if record.get("folder"):
+            folder = Path(str(record["folder"]))
+            candidates.append(folder)
+            if self.sweep_dir is not None:
+                candidates.append(self.sweep_dir / folder.name)
+        if self.sweep_dir is not None and record.get("run"):
+            candidates.append(self.sweep_dir / str(record["run"]))
+        return next((c for c in candidates if (c / "checkpoints" / "last.safetensors").is_file()), None)
+
+    def _request_thumbnails(self) -> None:
+        """Each row's traversal.png (the top rows, shrunk), read off the GUI thread."""
+        folders = [(i, self.run_folder(r)) for i, r in enumerate(self.records)]
+        records = list(self.records)
+
+        def job():
+            from PIL import Image
+
+            out = []
+            for i, folder in folders:
+                path = folder / "traversal.png" if folder is not None else None
+                if path is None or not path.is_file():
+                    continue
+                with Image.open(path) as image:
+                    image = image.convert("L" if image.mode in ("L", "1") else "RGB")
+                    cell = image.width // 9 or 1  # engine.sweep: TRAVERSAL_STEPS columns of square cells
+                    top = image.crop((0, 0, image.width, min(image.height, 3 * cell)))
+                    top.thumbnail((120, 40))
+                    out.append((i, np.asarray(top)))
+            return records, out
+
+        self.thumbnails.submit("thumbnails", job, self._show_thumbnails)
+
+    def _show_thumbnails(self, result) -> None:
+        records, thumbs = result
+        if records != self.records:
+            return
+        for row, image in thumbs:
+            self.table.set_thumbnail(row, image, "The run's traversal: its three latents with the most KL")
+
+    def _run_double_clicked(self, index) -> None:
+        self.open_run(self.table.proxy.mapToSource(index).row())
+
+    def open_run(self, row: int) -> bool:
+        """Open a run's last checkpoint in the window (every tab shows it)."""
+        if not 0 <= row < len(self.records):
+            return False
+        folder = self.run_folder(self.records[row])
+        window = self.window()
+        if folder is None or not hasattr(window, "open_checkpoint"):
+            self.status.setText(f"⚠ run {self.records[row].get('run')} has no checkpoint to open")
+            return False
+        return window.open_checkpoint(folder / "checkpoints" / "last.safetensors", wait=False)
+
+    def compare_selected(self) -> bool:
+        """Send the selected runs (all, when none is selected and they fit) to the Compare tab."""
+        from engine.compare import MAX_MODELS
+
+        rows = self.table.selected_rows() or (list(range(len(self.records)))
+                                              if len(self.records) <= MAX_MODELS else [])
+        folders = [self.run_folder(self.records[r]) for r in rows]
+        folders = [str(f) for f in folders if f is not None]
+        if not folders:
+            self.status.setText("⚠ select the runs to compare (finished runs with a checkpoint)")
+            return False
+        if len(folders) > MAX_MODELS:
+            self.status.setText(f"⚠ {len(folders)} runs selected: the Compare tab holds at most {MAX_MODELS}")
+            return False
+        window = self.window()
+        if not hasattr(window, "panels"):
+            self.status.setText("⚠ the Compare tab is part of the main window")
+            return False
+        from gui.panels.compare import open_comparison
+
+        return open_comparison(window, folders)
+
+    # --- score against a swept hyperparameter ----------------------------------------------------------------
+    def _fill_score_choices(self) -> None:
+        numeric = [c for c in (*ELBO_KEYS, *SCORE_KEYS)
+                   if any(isinstance(r.get(c), int | float) and not isinstance(r.get(c), bool) for r in self.records)]
+        grid = self.grid_keys()
+        for combo, items in ((self.score_combo, numeric), (self.param_combo, grid)):
+            current = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            for item in items:
+                combo.addItem(COLUMN_TITLES.get(item, item), item)
+            if current in items:
+                combo.setCurrentIndex(items.index(current))
+            elif combo is self.score_combo and "mig" in items:
+                combo.setCurrentIndex(items.index("mig"))
+            combo.blockSignals(False)
+        self._draw_score_plot()
+
+    def score_series(self, score: str, param: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+        """(label of the other grid values, x, mean, std over seeds) per line, x sorted."""
+        others = [k for k in self.grid_keys() if k != param]
+        groups: dict[tuple, dict[Any, list[float]]] = {}
+        for record in self.records:
+            value, x = record.get(score), record.get(param)
+            if not isinstance(value, int | float) or not math.isfinite(float(value)) or \
+                    not isinstance(x, int | float):
+                continue
+            key = tuple((k, record.get(k)) for k in others)
+            groups.setdefault(key, {}).setdefault(float(x), []).append(float(value))
+        lines = []
+        for key, by_x in groups.items():
+            xs = np.array(sorted(by_x))
+            means = np.array([np.mean(by_x[x]) for x in xs])
+            stds = np.array([np.std(by_x[x], ddof=1) if len(by_x[x]) > 1 else 0.0 for x in xs])
+            label = ", ".join(f"{'β' if k == 'beta' else k}={v}" for k, v in key) or score
+            lines.append((label, xs, means, stds))
+        return lines
+
+    def _draw_score_plot(self, *_args) -> None:
+        plot = self.score_plot
+        plot.clear()
+        self.score_legend.clear()
+        score, param = self.score_combo.currentData(), self.param_combo.currentData()
+        self.score_lines = self.score_series(score, param) if score and param else []
+        for i, (label, xs, means, stds) in enumerate(self.score_lines):
+            colour = pg.intColor(i, hues=max(3, len(self.score_lines)))
+            plot.plot(xs, means, pen=pg.mkPen(colour, width=2), symbol="o", symbolBrush=colour, name=label)
+            if np.any(stds > 0):
+                plot.addItem(pg.ErrorBarItem(x=xs, y=means, height=2 * stds, beam=0.0, pen=pg.mkPen(colour)))
+        title = COLUMN_TITLES.get(score or "", score or "")
+        plot.setLabel("left", f"{title} (mean ± std over seeds)")
+        plot.setLabel("bottom", "β" if param == "beta" else (param or ""))
 
     # --- exports ----------------------------------------------------------------------------------------------
     def export_png(self, path: str | Path) -> Path:
@@ -602,6 +793,7 @@ class SweepPanel(QWidget):
         """Stop a running sweep and join its thread (the panel's owner calls this on close)."""
         if self.worker is not None:
             self.worker.stop(timeout)
+        self.thumbnails.shutdown()
 
     def closeEvent(self, event) -> None:  # noqa: N802 (Qt override)
         self.shutdown()

@@ -64,6 +64,7 @@ class TraversalPanel(PanelBase):
         self.row_order: list[int] = []  # the rows as shown; changes only on an explicit or a settled re-sort
         self.match = None  # DisentanglementProbe: which factor each latent has become (None: unknown / no factors)
         self._resort = True
+        self._new_model = True  # the next statistics are a different model's: the base is encoded afresh
         self._match_cache: tuple[int, object] | None = None
         self._cell_h = 0
         self._build()
@@ -190,14 +191,16 @@ class TraversalPanel(PanelBase):
 
     def _request_match(self, dataset) -> None:
         """A fixed model (checkpoint, finished run): measure once which factor each latent has become."""
+        generation = self.source.generation
+
         def job(model):
             cached = self._match_cache
-            if cached is not None and cached[0] == id(model):
+            if cached is not None and cached[0] == generation:
                 return cached[1]
             if live_probe.unavailable_reason(dataset, model) is not None:
                 return None
             measured = live_probe.FactorProbe(dataset).measure(model, self.source.step)
-            self._match_cache = (id(model), measured)
+            self._match_cache = (generation, measured)
             return measured
 
         self.submit("match", job, self._set_match)
@@ -211,7 +214,12 @@ class TraversalPanel(PanelBase):
             self._set_match(self.source.latest_probe)
 
     def _on_source_changed(self) -> None:
-        self._resort = True  # a different model (or the run's final weights): its rows start sorted by KL
+        """A different model (or the run's final weights): its rows start sorted by KL and the base image is
+        encoded by it — the sliders, *Reset to base* and exports never keep the previous model's code."""
+        self._resort = True
+        self._new_model = True
+        self.base_z = self.current_z = None  # until the new model has encoded the base: nothing stale to export
+        self.slider_box.setEnabled(False)
         self.match = self.source.latest_probe if self.source.is_live else None
         super()._on_source_changed()
 
@@ -263,6 +271,8 @@ class TraversalPanel(PanelBase):
         self._thumb_cell = images.shape[2:]
         self._highlight_base()
         if self.discrete:
+            self._new_model = False
+            self.base_z = self.current_z = None
             self.pages.setCurrentIndex(1)
             self.position_spin.setRange(0, positions - 1)
             self.base_combo.setEnabled(False)
@@ -270,7 +280,9 @@ class TraversalPanel(PanelBase):
             return
         self.pages.setCurrentIndex(0)
         self.base_combo.setEnabled(True)
-        keep = self.stats is not None and self.current_z is not None and self.current_z.size == stats.low.size
+        keep = (not self._new_model and self.stats is not None and self.current_z is not None
+                and self.current_z.size == stats.low.size)
+        self._new_model = False
         self.stats = stats
         new_dims = len(self.row_order) != stats.low.size
         if new_dims or (self._resort and not self._slider_held()):
@@ -370,6 +382,7 @@ class TraversalPanel(PanelBase):
     def _set_base(self, z: np.ndarray) -> None:
         self.base_z = np.asarray(z, dtype=np.float32).copy()
         self.current_z = self.base_z.copy()
+        self.slider_box.setEnabled(True)
         self._sync_sliders()
         self.request_grid()
         self.request_single()

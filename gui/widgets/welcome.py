@@ -25,6 +25,7 @@ class WelcomeCard(QFrame):
     """A card centred over `host`; `explore_requested(name)` / `train_requested()` / `dismissed()`."""
 
     explore_requested = Signal(str)
+    compare_requested = Signal()
     train_requested = Signal()
     dismissed = Signal()
 
@@ -76,11 +77,19 @@ class WelcomeCard(QFrame):
         self.train_button = QPushButton("Train one yourself")
         self.train_button.setToolTip("Start training with the settings in the Model and Training docks")
         self.train_button.clicked.connect(self.train_requested)
+        self.compare_button = QPushButton("Compare β = 1 and β = 6")
+        self.compare_button.setObjectName("welcomeCompare")
+        self.compare_button.setToolTip("The two dSprites examples side by side in the Compare tab: the same network "
+                                       "as a plain VAE (β = 1) and as a disentangling β-TCVAE (β = 6)")
+        self.compare_button.clicked.connect(self.compare_requested)
+        names = {name for name, _ in examples}
+        self.compare_button.setEnabled({"dsprites-vae", "dsprites-disentangle"} <= names)
         if not examples:
             self.example_combo.addItem("(no example models installed: run `make examples`)")
             self.example_combo.setEnabled(False)
             self.explore_button.setEnabled(False)
         buttons.addWidget(self.explore_button)
+        buttons.addWidget(self.compare_button)
         buttons.addWidget(self.train_button)
         layout.addLayout(buttons)
         self.setMaximumWidth(620)
@@ -127,8 +136,15 @@ def install_welcome_card(window: Any) -> WelcomeCard | None:
         close_for_good()
         window.start_training()
 
+    def compare() -> None:
+        from gui.panels.compare import BETA_LESSON, open_comparison
+
+        if open_comparison(window, list(BETA_LESSON)):
+            close_for_good()
+
     card.explore_requested.connect(explore)
     card.train_requested.connect(train)
+    card.compare_requested.connect(compare)
     card.dismissed.connect(close_for_good)
     window.source.changed.connect(lambda: card.hide() if window.source.has_model else None)
     card.show()

@@ -40,7 +40,7 @@ def _train(family: str, out: Path) -> int:
 def test_family_trains_through_epoch_ends(family, tmp_path, capsys, monkeypatch):
     from engine import training
 
-    # Epoch-end work is paced by wall time on small sets; here every epoch end must run it, whatever the machine's speed.
+    # Epoch-end work is paced by wall time on small sets; here every epoch end must run it, on any machine.
     monkeypatch.setattr(training, "EPOCH_WORK_EVERY_S", 0.0)
     monkeypatch.setattr(training, "EPOCH_WORK_SHARE", float("inf"))
     out = tmp_path / family

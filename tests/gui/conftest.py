@@ -66,3 +66,32 @@ def main_window(qtbot):
     still_training = window.is_training
     window.shutdown_training(save=False)
     assert not still_training, "the test ended with training still running"
+
+
+# Tiny run folders shared by the model-switch and Compare tests: (dataset, family, hyperparameters, seed) each,
+# trained 30 steps on one thread (a few seconds in all after torch's first use).
+TINY_RUNS = {
+    "vae-a": ("digits", "beta-vae", {"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 1.0}, 0),
+    "vae-b": ("digits", "beta-vae", {"latent_dim": 4, "hidden": 32, "depth": 1, "backbone": "mlp", "beta": 4.0}, 1),
+    "cvae-a": ("digits", "cvae", {"latent_dim": 4, "hidden": 32, "depth": 1}, 0),
+    "cvae-b": ("digits", "cvae", {"latent_dim": 4, "hidden": 32, "depth": 1}, 1),
+    "vq": ("digits", "vq-vae", {}, 0),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_runs(tmp_path_factory) -> dict:
+    """name → run folder (config.toml, metrics.jsonl, checkpoints/last.safetensors) of each of `TINY_RUNS`."""
+    from engine.config import TrainConfig
+    from engine.training import TrainingSession
+
+    root = tmp_path_factory.mktemp("tiny-runs")
+    folders = {}
+    for name, (dataset, family, hparams, seed) in TINY_RUNS.items():
+        config = TrainConfig(dataset=dataset, family=family, epochs=1, max_steps=30, batch_size=64, threads=1,
+                             seed=seed, hparams=dict(hparams), out_dir=str(root / name))
+        session = TrainingSession(config)
+        for _ in session.run():
+            pass
+        folders[name] = root / name
+    return folders

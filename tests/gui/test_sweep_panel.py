@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import csv
 
+import numpy as np
 import pytest
+from PySide6.QtCore import Qt
 
 from engine.config import TrainConfig
-from gui.panels.sweep import THREAD_NAME, SweepPanel
+from gui.panels.sweep import COLUMN_TITLES, THREAD_NAME, SweepPanel
 
 TINY = {"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}
 
@@ -43,10 +45,20 @@ def test_sweep_runs_in_a_thread_and_fills_plot_and_table(qtbot, config_file, tmp
         assert panel.progress_bar.value() == 1000
         assert [p[2] for p in panel.plot.points] == ["β=1", "β=8"]
         assert [label.toPlainText() for label in panel.plot.labels] == ["β=1", "β=8"]
-        headers = [panel.table.horizontalHeaderItem(c).text() for c in range(panel.table.columnCount())]
+        headers = [COLUMN_TITLES.get(c, c) for c in panel.table.columns]
         assert headers[:2] == ["run", "beta"] and "−ELBO" in headers and "KL" in headers
         kl_col = headers.index("KL")
-        assert float(panel.table.item(1, kl_col).text()) == pytest.approx(panel.records[1]["kl"], abs=1e-3)
+        assert panel.table.rows[1][kl_col] == pytest.approx(panel.records[1]["kl"], abs=1e-3)
+        shown = [c for c in range(len(headers)) if not panel.table.left.isColumnHidden(c)]
+        assert shown == [0, 1], "run and β stay frozen while the scores scroll"
+        assert all(panel.table.right.isColumnHidden(c) for c in shown)
+        qtbot.waitUntil(lambda: panel.table.model.item(1, 0).icon() is not None and
+                        panel.table.model.item(1, 0).data(Qt.ItemDataRole.DecorationRole) is not None,
+                        timeout=10_000)  # each row's traversal thumbnail
+        panel.plots.setCurrentIndex(1)
+        panel.score_combo.setCurrentIndex(panel.score_combo.findData("kl"))
+        (label, xs, means, stds), = panel.score_lines
+        assert list(xs) == [1.0, 8.0] and means == pytest.approx([r["kl"] for r in panel.records])
         assert (tmp_path / "sweep" / "summary.csv").is_file()
         assert (tmp_path / "sweep" / "beta=8_seed0" / "checkpoints" / "last.safetensors").is_file()
 
@@ -58,7 +70,7 @@ def test_sweep_runs_in_a_thread_and_fills_plot_and_table(qtbot, config_file, tmp
         other = SweepPanel()
         qtbot.addWidget(other)
         other.load_sweep(tmp_path / "sweep")
-        assert [p[2] for p in other.plot.points] == ["β=1", "β=8"] and other.table.rowCount() == 2
+        assert [p[2] for p in other.plot.points] == ["β=1", "β=8"] and len(other.table.rows) == 2
     finally:
         panel.shutdown()
 
@@ -82,6 +94,15 @@ def test_cancel_stops_the_sweep_thread(qtbot, config_file, tmp_path):
     import threading
 
     assert not [t for t in threading.enumerate() if t.name == THREAD_NAME]
+
+
+def test_the_beta_lesson_preset_fills_its_grid(qtbot, config_file, tmp_path):
+    panel = make_panel(qtbot, config_file, tmp_path, steps=5)
+    index = next(i for i in range(panel.config_combo.count())
+                 if tuple(panel.config_combo.itemData(i)) == ("preset", "dsprites-beta-lesson"))
+    panel.config_combo.setCurrentIndex(index)
+    assert panel.lesson() == "dsprites-beta-lesson"
+    assert panel.grid_edit.text() == "beta=1,2,4,6,10" and panel.steps_spin.value() == 0
 
 
 def test_bad_grid_is_reported_and_nothing_starts(qtbot, config_file, tmp_path):
@@ -122,3 +143,42 @@ def test_ray_backend_choice_and_a_bad_address(qtbot, config_file, tmp_path):
     assert not panel.start()
     assert "not a Ray address" in panel.status.text() and not panel.is_running
     assert not (tmp_path / "sweep").exists()
+
+
+def test_sweep_runs_open_on_double_click_plot_by_seed_and_go_to_compare(main_window, qtbot, tiny_runs, tmp_path):
+    """A sweep folder of two configurations × seeds (the tiny runs, with their recorded numbers): drill in."""
+    import json
+
+    window = main_window
+    records = [{"run": "vae-a", "beta": 1.0, "seed": 0, "status": "completed", "kl": 2.0, "recon": 30.0,
+                "folder": str(tiny_runs["vae-a"])},
+               {"run": "vae-b", "beta": 4.0, "seed": 1, "status": "completed", "kl": 1.0, "recon": 34.0,
+                "folder": str(tiny_runs["vae-b"])},
+               {"run": "vae-c", "beta": 4.0, "seed": 2, "status": "completed", "kl": 1.5, "recon": 33.0,
+                "folder": str(tmp_path / "gone")}]
+    (tmp_path / "summary.json").write_text(json.dumps({"runs": records}))
+    evaluation = window.panels["evaluationPanel"]
+    panel = evaluation.sweep_panel
+    panel.load_sweep(tmp_path)
+    panel.score_combo.setCurrentIndex(panel.score_combo.findData("kl"))
+    (label, xs, means, stds), = panel.score_lines
+    assert list(xs) == [1.0, 4.0] and means == pytest.approx([2.0, 1.25])
+    assert stds == pytest.approx([0.0, np.std([1.0, 1.5], ddof=1)]), "mean ± std over seeds"
+
+    assert not panel.open_run(2) and "no checkpoint" in panel.status.text()
+    index = panel.table.proxy.index(1, 0)
+    panel.table.left.doubleClicked.emit(index)
+    path = str(tiny_runs["vae-b"] / "checkpoints" / "last.safetensors")
+    qtbot.waitUntil(lambda: window.checkpoint_path == path, timeout=20_000)
+    assert window.source.info["checkpoint"] == path
+
+    panel.table.left.selectRow(0)
+    panel.table.left.selectionModel().select(panel.table.proxy.index(1, 0),
+                                             panel.table.left.selectionModel().SelectionFlag.Select |
+                                             panel.table.left.selectionModel().SelectionFlag.Rows)
+    assert panel.table.selected_rows() == [0, 1]
+    assert panel.compare_selected()
+    compare = window.panels["comparePanel"]
+    assert window.tabs.currentWidget() is compare
+    qtbot.waitUntil(lambda: len(compare.keys) == 2 and compare.is_idle, timeout=30_000)
+    assert compare.keys == [str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])]
