@@ -927,7 +927,7 @@ class Comparison:
         (scores finished before that are kept)."""
         from .evaluate import evaluate
         from .metrics import METRIC_NAMES, MetricSizes, compute_metrics
-        from .sweep import model_representation
+        from .scoring import model_representation
 
         chosen = [self.entry(k) for k in (keys if keys is not None else self.keys)]
         names = tuple(METRIC_NAMES if metrics is None else metrics)

@@ -28,7 +28,8 @@ from engine.errors import CheckpointError
 from engine.evaluate import EvaluationCancelled, evaluate
 from engine.examples import find_example
 from engine.metrics import MetricSizes, compute_metrics
-from engine.sweep import SweepRunner, model_representation, parse_grid, plan_sweep
+from engine.scoring import model_representation
+from engine.sweep import SweepRunner, parse_grid, plan_sweep
 from engine.training import TrainingSession
 
 TINY = {"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}
