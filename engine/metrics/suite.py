@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from .sap import sap_score
 METRIC_NAMES = ("beta_vae", "factor_vae", "mig", "dci", "sap")
 EXTRA_METRIC_NAMES = ("sap_discrete",)
 SAP_VARIANT = "continuous"
+
+MetricDoneFn = Callable[[str, dict[str, Any]], None]
 
 _STREAMS = {"shared_sample": 0, "beta_vae": 1, "factor_vae": 2, "dci": 3, "sap_discrete": 4}
 _STAGE_WEIGHTS = {"shared_sample": 1.0, "beta_vae": 4.0, "factor_vae": 3.0, "mig": 0.2, "dci": 6.0,
@@ -62,7 +65,8 @@ def grid_metric_notes(source: FactorSource, names: Iterable[str] = METRIC_NAMES)
 
 def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: FactorSource,
                     names: Iterable[str] = METRIC_NAMES, seed: int = 0, sizes: MetricSizes | None = None,
-                    progress: ProgressFn | None = None, cancel: CancelFn | None = None) -> dict:
+                    progress: ProgressFn | None = None, cancel: CancelFn | None = None,
+                    on_metric: MetricDoneFn | None = None) -> dict:
     """Scores of `represent` (n×K factor indices → n×D codes, deterministic) on `source`'s factors.
 
     Returns a JSON-able dict: the requested scores (`beta_vae`, `factor_vae`, `mig`, `dci_disentanglement`,
@@ -70,7 +74,9 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
     `mi_matrix` (D×K normalised MI, columns = `factor_names`), `dci_importance` and `dci_estimator` when DCI
     ran, `unavailable` ({name: reason}: BetaVAE/FactorVAE on a source without a full factor grid, skipped),
     `sizes`, `seed`, `sap_variant`, `num_latents`, `rows_represented` and `seconds` per metric.
-    Raises MetricsCancelled when `cancel()` returns True; `progress(fraction, message)` reports progress.
+    Raises MetricsCancelled when `cancel()` returns True; `progress(fraction, message)` reports progress;
+    `on_metric(name, values)` is called (on this thread) as each metric finishes, with the keys it added to the
+    result (DCI: its three scores, `dci_importance` and `dci_estimator`), so a caller can show it before the rest.
     """
     chosen = _check_names(names)
     unavailable = grid_metric_notes(source, chosen)
@@ -108,6 +114,7 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
         result: dict = {}
         for name in chosen:
             started = time.perf_counter()
+            keys_before = set(result)
             if name == "beta_vae":
                 result["beta_vae"] = beta_vae_score(cached, source, varying, sizes, _stream(seed, name), run)
             elif name == "factor_vae":
@@ -126,6 +133,8 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
                                                    run=run, stage=name)
             seconds[name] = time.perf_counter() - started
             run.report(name, 1.0, f"{name} done")
+            if on_metric is not None:
+                on_metric(name, {key: value for key, value in result.items() if key not in keys_before})
     finally:
         np.random.set_state(saved_state)
     run.done()

@@ -357,6 +357,36 @@ def test_progress_is_monotone_and_ends_at_one():
     assert any("DCI" in message for _, message in calls)
 
 
+def test_each_metric_is_reported_as_it_finishes_with_the_final_values():
+    """on_metric fires once per metric in the asked order, after its own progress and before the next one's."""
+    events: list[tuple] = []
+    names = ("mig", "beta_vae", "sap", "dci")
+    result = compute_metrics(identity, GridSource(count=3, size=10), names=names, sizes=SMALL,
+                             progress=lambda fraction, message: events.append(("progress", message)),
+                             on_metric=lambda name, values: events.append(("metric", name, values)))
+    reported = [event for event in events if event[0] == "metric"]
+    assert [event[1] for event in reported] == list(names)
+    keys = {name: set(values) for _, name, values in reported}
+    assert keys == {"mig": {"mig"}, "beta_vae": {"beta_vae"}, "sap": {"sap"},
+                    "dci": {*DCI_KEYS, "dci_importance", "dci_estimator"}}
+    for _, _, values in reported:
+        for key, value in values.items():
+            assert value == result[key]
+    first_dci_progress = next(i for i, event in enumerate(events) if event[0] == "progress" and "DCI" in event[1])
+    assert events.index(reported[2]) < first_dci_progress, "SAP must be reported before DCI starts"
+
+
+def test_a_cancelled_suite_reports_only_the_metrics_that_finished():
+    reported: list[str] = []
+    messages: list[str] = []
+    with pytest.raises(MetricsCancelled):
+        compute_metrics(identity, GridSource(count=3, size=10), names=("mig", "dci", "sap"), sizes=SMALL,
+                        cancel=lambda: any("DCI" in message for message in messages),
+                        progress=lambda fraction, message: messages.append(message),
+                        on_metric=lambda name, values: reported.append(name))
+    assert reported == ["mig"]
+
+
 @pytest.mark.parametrize("trigger", ["", "BetaVAE", "DCI"])
 def test_cancel_raises(trigger):
     """Cancels up front, while sampling BetaVAE pairs and inside the boosted trees of DCI."""
