@@ -3,7 +3,8 @@
 "This model": −ELBO, recon, KL, active units and the IWAE-k NLL (engine/evaluate.py); the five disentanglement
 scores (engine/metrics, datasets with ground-truth factors only) as a table and a bar chart; the mutual-information
 heatmap (latent × factor) with its rows in the traversal's order (KL, largest first) beside those traversal rows.
-Everything runs on the panel's worker thread with a progress bar and cancel. "Sweep": gui/panels/sweep.py.
+Everything runs on the panel's worker thread with a progress bar and cancel; each score shows as soon as its metric
+finishes (the rest read "pending…"). "Sweep": gui/panels/sweep.py.
 """
 
 from __future__ import annotations
@@ -62,6 +63,14 @@ NO_FACTORS_TEXT = ("{name} has no ground-truth factors, so the disentanglement s
                    "active units are still computed.")
 SIZE_CHOICES = {"Quick (1,000 / 500 points, batches of 32)": MetricSizes.quick(),
                 "Standard (10,000 / 5,000 points, batches of 64)": MetricSizes()}
+METRIC_SCORE_KEYS = {"dci": ("dci_disentanglement", "dci_completeness", "dci_informativeness")}  # others: own name
+PENDING_TEXT = "pending…"
+
+
+def score_keys_of(names: tuple[str, ...]) -> list[str]:
+    """The table's score rows that the metrics `names` produce, in the table's order."""
+    produced = {key for name in names for key in METRIC_SCORE_KEYS.get(name, (name,))}
+    return [key for key in SCORE_KEYS if key in produced]
 
 
 class EvaluationCancelledByUser(Exception):
@@ -72,6 +81,7 @@ class EvaluationPanel(PanelBase):
     """Compute on demand (metrics are expensive): nothing recomputes by itself when live weights change."""
 
     progress_changed = Signal(float, str)  # emitted from the worker thread; slot is a bound method (GUI thread)
+    metric_finished = Signal(int, str, object)  # (scores token, metric name, its values): worker → GUI thread
 
     def __init__(self, source: ModelSource, parent: QWidget | None = None) -> None:
         super().__init__(source, parent)
@@ -80,9 +90,14 @@ class EvaluationPanel(PanelBase):
         self.computing = False
         self.computed_step: int | None = None
         self.custom_sizes: MetricSizes | None = None
+        # Scores shown while the suite runs: a token per computation, so a late metric of an older one is ignored.
+        self._scores_token = 0
+        self._partial_scores: dict[str, float] = {}
+        self._pending_keys: list[str] = []
         self._build()
         self._show_model_page()
         self.progress_changed.connect(self._on_progress)
+        self.metric_finished.connect(self._on_metric_finished)
 
     # --- widgets -------------------------------------------------------------------------------------
     def _build(self) -> None:
@@ -279,12 +294,10 @@ class EvaluationPanel(PanelBase):
     def _clear_results(self) -> None:
         self.result = None
         self.computed_step = None
+        self._forget_partial_scores()
         for label in self.elbo_labels.values():
             label.setText("–")
-        self.score_table.setRowCount(0)
-        self.bars.setOpts(x=[], height=[])
-        self.score_axis.set_names([])
-        self.bar_hint.show()
+        self._show_scores([], [])
         self._show_heatmap({})
         self.traversal_view.set_grid(None)
         self.progress_bar.setValue(0)
@@ -320,14 +333,21 @@ class EvaluationPanel(PanelBase):
         sizes, seed, iwae_k = self.metric_sizes(), self.seed_spin.value(), self.iwae_spin.value()
         step = self.source.step
         report = self.progress_changed.emit
+        self._forget_partial_scores()
+        token = self._scores_token
+        self._pending_keys = score_keys_of(names)
+
+        def on_metric(name: str, values: dict[str, Any]) -> None:  # worker thread: only emits
+            self.metric_finished.emit(token, name, values)
 
         def job(model):
-            return run_evaluation(model, dataset, indices, names, sizes, seed, iwae_k, report, cancel.is_set) | {
-                "step": step}
+            return run_evaluation(model, dataset, indices, names, sizes, seed, iwae_k, report, cancel.is_set,
+                                  on_metric) | {"step": step}
 
         self.computing = True
         self.compute_button.setEnabled(False)
         self.cancel_button.setEnabled(True)
+        self._show_scores([], self._pending_keys)
         self.progress_bar.setValue(0)
         self.status.setText("Computing…")
         self.submit("evaluate", job, self._show_result)
@@ -348,6 +368,10 @@ class EvaluationPanel(PanelBase):
         if self.result is None and self._cancel.is_set():
             self.status.setText("Cancelled.")
             self.progress_bar.setFormat("cancelled")
+        if self.result is None and self._pending_keys:  # the finished scores stay; the others never will be
+            self._show_scores(self._shown_partial(), self._pending_keys,
+                              pending_text="cancelled" if self._cancel.is_set() else "not computed")
+            self._forget_partial_scores()
 
     def show_error(self, text: str) -> None:
         if "EvaluationCancelledByUser" in text:
@@ -360,8 +384,50 @@ class EvaluationPanel(PanelBase):
             self.progress_bar.setValue(int(round(min(max(fraction, 0.0), 1.0) * 1000)))
             self.progress_bar.setFormat(f"%p%  — {message}")
 
+    def _forget_partial_scores(self) -> None:
+        """A new computation, a final result or a different model: no metric still on its way may show."""
+        self._scores_token += 1
+        self._partial_scores = {}
+        self._pending_keys = []
+
+    def _on_metric_finished(self, token: int, name: str, values: dict[str, Any]) -> None:
+        """One metric of the running suite is done: show its scores now, the others stay pending."""
+        if token != self._scores_token or not self.computing:
+            return
+        for key in METRIC_SCORE_KEYS.get(name, (name,)):
+            value = values.get(key)
+            if isinstance(value, float) and math.isfinite(value):
+                self._partial_scores[key] = value
+            if key in self._pending_keys:
+                self._pending_keys.remove(key)
+        self._show_scores(self._shown_partial(), self._pending_keys)
+
+    def _shown_partial(self) -> list[tuple[str, float]]:
+        return [(k, self._partial_scores[k]) for k in SCORE_KEYS if k in self._partial_scores]
+
     # --- showing -----------------------------------------------------------------------------------------
+    def _show_scores(self, scores: list[tuple[str, float]], pending: list[str],
+                     unavailable: dict[str, str] | None = None, pending_text: str = PENDING_TEXT) -> None:
+        """Table rows for the finished scores (with their bars), then the pending ones, then those that cannot run."""
+        rows = [(key, f"{value:.3f}", "") for key, value in scores]
+        rows += [(key, pending_text, "") for key in pending]
+        rows += [(key, "needs a full factor grid", reason) for key, reason in (unavailable or {}).items()]
+        self.score_table.setRowCount(len(rows))
+        for row, (key, text, tip) in enumerate(rows):
+            self.score_table.setItem(row, 0, QTableWidgetItem(SCORE_TITLES.get(key, key)))
+            item = QTableWidgetItem(text)
+            if row < len(scores):
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if tip:
+                item.setToolTip(tip)
+            self.score_table.setItem(row, 1, item)
+        self.bars.setOpts(x=np.arange(len(scores)) + 0.5, height=[v for _, v in scores], width=0.7)
+        self.bar_chart.setXRange(0, max(len(scores), 1), padding=0)
+        self.score_axis.set_names([COLUMN_TITLES[k] for k, _ in scores])
+        self.bar_hint.setVisible(not scores)
+
     def _show_result(self, result: dict[str, Any]) -> None:
+        self._forget_partial_scores()
         self.result = result
         self.computed_step = int(result.get("step", 0))
         for key, label in self.elbo_labels.items():
@@ -373,23 +439,7 @@ class EvaluationPanel(PanelBase):
         if result.get("iwae_nll") is None and result.get("iwae_note"):
             self.elbo_labels["iwae_nll"].setToolTip(result["iwae_note"])
         scores = [(k, result[k]) for k in SCORE_KEYS if isinstance(result.get(k), float)]
-        self.score_table.setRowCount(len(scores))
-        for row, (key, value) in enumerate(scores):
-            self.score_table.setItem(row, 0, QTableWidgetItem(SCORE_TITLES[key]))
-            item = QTableWidgetItem(f"{value:.3f}")
-            item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            self.score_table.setItem(row, 1, item)
-        for key, reason in (result.get("unavailable") or {}).items():  # BetaVAE/FactorVAE without a full grid
-            row = self.score_table.rowCount()
-            self.score_table.setRowCount(row + 1)
-            self.score_table.setItem(row, 0, QTableWidgetItem(SCORE_TITLES.get(key, key)))
-            item = QTableWidgetItem("needs a full factor grid")
-            item.setToolTip(reason)
-            self.score_table.setItem(row, 1, item)
-        self.bars.setOpts(x=np.arange(len(scores)) + 0.5, height=[v for _, v in scores], width=0.7)
-        self.bar_chart.setXRange(0, max(len(scores), 1), padding=0)
-        self.score_axis.set_names([COLUMN_TITLES[k] for k, _ in scores])
-        self.bar_hint.setVisible(not scores)
+        self._show_scores(scores, [], result.get("unavailable"))  # BetaVAE/FactorVAE without a full grid
         self._show_heatmap(result)
         grid = result.get("traversal")
         if grid is not None:
@@ -502,9 +552,10 @@ def _json_default(value: Any) -> Any:
 
 
 def run_evaluation(model, dataset, indices: torch.Tensor, names: tuple[str, ...], sizes: MetricSizes, seed: int,
-                   iwae_k: int, report, cancelled) -> dict[str, Any]:
+                   iwae_k: int, report, cancelled, on_metric=None) -> dict[str, Any]:
     """Everything the tab shows, computed off the GUI thread: evaluate (0–25 %), latent order and traversal rows,
-    then the scores (25–100 %). `report(fraction, message)`; raises EvaluationCancelledByUser when `cancelled()`."""
+    then the scores (25–100 %). `report(fraction, message)`; `on_metric(name, values)` as each score's metric
+    finishes (compute_metrics); raises EvaluationCancelledByUser when `cancelled()`."""
     share = 0.25 if names else 0.9
     n_images = int(indices.numel())
 
@@ -541,7 +592,7 @@ def run_evaluation(model, dataset, indices: torch.Tensor, names: tuple[str, ...]
             names = ()
     if names and "order" in result:
         try:
-            scores = compute_metrics(represent, dataset, names, seed, sizes, on_metrics, cancelled)
+            scores = compute_metrics(represent, dataset, names, seed, sizes, on_metrics, cancelled, on_metric)
         except MetricsCancelled:
             raise EvaluationCancelledByUser() from None
         result.update({k: v for k, v in scores.items() if k != "seconds"})

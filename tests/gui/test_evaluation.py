@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import csv
 import json
+import threading
 
 import numpy as np
 import pytest
 import torch
 
 from engine.data import load_dataset
-from engine.metrics import MetricSizes
+from engine.metrics import MetricSizes, suite
 from engine.models import create_model
 from gui.model_source import ModelSource
-from gui.panels.evaluation import EvaluationPanel
+from gui.panels.evaluation import PENDING_TEXT, SCORE_TITLES, EvaluationPanel
 
 TINY = {"latent_dim": 3, "backbone": "mlp", "hidden": 16, "depth": 1}
 SIZES = MetricSizes(train_points=200, test_points=100, batch_size=8, variance_points=200)
@@ -169,5 +170,73 @@ def test_all_five_scores_with_the_default_dci(qtbot, dsprites):
         assert result["dci_estimator"] == "exact" and 0.0 <= result["dci_disentanglement"] <= 1.0
         assert "reference GradientBoostingClassifier" in panel.status.text()
         assert panel.score_table.rowCount() == 7
+    finally:
+        panel.shutdown()
+
+
+def shown_scores(panel) -> dict[str, str]:
+    table = panel.score_table
+    return {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+
+
+@pytest.fixture
+def slow_mig(monkeypatch):
+    """MIG waits until the test sets the returned event (BetaVAE and FactorVAE run before it, SAP after it)."""
+    release = threading.Event()
+    original = suite.mig_per_factor
+
+    def waiting_mig(mi):
+        release.wait(30)
+        return original(mi)
+
+    monkeypatch.setattr(suite, "mig_per_factor", waiting_mig)
+    yield release
+    release.set()  # never leave the worker waiting
+
+
+def start_without_dci(panel) -> None:
+    panel.metrics_combo.setCurrentIndex(1)  # BetaVAE, FactorVAE, MIG, SAP
+    panel.set_metric_sizes(SIZES)
+    panel.iwae_spin.setValue(0)
+    panel.compute_button.click()
+
+
+def test_finished_scores_show_while_a_slow_metric_is_pending(qtbot, dsprites, slow_mig):
+    panel, _ = make_panel(qtbot, dsprites)
+    try:
+        start_without_dci(panel)
+        names = [SCORE_TITLES[k] for k in ("beta_vae", "factor_vae", "mig", "sap")]
+        assert shown_scores(panel) == dict.fromkeys(names, PENDING_TEXT)
+        qtbot.waitUntil(lambda: shown_scores(panel)["FactorVAE score"] != PENDING_TEXT, timeout=30_000)
+        early = shown_scores(panel)
+        assert early["MIG"] == early["SAP (continuous)"] == PENDING_TEXT
+        assert panel.computing and panel.result is None and panel.progress_bar.value() < 1000
+        assert len(panel.bars.opts["height"]) == 2 and panel.score_axis.names == ["BetaVAE", "FactorVAE"]
+        slow_mig.set()
+        finish(qtbot, panel)
+        result = panel.result
+        assert result is not None, panel.status.text()
+        final = shown_scores(panel)
+        assert final == {SCORE_TITLES[k]: f"{result[k]:.3f}" for k in ("beta_vae", "factor_vae", "mig", "sap")}
+        assert early["BetaVAE score"] == final["BetaVAE score"] and early["FactorVAE score"] == final["FactorVAE score"]
+        assert list(panel.bars.opts["height"]) == [result[k] for k in ("beta_vae", "factor_vae", "mig", "sap")]
+    finally:
+        panel.shutdown()
+
+
+def test_cancel_keeps_the_finished_scores_and_marks_the_rest(qtbot, dsprites, slow_mig):
+    panel, _ = make_panel(qtbot, dsprites)
+    try:
+        start_without_dci(panel)
+        qtbot.waitUntil(lambda: shown_scores(panel)["FactorVAE score"] != PENDING_TEXT, timeout=30_000)
+        early = shown_scores(panel)
+        panel.cancel_button.click()
+        slow_mig.set()
+        finish(qtbot, panel)
+        assert panel.result is None and panel.status.text() == "Cancelled."
+        after = shown_scores(panel)
+        assert after["BetaVAE score"] == early["BetaVAE score"] and after["FactorVAE score"] == early["FactorVAE score"]
+        assert after["MIG"] == after["SAP (continuous)"] == "cancelled"
+        assert panel.compute_button.isEnabled() and not panel.cancel_button.isEnabled()
     finally:
         panel.shutdown()
