@@ -992,18 +992,28 @@ class ComparePanel(QWidget):
         self.highlight(self.highlighted)
 
     # --- exports (the one path: engine/compare_figure.py renders what the CLI writes) ----------------------
-    def figure(self, views: tuple[str, ...] | None = None) -> np.ndarray:
-        """The labelled figure of these views (all: the whole tab) for the models compared, as the CLI draws it."""
+    def figure_choices(self) -> dict[str, Any]:
+        """What the figure should show, read on the GUI thread: the frozen comparison, the traversal settings and
+        the Curves view's term and x axis (before that view was shown: recon and KL by step)."""
+        if not self.comparison.entries:
+            raise ValueError("nothing to export yet: add models to compare")
+        term = self.term_combo.currentText()
+        return {"comparison": _frozen(self.comparison), "base": self.base_spin.value(),
+                "span": self.span_spin.value(), "steps": self.steps_spin.value(),
+                "terms": [term] if term else None, "x": self.x_combo.currentData()}
+
+    def figure(self, views: tuple[str, ...] | None = None, choices: dict[str, Any] | None = None) -> np.ndarray:
+        """The labelled figure of these views (all: the whole tab) for the models compared, as the CLI draws it,
+        with the choices on screen (`figure_choices()`, read now unless given)."""
         from engine.compare_figure import VIEWS as ALL_VIEWS
         from engine.compare_figure import comparison_figure
 
-        if not self.comparison.entries:
-            raise ValueError("nothing to export yet: add models to compare")
-        return comparison_figure(_frozen(self.comparison), tuple(views or ALL_VIEWS), self.base_spin.value(),
-                                 self.span_spin.value(), self.steps_spin.value())
+        chosen = dict(choices or self.figure_choices())
+        return comparison_figure(chosen.pop("comparison"), tuple(views or ALL_VIEWS), **chosen)
 
-    def export_png(self, path: str | Path, views: tuple[str, ...] | None = None) -> Path:
-        out = save_png(self.figure(views), path)
+    def export_png(self, path: str | Path, views: tuple[str, ...] | None = None,
+                   choices: dict[str, Any] | None = None) -> Path:
+        out = save_png(self.figure(views, choices), path)
         self.status.setText(f"Saved {out}")
         return out
 
@@ -1072,9 +1082,11 @@ class ComparePanel(QWidget):
         suffix = Path(path).suffix.lower()
         if suffix not in (".png", ".gif"):
             return False
-        views = FIGURE_VIEWS[self.current_view()]
-        write = (lambda: self.export_gif(path)) if suffix == ".gif" else (lambda: self.export_png(path, views))
-        self._write_in_background(write)
+        if suffix == ".gif":
+            self._write_in_background(lambda: self.export_gif(path))
+            return True
+        views, choices = FIGURE_VIEWS[self.current_view()], self.figure_choices()
+        self._write_in_background(lambda: self.export_png(path, views, choices))
         return True
 
     def _write_in_background(self, write) -> None:
@@ -1087,11 +1099,13 @@ class ComparePanel(QWidget):
     def _export_view_dialog(self) -> None:
         views = FIGURE_VIEWS[self.current_view()]
         write_chosen(self._ask("Export this view", "png", "PNG image (*.png)"),
-                     lambda p: self._write_in_background(lambda: self.export_png(p, views)), self._export_failed)
+                     lambda p: self._write_in_background(lambda c=self.figure_choices(): self.export_png(p, views, c)),
+                     self._export_failed)
 
     def _export_all_dialog(self) -> None:
         write_chosen(self._ask("Export the comparison", "png", "PNG image (*.png)"),
-                     lambda p: self._write_in_background(lambda: self.export_png(p)), self._export_failed)
+                     lambda p: self._write_in_background(lambda c=self.figure_choices(): self.export_png(p, None, c)),
+                     self._export_failed)
 
     def _export_gif_dialog(self) -> None:
         write_chosen(self._ask("Export traversals GIF", "gif", "Animated GIF (*.gif)"),

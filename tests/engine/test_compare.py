@@ -253,6 +253,28 @@ def test_traversal_gif_frames_move_every_model_together(examples):
     assert not np.array_equal(frames[0], frames[3]) and np.array_equal(frames[1], frames[5])
 
 
+def _contains(page: np.ndarray, part: np.ndarray, x: int) -> bool:
+    """`part` pasted into `page` with its left edge at column x (at any row)."""
+    h, w = part.shape[:2]
+    return any(np.array_equal(page[y:y + h, x:x + w], part) for y in range(page.shape[0] - h + 1))
+
+
+def test_the_figure_draws_the_chosen_terms_against_the_chosen_x(examples):
+    from engine.compare_figure import MARGIN, _Fonts, comparison_figure, curves_view
+
+    fonts = _Fonts()
+    chosen = np.asarray(curves_view(examples, fonts, ["test/total"], "images"))
+    default = np.asarray(curves_view(examples, fonts))
+    figure = comparison_figure(examples, ("curves",), terms=["test/total"], x="images")
+    assert _contains(figure, chosen, MARGIN) and not _contains(figure, default, MARGIN)
+    assert _contains(comparison_figure(examples, ("curves",)), default, MARGIN)
+    assert chosen.shape[1] < default.shape[1]  # one plot, not recon and KL side by side
+    with pytest.raises(ValueError, match="nope not logged by any model; choose from total, recon"):
+        comparison_figure(examples, ("curves",), terms=["nope"])
+    with pytest.raises(ValueError, match="unknown x axis 'epoch'"):
+        comparison_figure(examples, ("curves",), x="epoch")
+
+
 # --- scores on demand --------------------------------------------------------------------------------------------
 def test_scores_on_demand_match_evaluate_and_metrics(runs):
     comparison = Comparison.open([runs["vae"]])

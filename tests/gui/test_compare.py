@@ -141,6 +141,22 @@ def test_scores_are_computed_off_the_gui_thread_for_models_without_them(compare_
     assert panel.score_progress.value() == 1000
 
 
+def test_curves_export_draws_the_term_and_x_axis_on_screen(compare_panel, qtbot, tiny_runs, tmp_path):
+    from engine.compare_figure import comparison_figure
+
+    panel = compare_panel
+    assert panel.add_specs([str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])])
+    qtbot.waitUntil(lambda: len(panel.keys) == 2 and "curves" in panel.results and idle(panel), timeout=30_000)
+    panel.term_combo.setCurrentText("test/total")
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("images"))
+    with Image.open(panel.export_png(tmp_path / "curves.png", ("curves",))) as image:
+        exported = np.asarray(image.convert("RGB"))
+    expected = comparison_figure(panel.comparison, ("curves",), panel.base_spin.value(), terms=["test/total"],
+                                 x="images")
+    assert np.array_equal(exported, expected)
+    assert exported.shape != comparison_figure(panel.comparison, ("curves",)).shape  # not the default recon + KL
+
+
 def test_bad_input_is_reported_and_loses_nothing(compare_panel, qtbot, tiny_runs, tmp_path):
     panel = compare_panel
     assert panel.add_specs([str(tiny_runs["vae-a"])])
