@@ -42,7 +42,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.compare import MAX_MODELS, CompareError, Comparison, Unavailable, entry_from_model, expand_specs, load_entry
+from engine.compare import (
+    HISTORY_SCORES,
+    HISTORY_TITLES,
+    MAX_MODELS,
+    CompareError,
+    Comparison,
+    Unavailable,
+    entry_from_model,
+    expand_specs,
+    load_entry,
+)
 from engine.imaging import save_gif, save_png, tile
 from gui.inference import InferenceRunner
 from gui.panels.common import ask_save_path, button, grid_ticks, warn_export_failed, write_chosen, write_csv
@@ -60,6 +70,21 @@ BETA_LESSON = ("example:dsprites-vae", "example:dsprites-disentangle")
 HEAT_CELL = 18
 BASE_THUMBS = 16
 GIF_CELL = 48
+
+
+def score_header(name: str) -> tuple[str, str]:
+    """A score column's title and header tooltip: final scores are the last checkpoint's; `<term> final|best` are
+    the last and the best logged value of a history term (best = min of a loss, max of the MIG probe)."""
+    term, _, which = name.rpartition(" ")
+    if term in HISTORY_SCORES and which in ("final", "best"):
+        title = HISTORY_TITLES[term]
+        if which == "final":
+            return f"{title} final", f"{term}: the last value logged during training"
+        best = HISTORY_SCORES[term]
+        better = "lower" if best == "min" else "higher"
+        return (f"{title} best ({best})", f"{term}: the best value logged during training — the {best} over the "
+                f"run ({better} is better)")
+    return SCORE_TITLES.get(name, name), f"{name}: the final model's score (its last checkpoint)"
 
 
 def _frozen(comparison: Comparison) -> Comparison:
@@ -801,13 +826,18 @@ class ComparePanel(QWidget):
         self.score_table.set_rows(scores.columns, scores.rows,
                                   [colours.get(r[0], view.colour(k[0])) for r, k in zip(scores.rows, scores.keys,
                                                                                           strict=True)],
-                                  titles=SCORE_TITLES,
                                   tooltips=[", ".join(view.entry(k).score_source or "no scores yet" for k in ks)
                                             for ks in scores.keys])
+        for column, name in enumerate(scores.columns[2:], start=2):
+            title, tip = score_header(name)
+            self.score_table.model.setHeaderData(column, Qt.Orientation.Horizontal, title)
+            self.score_table.model.setHeaderData(column, Qt.Orientation.Horizontal, tip, Qt.ItemDataRole.ToolTipRole)
         absent = [view.label(k) for k in view.keys if not view.entry(k).scores]
         self.table_note.setText(f"No scores yet for {', '.join(absent)}: press Compute scores." if absent else
                                 "Scores from where each model was made (the examples' manifest, a sweep's "
-                                "result.json) or computed here; hover a name for its source.")
+                                "result.json) or computed here; hover a name for its source. “final” is the "
+                                "last value logged, “best (min/max)” the best over the run: the min of a loss, the "
+                                "max of the MIG probe.")
 
     def compute_scores(self) -> None:
         """Final scores for the models that lack them, off the GUI thread, with a progress bar and Cancel."""

@@ -178,6 +178,35 @@ def test_scores_of_one_configuration_are_grouped_as_mean_and_std(runs):
     assert table.rows[1][table.columns.index("mig")] == 0.5 and table.rows[1][table.columns.index("recon")] == ""
 
 
+def test_table_shows_final_and_best_of_the_logged_terms_grouped_over_seeds(runs):
+    base = load_entry(runs["vae"])
+
+    def history(recon, mig):
+        return ([{"kind": "epoch", "step": 10 * (i + 1), "test": {"recon": r, "total": r + 1.0}}
+                 for i, r in enumerate(recon)] + [{"kind": "probe", "step": 10 * (i + 1), "mig": m}
+                                                  for i, m in enumerate(mig)])
+
+    entries = [dataclasses.replace(base, key="s0", seed=0, history=history([30.0, 20.0, 25.0], [0.1, 0.5, 0.3])),
+               dataclasses.replace(base, key="s1", seed=1, history=history([28.0, 26.0, 22.0], [0.2, 0.4, 0.6])),
+               dataclasses.replace(base, key="bare", hyperparams={**base.hyperparams, "lr": 0.01}, history=[])]
+    comparison = Comparison(entries)
+    assert comparison.history_scores("s0") == {"test/total final": 26.0, "test/total best": 21.0,
+                                               "test/recon final": 25.0, "test/recon best": 20.0,
+                                               "probe/mig final": 0.3, "probe/mig best": 0.5}
+    assert comparison.history_scores("bare") == {}
+    table = comparison.score_table(group_seeds=False)
+    column = table.columns.index
+    assert [row[column("test/recon best")] for row in table.rows] == [20.0, 22.0, ""]  # min of a loss
+    assert [row[column("probe/mig best")] for row in table.rows] == [0.5, 0.6, ""]  # max of the probe
+    assert [row[column("probe/mig final")] for row in table.rows] == [0.3, 0.6, ""]
+    csv_table = comparison.csv_table()
+    assert [row[csv_table.columns.index("probe/mig best")] for row in csv_table.rows] == [0.5, 0.6, ""]
+    grouped = comparison.score_table()
+    assert grouped.keys == [["s0", "s1"], ["bare"]]
+    assert grouped.rows[0][grouped.columns.index("test/recon best")] == \
+        f"{np.mean([20.0, 22.0]):.4g} ± {np.std([20.0, 22.0], ddof=1):.2g} (2)"
+
+
 # --- factor rows and traversals --------------------------------------------------------------------------------
 def test_matched_rows_follow_factor_order_then_unmatched_by_kl(examples):
     key = examples.keys[0]
