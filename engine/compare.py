@@ -47,9 +47,10 @@ import torch
 from .errors import CheckpointError, ConfigError
 
 MAX_MODELS = 6
-# Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), one per model.
-PALETTE: tuple[tuple[int, int, int], ...] = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167),
-                                             (86, 180, 233), (213, 94, 0))
+# One colour per model, six hues apart: Okabe–Ito blue, orange, bluish green and reddish purple, Tableau red and
+# brown (no two blues, no orange beside vermilion); readable on the figures' white and the tab's dark background.
+PALETTE: tuple[tuple[int, int, int], ...] = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (214, 39, 40),
+                                             (204, 121, 167), (156, 117, 95))
 X_AXES = ("step", "images", "wall")
 FAMILY_SHORT = {"ae": "AE", "vae": "VAE", "beta-vae": "β-VAE", "beta-tcvae": "β-TCVAE", "capacity-vae": "Capacity-VAE",
                 "contractive-ae": "CAE", "cvae": "CVAE", "dae": "DAE", "factor-vae": "FactorVAE",

@@ -5,6 +5,7 @@ scores on demand — including a VQ-VAE, a conditional model and a dataset witho
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -101,6 +102,39 @@ def test_colours_are_stable_when_models_leave_and_join(runs):
     assert comparison.colour("c") == PALETTE[2]
     comparison.add(load_entry(runs["vae"], key="d"))
     assert comparison.colour("d") == PALETTE[1]
+
+
+def _lab(rgb) -> np.ndarray:
+    """sRGB (0–255) → CIELAB (D65)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+    def luminance(rgb):
+        c = np.asarray(rgb, dtype=np.float64) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(c @ [0.2126, 0.7152, 0.0722])
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_palette_has_six_clearly_distinct_hues_readable_on_both_backgrounds():
+    assert len(PALETTE) == MAX_MODELS == len(set(PALETTE))
+    labs = [_lab(c) for c in PALETTE]
+    for i, j in itertools.combinations(range(len(PALETTE)), 2):
+        hue_i, hue_j = (np.degrees(np.arctan2(lab[2], lab[1])) % 360 for lab in (labs[i], labs[j]))
+        gap = min(abs(hue_i - hue_j), 360 - abs(hue_i - hue_j))
+        assert gap >= 20, f"{PALETTE[i]} and {PALETTE[j]} are one hue ({gap:.0f}° apart): told apart by lightness only"
+        assert np.linalg.norm(labs[i] - labs[j]) >= 25, (PALETTE[i], PALETTE[j])
+    for colour in PALETTE:  # the figures' white page and the tab's #1e1e1e plots
+        assert _contrast(colour, (255, 255, 255)) >= 2.0 and _contrast(colour, (30, 30, 30)) >= 3.0, colour
 
 
 def test_more_than_six_models_is_a_clear_error(runs):
