@@ -217,6 +217,10 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                         "of beta_vae,factor_vae,mig,dci,sap (−ELBO, recon and KL are always measured when missing)")
     p.add_argument("--metric-sizes", choices=("quick", "standard"), default="quick",
                    help="quick (default): 1,000 / 500 points; standard: 10,000 / 5,000")
+    p.add_argument("--terms", metavar="T,T,…", help="logged terms the curves show, one plot each (default "
+                                                    "recon,kl; e.g. total,test/recon,probe/mig)")
+    p.add_argument("--x", default="step", choices=("step", "images", "wall"),
+                   help="the curves' x axis: step (default), images seen or wall time (from logged throughput)")
     p.add_argument("--base", type=int, default=0, metavar="I", help="test image traversed (default 0)")
     p.add_argument("--range", type=float, default=3.0, dest="span", metavar="R",
                    help="traverse ±R prior standard deviations (default 3)")
@@ -334,7 +338,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from .compare import Comparison
-    from .compare_figure import VIEWS
+    from .compare_figure import VIEWS, check_curve_choice
 
     if not args.out.lower().endswith(".png"):
         raise CliError(f"--out must be a .png file, got {args.out}")
@@ -361,6 +365,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
             raise CliError(f"--labels: {len(args.labels)} label(s) for {len(comparison.keys)} model(s)")
         for key, label in zip(comparison.keys, args.labels, strict=True):
             comparison.set_label(key, label)
+    terms = [t.strip() for t in args.terms.split(",") if t.strip()] if args.terms else None
+    if "curves" in views:
+        try:
+            check_curve_choice(comparison, terms, args.x)
+        except ValueError as exc:
+            raise CliError(f"--terms/--x: {exc}") from None
     test = len(comparison.entries[0].test_indices)
     if not 0 <= args.base < test:
         raise CliError(f"--base must be a test-image index in 0…{test - 1}, got {args.base}")
@@ -374,7 +384,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         comparison.compute_scores(metrics=metrics, sizes=MetricSizes.named(args.metric_sizes), seed=args.seed,
                                   progress=scored)
     _write_comparison(comparison, Path(args.out), Path(args.csv) if args.csv else None, views, base=args.base,
-                      span=args.span, steps=args.steps)
+                      span=args.span, steps=args.steps, terms=terms, x=args.x)
     for key, label in comparison.labels().items():
         entry = comparison.entry(key)
         numbers = "  ".join(f"{k} {entry.scores[k]:.4g}" for k in ("neg_elbo", "recon", "kl", "mig")

@@ -13,8 +13,9 @@ KL bars; a dataset without factors has no factor rows) — never an exception fo
 - `terms()`, `curve(key, term, x)`: logged curves; x = "step", "images" (step × batch size) or "wall" (seconds,
   summed from the logged throughput); test terms are `test/<term>`, the live MIG probe `probe/mig`.
 - `hyperparam_table(differences_only)`, `score_table()`: rows per model; seeds of one configuration grouped as
-  mean ± std. Scores come from where the model was made (the examples' manifest, a sweep run's result.json) or
-  from `compute_scores(progress, cancel)` (engine.evaluate + engine.metrics; cancellable, off-thread safe).
+  mean ± std; beside the final scores, the final and best of the logged history terms (`history_scores`).
+  Scores come from where the model was made (the examples' manifest, a sweep run's result.json) or from
+  `compute_scores(progress, cancel)` (engine.evaluate + engine.metrics; cancellable, off-thread safe).
 - `matched_factor_rows(key)`: latent dims ordered by the factor they carry most MI about (MI on a fixed factor
   sample, engine.probe), unmatched dims last. `traversal_cells(base, span, steps)`: the same base images and
   range for every model, rows aligned by factor across models; a model on other data uses its own images.
@@ -46,9 +47,10 @@ import torch
 from .errors import CheckpointError, ConfigError
 
 MAX_MODELS = 6
-# Okabe–Ito colours (distinguishable with the common colour-vision deficiencies), one per model.
-PALETTE: tuple[tuple[int, int, int], ...] = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (204, 121, 167),
-                                             (86, 180, 233), (213, 94, 0))
+# One colour per model, six hues apart: Okabe–Ito blue, orange, bluish green and reddish purple, Tableau red and
+# brown (no two blues, no orange beside vermilion); readable on the figures' white and the tab's dark background.
+PALETTE: tuple[tuple[int, int, int], ...] = ((0, 114, 178), (230, 159, 0), (0, 158, 115), (214, 39, 40),
+                                             (204, 121, 167), (156, 117, 95))
 X_AXES = ("step", "images", "wall")
 FAMILY_SHORT = {"ae": "AE", "vae": "VAE", "beta-vae": "β-VAE", "beta-tcvae": "β-TCVAE", "capacity-vae": "Capacity-VAE",
                 "contractive-ae": "CAE", "cvae": "CVAE", "dae": "DAE", "factor-vae": "FactorVAE",
@@ -63,6 +65,10 @@ LABEL_HPARAMS = 3  # at most this many differing hyperparameters in a default la
 SCORE_NAMES = ("neg_elbo", "recon", "kl", "active_units", "mig", "dci_disentanglement", "dci_completeness",
                "dci_informativeness", "sap", "factor_vae", "beta_vae")
 LOWER_IS_BETTER = frozenset({"neg_elbo", "recon"})
+# Logged history terms the table shows twice, as `<term> final` (last logged) and `<term> best`: the min of a loss,
+# the max of the live MIG probe.
+HISTORY_SCORES = {"test/total": "min", "test/recon": "min", "probe/mig": "max"}
+HISTORY_TITLES = {"test/total": "test loss", "test/recon": "test recon", "probe/mig": "MIG probe"}
 MATCH_MIN_MI = 0.2  # a latent counts as carrying a factor when I(z_j; v_k)/H(v_k) ≥ this
 INACTIVE_KL_NATS = 0.01
 STATS_IMAGES = 500  # test images behind KL per dim and the traversal bounds
@@ -578,12 +584,34 @@ class Comparison:
             rows = [[r[c] for c in keep] for r in rows]
         return Table(columns, rows, [[e.key] for e in self.entries])
 
+    def history_scores(self, key: str) -> dict[str, float]:
+        """`<term> final` (last logged value) and `<term> best` (min of a loss, max of the MIG probe: HISTORY_SCORES)
+        of the logged history terms this model has."""
+        out: dict[str, float] = {}
+        for term, best in HISTORY_SCORES.items():
+            curve = self.curve(key, term)
+            if isinstance(curve, Unavailable):
+                continue
+            out[f"{term} final"] = float(curve.y[-1])
+            out[f"{term} best"] = float(curve.y.min() if best == "min" else curve.y.max())
+        return out
+
+    def all_scores(self) -> dict[str, dict[str, float]]:
+        """Per model: its final scores and the final and best of its logged history terms."""
+        return {e.key: {**e.scores, **self.history_scores(e.key)} for e in self.entries}
+
+    def _score_columns(self, scores: dict[str, dict[str, float]]) -> list[str]:
+        """The score names any model has: SCORE_NAMES, then the history terms' final/best, then the rest sorted."""
+        history = [f"{t} {w}" for t in HISTORY_SCORES for w in ("final", "best")]
+        names = [n for n in (*SCORE_NAMES, *history) if any(n in scores.get(e.key, {}) for e in self.entries)]
+        return names + sorted({n for e in self.entries for n in scores.get(e.key, {})} - set(names))
+
     def score_table(self, scores: dict[str, dict[str, float]] | None = None, group_seeds: bool = True) -> Table:
-        """Rows per configuration: every score any model has; cells are floats, or 'mean ± std (n)' strings when
-        seeds of one configuration are grouped, or '' where a model has no such score."""
-        scores = scores or {e.key: e.scores for e in self.entries}
-        names = [n for n in SCORE_NAMES if any(n in scores.get(e.key, {}) for e in self.entries)]
-        names += sorted({n for e in self.entries for n in scores.get(e.key, {})} - set(names))
+        """Rows per configuration: every score any model has (its final scores, then the final and best of its
+        logged history terms); cells are floats, or 'mean ± std (n)' strings when seeds of one configuration are
+        grouped, or '' where a model has no such score."""
+        scores = scores or self.all_scores()
+        names = self._score_columns(scores)
         groups: dict[tuple, list[CompareEntry]] = {}
         for e in self.entries:
             groups.setdefault(e.config_key if group_seeds else (e.key,), []).append(e)
@@ -890,17 +918,18 @@ class Comparison:
         return RateDistortion(points, joined, unavailable)
 
     def csv_table(self) -> Table:
-        """One row per model: label, spec, family, dataset, step, seed, every hyperparameter, every score, and
-        where the scores came from (what `main.py compare --csv` writes)."""
+        """One row per model: label, spec, family, dataset, step, seed, every hyperparameter, every score (with the
+        final and best of the logged history terms), and where the scores came from (what `main.py compare --csv`
+        writes)."""
         values = [{**IMPLICIT_HPARAMS.get(e.family, {}), **e.hyperparams} for e in self.entries]
         names = list(dict.fromkeys(k for v in values for k in v))
-        scores = [n for n in SCORE_NAMES if any(n in e.scores for e in self.entries)]
-        scores += sorted({n for e in self.entries for n in e.scores} - set(scores))
+        every = self.all_scores()
+        scores = self._score_columns(every)
         swept = list(dict.fromkeys(k for e in self.entries for k in e.swept))
         columns = ["model", "spec", "family", "dataset", "step", "seed", *names, *scores, "score_source",
                    *(f"swept_{k}" for k in swept)]
         rows = [[self.label(e.key), e.spec, e.family, e.dataset_name, e.step, e.seed,
-                 *(v.get(n, "") for n in names), *(e.scores.get(n, "") for n in scores), e.score_source,
+                 *(v.get(n, "") for n in names), *(every[e.key].get(n, "") for n in scores), e.score_source,
                  *(e.swept.get(k, "") for k in swept)] for e, v in zip(self.entries, values, strict=True)]
         return Table(columns, rows, [[e.key] for e in self.entries])
 

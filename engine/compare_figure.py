@@ -10,14 +10,16 @@ A model that cannot take part in a view gets a grey box with the reason in its p
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .compare import Comparison, Table, TraversalCells, Unavailable
+from .compare import X_AXES, Comparison, Table, TraversalCells, Unavailable
 from .imaging import labelled_grid, tile
 
 VIEWS = ("curves", "table", "traversals", "recon", "kl", "mi", "rd")
+DEFAULT_TERMS = ("recon", "kl")  # the curves drawn when no term is chosen
 BACKGROUND = (255, 255, 255)
 INK = (25, 25, 25)
 GREY = (120, 120, 120)
@@ -270,11 +272,12 @@ def _smooth(y: np.ndarray, points: int = 400) -> np.ndarray:
     return np.convolve(np.pad(y, (window // 2, window - 1 - window // 2), mode="edge"), kernel, mode="valid")
 
 
-def curves_view(comparison: Comparison, fonts: _Fonts, terms: list[str] | None = None, x: str = "step"):
+def curves_view(comparison: Comparison, fonts: _Fonts, terms: Sequence[str] | None = None, x: str = "step"):
+    """One plot per term (default: recon and KL), every model's running mean against `x` (see X_AXES)."""
     available = comparison.terms()
     if not available:
         return _reason_box("no model has a logged history (examples and run folders have one)", fonts, 420, 40)
-    terms = terms or [t for t in ("recon", "kl") if t in available] or available[:1]
+    terms = list(terms or [t for t in DEFAULT_TERMS if t in available] or available[:1])
     panels = []
     for term in terms:
         series, x_title = [], x
@@ -527,14 +530,30 @@ _TITLES = {"curves": "Training curves", "table": "Hyperparameters that differ, a
            "rd": "Rate–distortion"}
 
 
+def check_curve_choice(comparison: Comparison, terms: Sequence[str] | None, x: str) -> None:
+    """ValueError naming the choices when a term was never logged by any model or `x` is not an axis."""
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; choose from {', '.join(X_AXES)}")
+    available = comparison.terms()
+    unknown = [t for t in terms or () if t not in available]
+    if unknown:
+        raise ValueError(f"term(s) {', '.join(unknown)} not logged by any model; choose from "
+                         f"{', '.join(available) or '(none: no model has a history)'}")
+
+
 def comparison_figure(comparison: Comparison, views: tuple[str, ...] = VIEWS, base: int = 0, span: float = 3.0,
-                      steps: int = 7, title: str = "") -> np.ndarray:
-    """The whole comparison as one RGB uint8 image (views in the order of VIEWS)."""
+                      steps: int = 7, title: str = "", terms: Sequence[str] | None = None,
+                      x: str = "step") -> np.ndarray:
+    """The whole comparison as one RGB uint8 image (views in the order of VIEWS); the curves show `terms` (default
+    DEFAULT_TERMS) against `x` (step, images or wall)."""
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise ValueError(f"unknown view(s) {', '.join(unknown)}; choose from {', '.join(VIEWS)}")
+    if "curves" in views:
+        check_curve_choice(comparison, terms, x)
     fonts = _Fonts()
-    builders = {"curves": lambda: curves_view(comparison, fonts), "table": lambda: table_view(comparison, fonts),
+    builders = {"curves": lambda: curves_view(comparison, fonts, terms, x),
+                "table": lambda: table_view(comparison, fonts),
                 "traversals": lambda: traversals_view(comparison, fonts, base, span, steps),
                 "recon": lambda: recon_view(comparison, fonts), "kl": lambda: kl_view(comparison, fonts),
                 "mi": lambda: mi_view(comparison, fonts), "rd": lambda: rd_view(comparison, fonts)}

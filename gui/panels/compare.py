@@ -42,7 +42,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.compare import MAX_MODELS, CompareError, Comparison, Unavailable, entry_from_model, expand_specs, load_entry
+from engine.compare import (
+    HISTORY_SCORES,
+    HISTORY_TITLES,
+    MAX_MODELS,
+    CompareError,
+    Comparison,
+    Unavailable,
+    entry_from_model,
+    expand_specs,
+    load_entry,
+)
 from engine.imaging import save_gif, save_png, tile
 from gui.inference import InferenceRunner
 from gui.panels.common import ask_save_path, button, grid_ticks, warn_export_failed, write_chosen, write_csv
@@ -60,6 +70,21 @@ BETA_LESSON = ("example:dsprites-vae", "example:dsprites-disentangle")
 HEAT_CELL = 18
 BASE_THUMBS = 16
 GIF_CELL = 48
+
+
+def score_header(name: str) -> tuple[str, str]:
+    """A score column's title and header tooltip: final scores are the last checkpoint's; `<term> final|best` are
+    the last and the best logged value of a history term (best = min of a loss, max of the MIG probe)."""
+    term, _, which = name.rpartition(" ")
+    if term in HISTORY_SCORES and which in ("final", "best"):
+        title = HISTORY_TITLES[term]
+        if which == "final":
+            return f"{title} final", f"{term}: the last value logged during training"
+        best = HISTORY_SCORES[term]
+        better = "lower" if best == "min" else "higher"
+        return (f"{title} best ({best})", f"{term}: the best value logged during training — the {best} over the "
+                f"run ({better} is better)")
+    return SCORE_TITLES.get(name, name), f"{name}: the final model's score (its last checkpoint)"
 
 
 def _frozen(comparison: Comparison) -> Comparison:
@@ -801,13 +826,18 @@ class ComparePanel(QWidget):
         self.score_table.set_rows(scores.columns, scores.rows,
                                   [colours.get(r[0], view.colour(k[0])) for r, k in zip(scores.rows, scores.keys,
                                                                                           strict=True)],
-                                  titles=SCORE_TITLES,
                                   tooltips=[", ".join(view.entry(k).score_source or "no scores yet" for k in ks)
                                             for ks in scores.keys])
+        for column, name in enumerate(scores.columns[2:], start=2):
+            title, tip = score_header(name)
+            self.score_table.model.setHeaderData(column, Qt.Orientation.Horizontal, title)
+            self.score_table.model.setHeaderData(column, Qt.Orientation.Horizontal, tip, Qt.ItemDataRole.ToolTipRole)
         absent = [view.label(k) for k in view.keys if not view.entry(k).scores]
         self.table_note.setText(f"No scores yet for {', '.join(absent)}: press Compute scores." if absent else
                                 "Scores from where each model was made (the examples' manifest, a sweep's "
-                                "result.json) or computed here; hover a name for its source.")
+                                "result.json) or computed here; hover a name for its source. “final” is the "
+                                "last value logged, “best (min/max)” the best over the run: the min of a loss, the "
+                                "max of the MIG probe.")
 
     def compute_scores(self) -> None:
         """Final scores for the models that lack them, off the GUI thread, with a progress bar and Cancel."""
@@ -992,18 +1022,28 @@ class ComparePanel(QWidget):
         self.highlight(self.highlighted)
 
     # --- exports (the one path: engine/compare_figure.py renders what the CLI writes) ----------------------
-    def figure(self, views: tuple[str, ...] | None = None) -> np.ndarray:
-        """The labelled figure of these views (all: the whole tab) for the models compared, as the CLI draws it."""
+    def figure_choices(self) -> dict[str, Any]:
+        """What the figure should show, read on the GUI thread: the frozen comparison, the traversal settings and
+        the Curves view's term and x axis (before that view was shown: recon and KL by step)."""
+        if not self.comparison.entries:
+            raise ValueError("nothing to export yet: add models to compare")
+        term = self.term_combo.currentText()
+        return {"comparison": _frozen(self.comparison), "base": self.base_spin.value(),
+                "span": self.span_spin.value(), "steps": self.steps_spin.value(),
+                "terms": [term] if term else None, "x": self.x_combo.currentData()}
+
+    def figure(self, views: tuple[str, ...] | None = None, choices: dict[str, Any] | None = None) -> np.ndarray:
+        """The labelled figure of these views (all: the whole tab) for the models compared, as the CLI draws it,
+        with the choices on screen (`figure_choices()`, read now unless given)."""
         from engine.compare_figure import VIEWS as ALL_VIEWS
         from engine.compare_figure import comparison_figure
 
-        if not self.comparison.entries:
-            raise ValueError("nothing to export yet: add models to compare")
-        return comparison_figure(_frozen(self.comparison), tuple(views or ALL_VIEWS), self.base_spin.value(),
-                                 self.span_spin.value(), self.steps_spin.value())
+        chosen = dict(choices or self.figure_choices())
+        return comparison_figure(chosen.pop("comparison"), tuple(views or ALL_VIEWS), **chosen)
 
-    def export_png(self, path: str | Path, views: tuple[str, ...] | None = None) -> Path:
-        out = save_png(self.figure(views), path)
+    def export_png(self, path: str | Path, views: tuple[str, ...] | None = None,
+                   choices: dict[str, Any] | None = None) -> Path:
+        out = save_png(self.figure(views, choices), path)
         self.status.setText(f"Saved {out}")
         return out
 
@@ -1072,9 +1112,11 @@ class ComparePanel(QWidget):
         suffix = Path(path).suffix.lower()
         if suffix not in (".png", ".gif"):
             return False
-        views = FIGURE_VIEWS[self.current_view()]
-        write = (lambda: self.export_gif(path)) if suffix == ".gif" else (lambda: self.export_png(path, views))
-        self._write_in_background(write)
+        if suffix == ".gif":
+            self._write_in_background(lambda: self.export_gif(path))
+            return True
+        views, choices = FIGURE_VIEWS[self.current_view()], self.figure_choices()
+        self._write_in_background(lambda: self.export_png(path, views, choices))
         return True
 
     def _write_in_background(self, write) -> None:
@@ -1087,11 +1129,13 @@ class ComparePanel(QWidget):
     def _export_view_dialog(self) -> None:
         views = FIGURE_VIEWS[self.current_view()]
         write_chosen(self._ask("Export this view", "png", "PNG image (*.png)"),
-                     lambda p: self._write_in_background(lambda: self.export_png(p, views)), self._export_failed)
+                     lambda p: self._write_in_background(lambda c=self.figure_choices(): self.export_png(p, views, c)),
+                     self._export_failed)
 
     def _export_all_dialog(self) -> None:
         write_chosen(self._ask("Export the comparison", "png", "PNG image (*.png)"),
-                     lambda p: self._write_in_background(lambda: self.export_png(p)), self._export_failed)
+                     lambda p: self._write_in_background(lambda c=self.figure_choices(): self.export_png(p, None, c)),
+                     self._export_failed)
 
     def _export_gif_dialog(self) -> None:
         write_chosen(self._ask("Export traversals GIF", "gif", "Animated GIF (*.gif)"),

@@ -5,6 +5,7 @@ scores on demand — including a VQ-VAE, a conditional model and a dataset witho
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -103,6 +104,39 @@ def test_colours_are_stable_when_models_leave_and_join(runs):
     assert comparison.colour("d") == PALETTE[1]
 
 
+def _lab(rgb) -> np.ndarray:
+    """sRGB (0–255) → CIELAB (D65)."""
+    c = np.asarray(rgb, dtype=np.float64) / 255
+    c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = c @ np.array([[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]).T
+    f = xyz / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(f > 0.008856, np.cbrt(f), 7.787 * f + 16 / 116)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def _contrast(a, b) -> float:
+    """WCAG contrast ratio of two sRGB colours."""
+    def luminance(rgb):
+        c = np.asarray(rgb, dtype=np.float64) / 255
+        c = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+        return float(c @ [0.2126, 0.7152, 0.0722])
+
+    high, low = sorted((luminance(a), luminance(b)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def test_palette_has_six_clearly_distinct_hues_readable_on_both_backgrounds():
+    assert len(PALETTE) == MAX_MODELS == len(set(PALETTE))
+    labs = [_lab(c) for c in PALETTE]
+    for i, j in itertools.combinations(range(len(PALETTE)), 2):
+        hue_i, hue_j = (np.degrees(np.arctan2(lab[2], lab[1])) % 360 for lab in (labs[i], labs[j]))
+        gap = min(abs(hue_i - hue_j), 360 - abs(hue_i - hue_j))
+        assert gap >= 20, f"{PALETTE[i]} and {PALETTE[j]} are one hue ({gap:.0f}° apart): told apart by lightness only"
+        assert np.linalg.norm(labs[i] - labs[j]) >= 25, (PALETTE[i], PALETTE[j])
+    for colour in PALETTE:  # the figures' white page and the tab's #1e1e1e plots
+        assert _contrast(colour, (255, 255, 255)) >= 2.0 and _contrast(colour, (30, 30, 30)) >= 3.0, colour
+
+
 def test_more_than_six_models_is_a_clear_error(runs):
     with pytest.raises(CompareError, match="at most 6"):
         Comparison.open([runs["vae"]] * (MAX_MODELS + 1))
@@ -178,6 +212,35 @@ def test_scores_of_one_configuration_are_grouped_as_mean_and_std(runs):
     assert table.rows[1][table.columns.index("mig")] == 0.5 and table.rows[1][table.columns.index("recon")] == ""
 
 
+def test_table_shows_final_and_best_of_the_logged_terms_grouped_over_seeds(runs):
+    base = load_entry(runs["vae"])
+
+    def history(recon, mig):
+        return ([{"kind": "epoch", "step": 10 * (i + 1), "test": {"recon": r, "total": r + 1.0}}
+                 for i, r in enumerate(recon)] + [{"kind": "probe", "step": 10 * (i + 1), "mig": m}
+                                                  for i, m in enumerate(mig)])
+
+    entries = [dataclasses.replace(base, key="s0", seed=0, history=history([30.0, 20.0, 25.0], [0.1, 0.5, 0.3])),
+               dataclasses.replace(base, key="s1", seed=1, history=history([28.0, 26.0, 22.0], [0.2, 0.4, 0.6])),
+               dataclasses.replace(base, key="bare", hyperparams={**base.hyperparams, "lr": 0.01}, history=[])]
+    comparison = Comparison(entries)
+    assert comparison.history_scores("s0") == {"test/total final": 26.0, "test/total best": 21.0,
+                                               "test/recon final": 25.0, "test/recon best": 20.0,
+                                               "probe/mig final": 0.3, "probe/mig best": 0.5}
+    assert comparison.history_scores("bare") == {}
+    table = comparison.score_table(group_seeds=False)
+    column = table.columns.index
+    assert [row[column("test/recon best")] for row in table.rows] == [20.0, 22.0, ""]  # min of a loss
+    assert [row[column("probe/mig best")] for row in table.rows] == [0.5, 0.6, ""]  # max of the probe
+    assert [row[column("probe/mig final")] for row in table.rows] == [0.3, 0.6, ""]
+    csv_table = comparison.csv_table()
+    assert [row[csv_table.columns.index("probe/mig best")] for row in csv_table.rows] == [0.5, 0.6, ""]
+    grouped = comparison.score_table()
+    assert grouped.keys == [["s0", "s1"], ["bare"]]
+    assert grouped.rows[0][grouped.columns.index("test/recon best")] == \
+        f"{np.mean([20.0, 22.0]):.4g} ± {np.std([20.0, 22.0], ddof=1):.2g} (2)"
+
+
 # --- factor rows and traversals --------------------------------------------------------------------------------
 def test_matched_rows_follow_factor_order_then_unmatched_by_kl(examples):
     key = examples.keys[0]
@@ -251,6 +314,28 @@ def test_traversal_gif_frames_move_every_model_together(examples):
     assert len(frames) == 4 + 2  # forth and back
     assert len({f.shape for f in frames}) == 1 and frames[0].dtype == np.uint8
     assert not np.array_equal(frames[0], frames[3]) and np.array_equal(frames[1], frames[5])
+
+
+def _contains(page: np.ndarray, part: np.ndarray, x: int) -> bool:
+    """`part` pasted into `page` with its left edge at column x (at any row)."""
+    h, w = part.shape[:2]
+    return any(np.array_equal(page[y:y + h, x:x + w], part) for y in range(page.shape[0] - h + 1))
+
+
+def test_the_figure_draws_the_chosen_terms_against_the_chosen_x(examples):
+    from engine.compare_figure import MARGIN, _Fonts, comparison_figure, curves_view
+
+    fonts = _Fonts()
+    chosen = np.asarray(curves_view(examples, fonts, ["test/total"], "images"))
+    default = np.asarray(curves_view(examples, fonts))
+    figure = comparison_figure(examples, ("curves",), terms=["test/total"], x="images")
+    assert _contains(figure, chosen, MARGIN) and not _contains(figure, default, MARGIN)
+    assert _contains(comparison_figure(examples, ("curves",)), default, MARGIN)
+    assert chosen.shape[1] < default.shape[1]  # one plot, not recon and KL side by side
+    with pytest.raises(ValueError, match="nope not logged by any model; choose from total, recon"):
+        comparison_figure(examples, ("curves",), terms=["nope"])
+    with pytest.raises(ValueError, match="unknown x axis 'epoch'"):
+        comparison_figure(examples, ("curves",), x="epoch")
 
 
 # --- scores on demand --------------------------------------------------------------------------------------------

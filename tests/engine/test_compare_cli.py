@@ -89,6 +89,7 @@ def test_compare_a_sweep_folder_with_labels_and_chosen_views(sweep_folder, tmp_p
     (["example:dsprites-vae", "--out", "x.png", "--views", "curves,nope"], "unknown view(s) nope"),
     (["example:dsprites-vae", "--out", "x.png", "--labels", "a", "b"], "2 label(s) for 1 model(s)"),
     (["example:dsprites-vae", "--out", "x.png", "--metrics", "mog"], "unknown metric(s) mog"),
+    (["example:dsprites-vae", "--out", "x.png", "--terms", "recon,nope"], "--terms/--x: term(s) nope not logged"),
     (["example:nope", "--out", "x.png"], "no such example"),
     (["example:dsprites-vae"] * 7 + ["--out", "x.png"], "at most 6"),
 ])

@@ -141,6 +141,41 @@ def test_scores_are_computed_off_the_gui_thread_for_models_without_them(compare_
     assert panel.score_progress.value() == 1000
 
 
+def test_curves_export_draws_the_term_and_x_axis_on_screen(compare_panel, qtbot, tiny_runs, tmp_path):
+    from engine.compare_figure import comparison_figure
+
+    panel = compare_panel
+    assert panel.add_specs([str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])])
+    qtbot.waitUntil(lambda: len(panel.keys) == 2 and "curves" in panel.results and idle(panel), timeout=30_000)
+    panel.term_combo.setCurrentText("test/total")
+    panel.x_combo.setCurrentIndex(panel.x_combo.findData("images"))
+    with Image.open(panel.export_png(tmp_path / "curves.png", ("curves",))) as image:
+        exported = np.asarray(image.convert("RGB"))
+    expected = comparison_figure(panel.comparison, ("curves",), panel.base_spin.value(), terms=["test/total"],
+                                 x="images")
+    assert np.array_equal(exported, expected)
+    assert exported.shape != comparison_figure(panel.comparison, ("curves",)).shape  # not the default recon + KL
+
+
+def test_table_shows_final_and_best_of_the_logged_terms(compare_panel, qtbot, tiny_runs):
+    from PySide6.QtCore import Qt
+
+    panel = compare_panel
+    assert panel.add_specs([str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])])
+    panel.views.setCurrentIndex([name for name, _ in VIEWS].index("table"))
+    qtbot.waitUntil(lambda: len(panel.keys) == 2 and "table" in panel.results and idle(panel), timeout=30_000)
+    table = panel.score_table
+    column = table.columns.index("test/recon best")
+    assert table.columns[column - 1] == "test/recon final"
+    header = table.model.horizontalHeaderItem(column)
+    assert header.text() == "test recon best (min)" and "lower is better" in header.toolTip()
+    for key, row in zip(panel.keys, table.rows, strict=True):
+        logged = [r["test"]["recon"] for r in panel.comparison.entry(key).history if r.get("kind") == "epoch"]
+        assert row[column] == pytest.approx(min(logged)) and row[column - 1] == pytest.approx(logged[-1])
+    shown = table.proxy.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
+    assert shown == header.toolTip()  # what the sortable view's header shows on hover
+
+
 def test_bad_input_is_reported_and_loses_nothing(compare_panel, qtbot, tiny_runs, tmp_path):
     panel = compare_panel
     assert panel.add_specs([str(tiny_runs["vae-a"])])
