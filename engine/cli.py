@@ -227,6 +227,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=7, metavar="N", help="traversal columns (default 7)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="noise seed of the prior samples and scores")
     p.add_argument("--device", default="cpu", metavar="D")
+    p.add_argument("--model-file", metavar="FILE.py[:CLASS]", dest="model_files", action="append", default=[],
+                   help="run this Python model file first, so checkpoints of a model from your own file can be "
+                        "compared (repeat for several files; docs/your-model.md)")
 
     add_sweep_parser(sub)
     return parser
@@ -354,6 +357,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not args.span > 0:
         raise CliError(f"--range must be positive, got {args.span}")
     metrics = _compare_metric_names(args.metrics)
+    if args.model_files:
+        from .models.user_file import load_model_file
+
+        for ref in args.model_files:  # the user's explicit choice: a checkpoint never runs a model file on its own
+            load_model_file(ref)
     with tqdm(total=len(args.models), unit="model", file=sys.stderr, dynamic_ncols=True, desc="open") as bar:
         def opened(done: int, total: int, message: str) -> None:
             bar.total = total

@@ -269,6 +269,8 @@ def test_a_planted_checkpoint_runs_no_code_without_the_explicit_step(own_loss, t
         assert code == 1 and "runs no code by itself" in err
     code, _, err = run("train", "--resume", planted, "--max-steps", "20", "--out", tmp_path / "r", capsys=capsys)
     assert code == 1 and not (tmp_path / "r").exists()
+    code, _, err = run("compare", planted, own_loss["ckpt"], "--out", tmp_path / "c.png", capsys=capsys)
+    assert code == 1 and "runs no code by itself" in err and not (tmp_path / "c.png").exists()
     with pytest.raises(ModelFileRequired) as caught:
         load_checkpoint(planted)
     assert caught.value.model_path == str(evil) and caught.value.class_name == "Evil"
@@ -276,6 +278,19 @@ def test_a_planted_checkpoint_runs_no_code_without_the_explicit_step(own_loss, t
         TrainingSession.from_checkpoint(planted)
     assert not marker.exists()
     assert "evil.Evil" not in families()
+
+
+def test_compare_runs_a_model_file_only_when_given_it(own_loss, tmp_path, capsys):
+    fresh = subprocess.run([sys.executable, str(ROOT / "main.py"), "compare", str(own_loss["ckpt"]),
+                            "--out", str(tmp_path / "no.png"), "--views", "table"],
+                           capture_output=True, text=True, cwd=ROOT, timeout=120,
+                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)})
+    assert fresh.returncode == 1 and "--model-file" in fresh.stderr and not (tmp_path / "no.png").exists()
+    code, _, err = run("compare", own_loss["ckpt"], "--model-file", f"{own_loss['file']}:TinyVAE",
+                       "--out", tmp_path / "c.png", "--csv", tmp_path / "c.csv", "--views", "table,kl,curves",
+                       capsys=capsys)
+    assert code == 0, err
+    assert (tmp_path / "c.png").stat().st_size > 0 and "tiny.TinyVAE" in (tmp_path / "c.csv").read_text()
 
 
 def test_a_checkpoint_cannot_put_a_file_in_place_of_a_built_in_family(own_loss, tmp_path):
