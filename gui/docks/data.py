@@ -95,10 +95,12 @@ class DataDock(QWidget):
             split_row.addWidget(widget)
         self.test_split_note = QLabel("")
         self.test_split_note.setObjectName("testSplitNote")
-        split_row.addWidget(self.test_split_note, 1)
+        self.test_split_note.setWordWrap(True)  # its own line: beside the editors it was cut at 1366 px
+        split_row.addStretch(1)
         self.test_split_value.valueChanged.connect(self._show_split)
         self.test_split_unit.currentIndexChanged.connect(self._split_unit_changed)
         layout.addLayout(split_row)
+        layout.addWidget(self.test_split_note)
         self.factor_strips = GridView()
         self.factor_strips.setObjectName("factorStrips")
         self.factor_strips.setToolTip("What each ground-truth factor means: one row per factor, that factor "
