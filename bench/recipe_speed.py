@@ -34,7 +34,10 @@ def main() -> int:
     parser.add_argument("--compile", nargs="?", const="default", choices=("default", "reduce-overhead",
                                                                           "max-autotune"))
     parser.add_argument("--metrics-every", type=int, default=0, help="0 = auto (CPU 1, GPU 25)")
+    parser.add_argument("--quick", action="store_true", help="10 timed seconds after 10 warm-up steps (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.seconds, args.warmup = min(args.seconds, 10.0), min(args.warmup, 10)
 
     preset = load_preset("dsprites-capacity-vae")
     config = preset.replace(dataset=args.dataset, fallback=[], batch_size=64, max_steps=10**9, device=args.device,
