@@ -61,7 +61,10 @@ def main() -> int:
     parser.add_argument("--chunk", type=int, default=200, help="steps per chunk")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="2 rounds of 100-step chunks (make bench)")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.chunk = min(args.rounds, 2), min(args.chunk, 100)
     torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory() as tmp:
         old = baseline_package(args.baseline, Path(tmp))
