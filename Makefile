@@ -25,7 +25,7 @@ lint: setup
 
 test: setup
 	$(BIN)/ruff check .
-	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --reruns 1
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest -n 2 --reruns 2
 
 bench: setup
 	@for f in bench/*.py; do case $$f in *soak*) continue;; esac; echo "== $$f"; $(BIN)/python $$f --quick || exit 1; done
