@@ -87,7 +87,8 @@ def test_every_explore_function_on_a_device(digits):
         explore.decode_codes(vae, torch.zeros(2, 3, device=DEVICE))
         for mode in ("lerp", "slerp"):
             explore.interpolate(vae, images[:2], images[2:4], 5, mode)
-        explore.crossfade(images[:2], images[2:4], 5)
+        faded = explore.crossfade(images[:2], images[2:4], 5)
+        assert faded.device == DEVICE  # built beside its inputs (its t was built on the CPU: every CUDA run failed)
         embedding = explore.embed(np.random.default_rng(0).normal(size=(20, 3)).astype(np.float32), "pca")
         xs = explore.plane_values(-1, 1, 3)
         explore.manifold_grid(vae, embedding, xs, xs)
@@ -118,6 +119,7 @@ def test_conditional_denoising_and_codebook_functions_on_a_device(digits, monkey
 def test_evaluation_and_the_probe_on_a_device(world):
     vae = _model("vae", world)
     with HostReads():
-        evaluate(vae, world, torch.arange(8, device=DEVICE), iwae_k=4, iwae_subset=4, batch=4)
+        scores = evaluate(vae, world, torch.arange(8, device=DEVICE), iwae_k=4, iwae_subset=4, batch=4)
+        assert scores  # the whole evaluation ran on the device without a CPU tensor beside a device one
         with torch.inference_mode():
             FactorProbe(world, seed=0, points=16).codes(vae)

@@ -46,7 +46,9 @@ def test_deterministic_matmul_after_an_earlier_cublas_matmul():
             "a = torch.randn(64, 64, device='cuda'); (a @ a).sum().item()\n"
             "torch.use_deterministic_algorithms(True)\n"
             "print(float((a @ a).sum()))\n")
-    subprocess.run([sys.executable, "-c", code], env=_engine_env(), check=True, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], env=_engine_env(), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr  # before the fix: "Deterministic behavior was enabled … CUBLAS_…"
+    float(done.stdout.strip())
 
 
 FAKE_PYTHON = r"""#!/usr/bin/env bash
