@@ -424,15 +424,22 @@ def recon_view(comparison: Comparison, fonts: _Fonts, n: int = 6, seed: int = 0)
     return _arrange(panels)
 
 
-def kl_view(comparison: Comparison, fonts: _Fonts):
-    shared = comparison.kl_per_dim()
+def _model_panels(comparison: Comparison, values_by_key: dict, fonts: _Fonts, draw_one) -> list:
+    """One titled panel per model: `draw_one(key, values, colour)` → image, or the reason it has none."""
     labels = comparison.labels()
     panels = []
-    for key, values in shared.values.items():
+    for key, values in values_by_key.items():
         colour = comparison.colour(key)
-        if isinstance(values, Unavailable):
-            panels.append(_titled(_reason_box(values.reason, fonts, 300, 60), labels[key], colour, fonts))
-            continue
+        image = (_reason_box(values.reason, fonts, 300, 60) if isinstance(values, Unavailable)
+                 else draw_one(key, values, colour))
+        panels.append(_titled(image, labels[key], colour, fonts))
+    return panels
+
+
+def kl_view(comparison: Comparison, fonts: _Fonts):
+    shared = comparison.kl_per_dim()
+
+    def draw_one(key, values, colour):
         width, height, left, bottom, top = 300, 180, 44, 140, 8
         image, draw = _canvas(width, height)
         bar = (width - left - 8) / len(values)
@@ -450,8 +457,9 @@ def kl_view(comparison: Comparison, fonts: _Fonts):
                 draw.text((x + bar / 2 - 6, bottom + 3), f"z{j}", font=fonts.small, fill=INK)
         draw.text((left, bottom + 22), fonts.text("KL per latent [nats], one shared axis"), font=fonts.small,
                   fill=GREY)
-        panels.append(_titled(image, labels[key], colour, fonts))
-    return _arrange(panels)
+        return image
+
+    return _arrange(_model_panels(comparison, shared.values, fonts, draw_one))
 
 
 def _viridis(t: np.ndarray) -> np.ndarray:
@@ -476,15 +484,11 @@ def colour_bar(vmax: float, fonts: _Fonts, title: str, height: int = 200):
 
 
 def mi_view(comparison: Comparison, fonts: _Fonts, cell: int = 22):
+    from PIL import Image
+
     shared = comparison.mi_matrices()
-    labels = comparison.labels()
-    panels = []
-    for key, values in shared.values.items():
-        colour = comparison.colour(key)
-        if isinstance(values, Unavailable):
-            panels.append(_titled(_reason_box(values.reason, fonts, 300, 60), labels[key], colour, fonts))
-            continue
-        from PIL import Image
+
+    def draw_one(key, values, colour):
 
         names = shared.factor_names[key]
         d, k = values.shape
@@ -499,7 +503,9 @@ def mi_view(comparison: Comparison, fonts: _Fonts, cell: int = 22):
         for c, name in enumerate(names):
             w = _size(draw, name, fonts.small)[0]
             draw.text((left + c * col_w + col_w / 2 - w / 2, d * cell + 4), name, font=fonts.small, fill=INK)
-        panels.append(_titled(image, labels[key], colour, fonts))
+        return image
+
+    panels = _model_panels(comparison, shared.values, fonts, draw_one)
     if any(isinstance(v, np.ndarray) for v in shared.values.values()):
         panels.append(colour_bar(shared.vmax, fonts, "I(z;v)/H(v)"))
     return _arrange(panels)
