@@ -388,8 +388,8 @@ class MainWindow(QMainWindow):
         """The state loaded a checkpoint (job thread): fill the docks, curves, previews; hand the model to panels."""
         loaded, path = opened.loaded, opened.path
         config: TrainConfig = loaded.config
-        self.model_settings.show_preset(None)
         self.fill_from_config(config)
+        self.model_settings.show_preset(opened.preset)  # "(custom)" unless the run's recipe is a preset's
         dataset = self.dataset if opened.dataset_view is not None or self.dataset_spec == config.dataset else None
         position = f"step {loaded.step:,} ({completed_epochs(loaded.epoch)})"
         drawn = self.training_panel.show_checkpoint(loaded, opened.recon_grid, opened.samples_grid,

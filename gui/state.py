@@ -95,6 +95,8 @@ class OpenedCheckpoint:
     recon_grid: np.ndarray | None
     samples_grid: np.ndarray | None
     warnings: list[str] = field(default_factory=list)
+    preset: str | None = None  # the preset whose recipe the checkpoint's run used (engine.presets.matching_preset)
+    preset_config: Any = None  # that preset's TrainConfig (what a new run from the docks builds on)
 
 
 class SettingsStore:
@@ -377,7 +379,11 @@ class AppState:
             except Exception as exc:
                 recon = samples = None
                 warnings.append(f"Could not draw previews of the checkpoint: {exc}")
-            return OpenedCheckpoint(path, loaded, view, test_indices, recon, samples, warnings)
+            from engine.presets import load_preset, matching_preset
+
+            preset = matching_preset(config)
+            return OpenedCheckpoint(path, loaded, view, test_indices, recon, samples, warnings, preset,
+                                    load_preset(preset) if preset else None)
 
         def failed(exc: BaseException) -> None:
             if type(exc).__name__ in ("CheckpointError", "ConfigError") or isinstance(exc, OSError | ValueError):
@@ -394,7 +400,7 @@ class AppState:
         if opened.dataset_view is not None:
             self._dataset_loaded(opened.dataset_view)
         self.session = None
-        self.preset_config = None
+        self.preset_config = opened.preset_config
         self.checkpoint_path = opened.path
         self.checkpoint_position = (int(opened.loaded.step), int(opened.loaded.epoch))
         self.add_recent(opened.path)

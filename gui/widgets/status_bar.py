@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 RUN_LABEL_MAX_WIDTH = 260  # px: permanent status widgets leave room for messages
@@ -16,7 +17,8 @@ MESSAGE_MS = 8000
 def default_device_name() -> str:
     if torch.cuda.is_available():
         return "cuda"
-    return f"cpu ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({threads} thread{'s' if threads != 1 else ''})"
 
 
 class StatusBar(QStatusBar):
@@ -49,15 +51,20 @@ class StatusBar(QStatusBar):
         self.step_label.setText(f"step: {step:,}  epoch: {epoch}")
         self.speed_label.setText(f"samples/s: {samples_per_s:,.0f}")
 
+    def _set_run_text(self, text: str, tooltip: str) -> None:
+        """The run label cut in the middle to its width ("checkpoint: dsprites-d…gle.safetensors"), whole in the
+        tooltip, so a long name never runs off the window's edge."""
+        metrics = self.run_label.fontMetrics()
+        self.run_label.setText(metrics.elidedText(text, Qt.TextElideMode.ElideMiddle, RUN_LABEL_MAX_WIDTH - 8))
+        self.run_label.setToolTip(tooltip or text)
+
     def show_run(self, out_dir: str | None, device: str) -> None:
-        self.run_label.setText(f"run folder: {Path(out_dir).name if out_dir else '– (not saved)'}")
-        self.run_label.setToolTip(out_dir or "")
+        self._set_run_text(f"run folder: {Path(out_dir).name if out_dir else '– (not saved)'}", out_dir or "")
         self.device_label.setText(f"device: {device}")
 
     def show_checkpoint(self, path: str, position: str) -> None:
         self.step_label.setText(position)
-        self.run_label.setText(f"checkpoint: {Path(path).name}")
-        self.run_label.setToolTip(path)
+        self._set_run_text(f"checkpoint: {Path(path).name}", path)
 
     def clear_run(self) -> None:
         self.run_label.setText("run folder: –")

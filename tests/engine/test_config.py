@@ -66,3 +66,30 @@ def test_unknown_preset():
         load_preset("x")
     with pytest.raises(ConfigError):
         load_preset("../pyproject")
+
+
+def test_a_run_is_recognised_by_its_presets_recipe_not_by_its_length_seed_or_folder():
+    from dataclasses import replace
+
+    from engine.presets import matching_preset
+
+    preset = load_preset("dsprites-vae")
+    run = replace(preset, max_steps=6000, seed=3, threads=1, out_dir="/tmp/x", epochs=1,
+                  hparams={**preset.hparams, "dataset_size": 722534, "sigma": 1.0})  # a derived value, a default
+    assert matching_preset(run) == "dsprites-vae"
+    assert matching_preset(replace(run, hparams={**run.hparams, "beta": 2.0})) is None
+    assert matching_preset(replace(run, lr=3e-4)) is None
+    assert matching_preset(replace(run, dataset="mnist")) is None
+    assert matching_preset(replace(run, family="no-such-family")) is None
+
+
+def test_presets_sharing_a_recipe_are_told_apart_by_the_runs_description():
+    from dataclasses import replace
+
+    from engine.presets import matching_preset
+
+    lesson = load_preset("dsprites-beta-lesson")  # the recipe's network at other β and lengths: the same recipe
+    default = load_preset(DEFAULT_PRESET)
+    assert matching_preset(default) == DEFAULT_PRESET
+    assert matching_preset(replace(default, description="")) == DEFAULT_PRESET  # no description: the default wins
+    assert matching_preset(replace(default, description=lesson.description)) == "dsprites-beta-lesson"

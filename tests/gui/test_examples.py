@@ -146,3 +146,22 @@ def test_a_tab_built_after_the_example_opened_shows_it(qtbot):
         assert panel.stack.currentWidget() is panel.content
     finally:
         panel.shutdown()
+
+
+def test_an_example_names_its_preset_and_its_file_fits_the_status_bar(main_window, qtbot):
+    """The Model dock names the preset a checkpoint was trained from (not "(custom)"), a new run builds on that
+    preset, and the status bar's checkpoint name is cut in the middle to its width, whole in the tooltip."""
+    window = main_window
+    assert open_example(window, "dsprites-vae"), window.messages
+    assert window.model_settings.preset_combo.currentData() == "dsprites-vae"
+    assert window.preset_config is not None and window.preset_config.family == "vae"
+    assert open_example(window, "mnist-vae-2d"), window.messages  # 2 latents: no preset has this recipe
+    assert window.model_settings.preset_combo.currentText() == "(custom)"
+    label = window.status.run_label
+    path = str(DEFAULT_EXAMPLES_DIR / "mnist-vae-2d.safetensors")
+    assert label.toolTip() == path
+    assert label.fontMetrics().horizontalAdvance(label.text()) <= label.maximumWidth()
+    window.status.show_checkpoint("/runs/" + "a-very-long-run-name-" * 6 + "step_6000.safetensors", "step: 1")
+    text = label.text()
+    assert "…" in text and text.startswith("checkpoint: ") and text.endswith(".safetensors")
+    assert label.fontMetrics().horizontalAdvance(text) <= label.maximumWidth()
