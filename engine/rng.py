@@ -156,6 +156,20 @@ def initialising(seed: int) -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def routed_to_current_stream() -> Iterator[None]:
+    """For code that calls torch's samplers itself (a user's model file: `torch.randn_like(mean)`): within the
+    block, this thread's random torch calls draw from the active session's stream, so two sessions training side
+    by side do not share the global generators. Outside a session, or while compiling (a compiled step already
+    runs on its stream via `as_global`), torch's usual rules apply."""
+    stream = getattr(_current, "stream", None)
+    if stream is None or torch.compiler.is_compiling():
+        yield
+        return
+    with _PrivateGenerators(stream):
+        yield
+
+
 def current_generator(device: Any) -> torch.Generator | None:
     """The generator of the session stream active on this thread for `device`, or None outside one."""
     stream = getattr(_current, "stream", None)

@@ -23,6 +23,7 @@ from torch import nn
 
 from .. import objectives as obj
 from ..errors import ConfigError
+from ..rng import routed_to_current_stream
 from .ae import AE
 from .base import COMMON_HPARAMS, HyperParam, LatentCode, LossOutput, ModelBase, register
 from .beta_tcvae import BetaTCVAE
@@ -325,7 +326,8 @@ class UserModuleMixin(EncoderDecoderModel):
     # --- calls into the user's code: errors become file:line --------------------------------------------------
     def _call(self, method: str, *args: Any) -> Any:
         try:
-            return getattr(self.net, method)(*args)
+            with routed_to_current_stream():  # the file's torch.randn… draw from the training session's stream
+                return getattr(self.net, method)(*args)
         except (UserModelError, torch.OutOfMemoryError):
             raise
         except Exception as exc:

@@ -102,3 +102,37 @@ def test_a_session_built_while_another_trains_leaves_threads_and_determinism_alo
         assert torch.are_deterministic_algorithms_enabled() and not asked.warnings
     finally:
         torch.use_deterministic_algorithms(deterministic)
+
+
+def test_a_users_model_that_samples_with_torch_itself_draws_from_its_sessions_stream(digits, tmp_path):
+    """docs/your-model.md's TinyVAE calls `torch.randn_like` in its own loss: beside another session and a process
+    that reseeds the global generators, its losses must still be those of the run alone."""
+    from pathlib import Path
+
+    from engine.models.user_file import load_model_file
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "your-model.md").read_text(encoding="utf-8")
+    model_file = tmp_path / "tiny_vae.py"
+    model_file.write_text(text.split("```python\n", 1)[1].split("```", 1)[0], encoding="utf-8")
+    family = load_model_file(model_file).family
+    assert "torch.randn_like" in model_file.read_text(encoding="utf-8")
+
+    def user_session(seed: int) -> TrainingSession:
+        return TrainingSession(TrainConfig(dataset="digits", family=family, hparams={"latent_dim": 2, "hidden": 16},
+                                           max_steps=STEPS, batch_size=32, seed=seed, preview_every_s=3600.0,
+                                           test_fraction=0.05), digits)
+
+    alone = user_session(3).run(Control())
+    expected = [_next_loss(alone) for _ in range(STEPS)]
+    alone.close()
+    run_a = user_session(3).run(Control())
+    run_b = _session(digits, "vae", seed=11).run(Control())
+    losses = []
+    for _ in range(STEPS):
+        _next_loss(run_b)
+        torch.manual_seed(12345)
+        torch.randn(7)
+        losses.append(_next_loss(run_a))
+    run_a.close()
+    run_b.close()
+    assert losses == expected
