@@ -2,6 +2,9 @@
 
 Reads: an `engine.compare.Comparison` (the Qt-free data model `main.py compare` renders too) and, for "Add the model
 on screen", the window's `ModelSource` and session. Changes: nothing outside this tab.
+- The running session is compared live: its entry takes the session's newest weights and history (a snapshot on the
+  worker thread) when `ModelSource.weights_updated` says there are some, at most every LIVE_REFRESH_MS and only while
+  the tab is shown; when the run ends it keeps the last weights under the run's name and follows nothing more.
 - Loading (checkpoints, run folders, sweep folders, `example:NAME`) and every view's computation run on this tab's
   worker thread; the comparison's membership changes on the GUI thread only, and each job works on a frozen view of
   it (`_frozen`), so a model added or removed meanwhile never changes a list under a running job.

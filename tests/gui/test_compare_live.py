@@ -46,6 +46,13 @@ def test_the_running_session_is_compared_live_and_kept_when_it_stops(main_window
     qtbot.waitUntil(lambda: panel.comparison.entry("live").step > shown_step and panel.is_idle and
                     not np.array_equal(panel.traversal_grids["live"].view.image, shown), timeout=10_000)
 
+    tabs.setCurrentWidget(window.training_panel)  # hidden: no snapshot competes with training, one is owed
+    hidden = panel.comparison.entry("live")
+    qtbot.waitUntil(lambda: panel._live_due, timeout=10_000)
+    assert panel.comparison.entry("live") is hidden and panel.is_idle
+    tabs.setCurrentWidget(panel)  # shown again: it catches up at once
+    qtbot.waitUntil(lambda: panel.comparison.entry("live").step > hidden.step, timeout=10_000)
+
     window.stop_training()
     qtbot.waitUntil(lambda: not window.is_training and panel.live_key is None and panel.is_idle and
                     panel.comparison.entry("live").tag != "live", timeout=10_000)
