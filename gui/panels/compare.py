@@ -276,7 +276,8 @@ class ComparePanel(QWidget):
         top.add(button("Add…", self._add_dialog, "Add checkpoints (.safetensors) to the comparison"))
         top.add(button("Add folder…", self._add_folder_dialog, "Add a run folder, or every run of a sweep folder"))
         top.add(button("Add model on screen", self.add_current,
-                       "The model the other tabs show: the running session (live weights) or the open checkpoint"))
+                       "The model the other tabs show: the open checkpoint, or the running session — followed live "
+                       "while it trains (newest weights every few seconds while this tab shows), kept when it stops"))
         self.recent_button = QToolButton()
         self.recent_button.setText("Recent runs")
         self.recent_button.setToolTip("Add a checkpoint from File → Recent runs")
