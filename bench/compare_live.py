@@ -23,33 +23,25 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from gui_responsiveness import percentile, spin  # noqa: E402  (also prepares torch's environment)
-from PySide6.QtCore import QElapsedTimer, QTimer  # noqa: E402
+from gui_responsiveness import GapClock, percentile, spin  # noqa: E402  (also prepares torch's environment)
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from gui.app import configure_torch  # noqa: E402
 
 
-class Gaps:
-    """Every gap (ms) between the ticks of a 10 ms timer since `reset()`."""
+class Gaps(GapClock):
+    """Every gap (ms) between the ticks of a 10 ms timer since `reset()` (GapClock keeps only the longest)."""
 
     def __init__(self) -> None:
-        self.clock = QElapsedTimer()
-        self.clock.start()
-        self.last = self.clock.nsecsElapsed()
         self.values: list[float] = []
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self.tick)
-        self.timer.start()
+        super().__init__()
 
     def tick(self) -> None:
-        now = self.clock.nsecsElapsed()
-        self.values.append((now - self.last) / 1e6)
-        self.last = now
+        self.values.append((self.clock.nsecsElapsed() - self.last) / 1e6)
+        super().tick()
 
     def reset(self) -> None:
-        self.tick()
+        super().reset()
         self.values = []
 
 
