@@ -221,6 +221,9 @@ def build_parser(command: str | None = "sweep") -> argparse.ArgumentParser:
                                                     "recon,kl; e.g. total,test/recon,probe/mig)")
     p.add_argument("--x", default="step", choices=("step", "images", "wall"),
                    help="the curves' x axis: step (default), images seen or wall time (from logged throughput)")
+    p.add_argument("--log-y", action="store_true", dest="log_y",
+                   help="the curves' y axis on a log scale (default: log only for a curve whose values span more "
+                        "than 20×)")
     p.add_argument("--base", type=int, default=0, metavar="I", help="test image traversed (default 0)")
     p.add_argument("--range", type=float, default=3.0, dest="span", metavar="R",
                    help="traverse ±R prior standard deviations (default 3)")
@@ -392,7 +395,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         comparison.compute_scores(metrics=metrics, sizes=MetricSizes.named(args.metric_sizes), seed=args.seed,
                                   progress=scored)
     _write_comparison(comparison, Path(args.out), Path(args.csv) if args.csv else None, views, base=args.base,
-                      span=args.span, steps=args.steps, terms=terms, x=args.x)
+                      span=args.span, steps=args.steps, terms=terms, x=args.x, log_y=True if args.log_y else None)
     for key, label in comparison.labels().items():
         entry = comparison.entry(key)
         numbers = "  ".join(f"{k} {entry.scores[k]:.4g}" for k in ("neg_elbo", "recon", "kl", "mig")

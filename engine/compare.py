@@ -3,7 +3,8 @@
 Open: `Comparison.open(["example:dsprites-disentangle", "runs/b1", "sweeps/lesson"])` expands sweep folders into their
 runs (`expand_specs`), loads each model with `load_entry` (a checkpoint path, a run folder — its `metrics.jsonl`
 history and last checkpoint — or `example:NAME`) and loads every dataset once (entries with the same dataset spec
-share one `Dataset`). A GUI may also add a live model with `entry_from_model`. At most MAX_MODELS models.
+share one `Dataset`). A GUI may also add a live model with `entry_from_model` and `replace` it as newer weights
+come. At most MAX_MODELS models.
 
 Every view returns data per entry key, or `Unavailable(reason)` for a model that cannot take part (a VQ-VAE has no
 KL bars; a dataset without factors has no factor rows) — never an exception for a model that merely does not fit:
@@ -69,11 +70,25 @@ LOWER_IS_BETTER = frozenset({"neg_elbo", "recon"})
 # the max of the live MIG probe.
 HISTORY_SCORES = {"test/total": "min", "test/recon": "min", "probe/mig": "max"}
 HISTORY_TITLES = {"test/total": "test loss", "test/recon": "test recon", "probe/mig": "MIG probe"}
+SCORE_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_units": "active", "mig": "MIG",
+                "dci_disentanglement": "DCI-D", "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I",
+                "sap": "SAP", "factor_vae": "FactorVAE", "beta_vae": "BetaVAE"}
 MATCH_MIN_MI = 0.2  # a latent counts as carrying a factor when I(z_j; v_k)/H(v_k) ≥ this
 INACTIVE_KL_NATS = 0.01
 STATS_IMAGES = 500  # test images behind KL per dim and the traversal bounds
 MI_POINTS = 1000  # factor rows behind the MI matrix that matches latents to factors (20 bins, as the probe)
 ELBO_IMAGES = 2000  # test images behind on-demand −ELBO / recon / KL
+
+
+def score_title(name: str) -> str:
+    """A score column's short title (the app's table and the figure's): `−ELBO`, `MIG`, `test loss final`,
+    `test loss best (min)` — a history term's best is the min of a loss, the max of the MIG probe."""
+    term, _, which = name.rpartition(" ")
+    if term in HISTORY_SCORES and which == "final":
+        return f"{HISTORY_TITLES[term]} final"
+    if term in HISTORY_SCORES and which == "best":
+        return f"{HISTORY_TITLES[term]} best ({HISTORY_SCORES[term]})"
+    return SCORE_TITLES.get(name, name)
 
 
 class CompareError(ConfigError):
@@ -108,6 +123,7 @@ class CompareEntry:
     swept: dict[str, Any] = field(default_factory=dict)  # grid values when the model is a sweep run
     sweep: str = ""  # the sweep folder it belongs to, if any
     mi: tuple[np.ndarray, tuple[str, ...]] | None = None  # D×K normalised MI and factor names, once measured
+    tag: str = ""  # shown after the default label: "live" while it follows a running session, then its run's name
 
     @property
     def family_name(self) -> str:
@@ -439,6 +455,17 @@ class Comparison:
             self.entries.append(entry)
             return entry
 
+    def replace(self, entry: CompareEntry) -> CompareEntry:
+        """Put newer weights (and history) in place of the entry with the same key: its colour and label stay; what
+        was measured on the old weights (latent statistics, MI) is dropped."""
+        with self._lock:
+            index = next((i for i, e in enumerate(self.entries) if e.key == entry.key), None)
+            if index is None:
+                raise CompareError(f"{entry.key} is not in the comparison")
+            self.entries[index] = entry
+            self._stats.pop(entry.key, None)
+            return entry
+
     def remove(self, key: str) -> None:
         with self._lock:
             self.entries = [e for e in self.entries if e.key != key]
@@ -476,6 +503,8 @@ class Comparison:
                 parts.append(entry.dataset_name.split("?")[0])
             parts += [f"{HPARAM_SYMBOLS.get(n, n)}={_format_value(vals[n])}" for n in differing if n in vals]
             labels[entry.key] = " ".join(parts[:LABEL_HPARAMS + 1 + many_datasets])
+            if entry.tag:
+                labels[entry.key] += f" ({entry.tag})"
         counts: dict[str, int] = {}
         for text in labels.values():
             counts[text] = counts.get(text, 0) + 1

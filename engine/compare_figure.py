@@ -1,9 +1,10 @@
 """A comparison as ONE labelled figure (Pillow only, no Qt): what `main.py compare --out` and the sweep's end write.
 
 Sections, top to bottom, each optional (VIEWS): a legend (model names in their colours), *curves* (logged terms
-against step), *table* (hyperparameters that differ and the scores), *traversals* side by side (rows matched to
-factors), *recon* (the same inputs and each model's reconstruction, prior samples from one noise seed), *kl*
-(KL per latent, one shared axis), *mi* (latent × factor MI heatmaps, one shared colour bar), *rd* (rate–distortion).
+against step, y linear or log), *table* (hyperparameters that differ, the final scores and the final and best of the
+logged terms: the app's table), *traversals* side by side (rows matched to factors), *recon* (the same inputs and
+each model's reconstruction, prior samples from one noise seed), *kl* (KL per latent, one shared axis), *mi* (latent ×
+factor MI heatmaps, one shared colour bar), *rd* (rate–distortion).
 A model that cannot take part in a view gets a grey box with the reason in its place.
 """
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import X_AXES, Comparison, Table, TraversalCells, Unavailable
+from .compare import HISTORY_SCORES, X_AXES, Comparison, Table, TraversalCells, Unavailable, score_title
 from .imaging import labelled_grid, tile
 
 VIEWS = ("curves", "table", "traversals", "recon", "kl", "mi", "rd")
@@ -27,10 +28,9 @@ LIGHT = (228, 228, 228)
 MARGIN = 16
 GAP = 18
 MAX_ROW_WIDTH = 1800
-TABLE_SCORES = ("neg_elbo", "recon", "kl", "active_units", "mig", "dci_disentanglement", "factor_vae", "sap")
-SCORE_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_units": "active", "mig": "MIG",
-                "dci_disentanglement": "DCI-D", "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I",
-                "sap": "SAP", "factor_vae": "FactorVAE", "beta_vae": "BetaVAE"}
+AUTO_LOG_RATIO = 20  # curves drawn on a log scale by default when their values span more than this factor
+TABLE_SCORES = ("neg_elbo", "recon", "kl", "active_units", "mig", "dci_disentanglement", "factor_vae", "sap",
+                *(f"{term} {which}" for term in HISTORY_SCORES for which in ("final", "best")))
 # viridis at 0, ¼, ½, ¾, 1 (interpolated linearly between): the MI heatmaps' colour scale
 _VIRIDIS = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)], dtype=np.float64)
 
@@ -272,8 +272,10 @@ def _smooth(y: np.ndarray, points: int = 400) -> np.ndarray:
     return np.convolve(np.pad(y, (window // 2, window - 1 - window // 2), mode="edge"), kernel, mode="valid")
 
 
-def curves_view(comparison: Comparison, fonts: _Fonts, terms: Sequence[str] | None = None, x: str = "step"):
-    """One plot per term (default: recon and KL), every model's running mean against `x` (see X_AXES)."""
+def curves_view(comparison: Comparison, fonts: _Fonts, terms: Sequence[str] | None = None, x: str = "step",
+                log_y: bool | None = None):
+    """One plot per term (default: recon and KL), every model's running mean against `x` (see X_AXES); y on a log
+    scale when `log_y`, linear when False, and when None log only where the values span more than AUTO_LOG_RATIO×."""
     available = comparison.terms()
     if not available:
         return _reason_box("no model has a logged history (examples and run folders have one)", fonts, 420, 40)
@@ -288,8 +290,8 @@ def curves_view(comparison: Comparison, fonts: _Fonts, terms: Sequence[str] | No
             series.append((comparison.colour(key), curve.x, _smooth(curve.y)))
             x_title = curve.x_title
         ys = np.concatenate([s[2] for s in series]) if series else np.array([1.0])
-        log_y = bool(ys.min() > 0 and ys.max() / ys.min() > 20)
-        panels.append(plot(series, fonts, f"{term} (running mean)", x_title, f"{term} [nats]", log_y=log_y))
+        log = bool(ys.min() > 0 and ys.max() / ys.min() > AUTO_LOG_RATIO) if log_y is None else bool(log_y)
+        panels.append(plot(series, fonts, f"{term} (running mean)", x_title, f"{term} [nats]", log_y=log))
     return _arrange(panels)
 
 
@@ -319,14 +321,21 @@ def table_image(table: Table, colours: list[tuple[int, int, int]], fonts: _Fonts
     return image
 
 
-def table_view(comparison: Comparison, fonts: _Fonts):
+def figure_table(comparison: Comparison) -> Table:
+    """The figure's table: the hyperparameters that differ, then the scores of TABLE_SCORES any model has — its
+    final scores and the final and best of its logged history terms, the values the app's table shows (one row per
+    model, seeds not grouped), under the app's column titles (`score_title`)."""
     hyper = comparison.hyperparam_table(differences_only=True)
     scores = comparison.score_table(group_seeds=False)
     keep = [c for c in scores.columns if c in TABLE_SCORES]
-    columns = hyper.columns + [SCORE_TITLES.get(c, c) for c in keep]
+    columns = hyper.columns + [score_title(c) for c in keep]
     rows = [h + [s[scores.columns.index(c)] for c in keep] for h, s in zip(hyper.rows, scores.rows, strict=True)]
+    return Table(columns, rows, hyper.keys)
+
+
+def table_view(comparison: Comparison, fonts: _Fonts):
     colours = [comparison.colour(k) for k in comparison.keys]
-    return table_image(Table(columns, rows, hyper.keys), colours, fonts)
+    return table_image(figure_table(comparison), colours, fonts)
 
 
 def traversals_view(comparison: Comparison, fonts: _Fonts, base: int = 0, span: float = 3.0, steps: int = 7,
@@ -549,16 +558,17 @@ def check_curve_choice(comparison: Comparison, terms: Sequence[str] | None, x: s
 
 def comparison_figure(comparison: Comparison, views: tuple[str, ...] = VIEWS, base: int = 0, span: float = 3.0,
                       steps: int = 7, title: str = "", terms: Sequence[str] | None = None,
-                      x: str = "step") -> np.ndarray:
+                      x: str = "step", log_y: bool | None = None) -> np.ndarray:
     """The whole comparison as one RGB uint8 image (views in the order of VIEWS); the curves show `terms` (default
-    DEFAULT_TERMS) against `x` (step, images or wall)."""
+    DEFAULT_TERMS) against `x` (step, images or wall), y on a log scale when `log_y` (None: where they span
+    more than AUTO_LOG_RATIO×)."""
     unknown = [v for v in views if v not in VIEWS]
     if unknown:
         raise ValueError(f"unknown view(s) {', '.join(unknown)}; choose from {', '.join(VIEWS)}")
     if "curves" in views:
         check_curve_choice(comparison, terms, x)
     fonts = _Fonts()
-    builders = {"curves": lambda: curves_view(comparison, fonts, terms, x),
+    builders = {"curves": lambda: curves_view(comparison, fonts, terms, x, log_y),
                 "table": lambda: table_view(comparison, fonts),
                 "traversals": lambda: traversals_view(comparison, fonts, base, span, steps),
                 "recon": lambda: recon_view(comparison, fonts), "kl": lambda: kl_view(comparison, fonts),

@@ -2,6 +2,9 @@
 
 Reads: an `engine.compare.Comparison` (the Qt-free data model `main.py compare` renders too) and, for "Add the model
 on screen", the window's `ModelSource` and session. Changes: nothing outside this tab.
+- The running session is compared live: its entry takes the session's newest weights and history (a snapshot on the
+  worker thread) when `ModelSource.weights_updated` says there are some, at most every LIVE_REFRESH_MS and only while
+  the tab is shown; when the run ends it keeps the last weights under the run's name and follows nothing more.
 - Loading (checkpoints, run folders, sweep folders, `example:NAME`) and every view's computation run on this tab's
   worker thread; the comparison's membership changes on the GUI thread only, and each job works on a frozen view of
   it (`_frozen`), so a model added or removed meanwhile never changes a list under a running job.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import copy
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +29,6 @@ from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
-    QDoubleSpinBox,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -41,10 +44,10 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+from superqt import QLabeledDoubleSlider
 
 from engine.compare import (
     HISTORY_SCORES,
-    HISTORY_TITLES,
     MAX_MODELS,
     CompareError,
     Comparison,
@@ -52,6 +55,7 @@ from engine.compare import (
     entry_from_model,
     expand_specs,
     load_entry,
+    score_title,
 )
 from engine.imaging import save_gif, save_png, tile
 from gui.inference import InferenceRunner
@@ -63,28 +67,27 @@ VIEWS = (("curves", "Curves"), ("table", "Table"), ("traversals", "Traversals"),
          ("heat", "KL && MI"), ("rd", "Rate–distortion"))
 FIGURE_VIEWS = {"curves": ("curves",), "table": ("table",), "traversals": ("traversals",), "recon": ("recon",),
                 "heat": ("kl", "mi"), "rd": ("rd",)}
-SCORE_TITLES = {"neg_elbo": "−ELBO", "recon": "recon", "kl": "KL", "active_units": "active", "mig": "MIG",
-                "dci_disentanglement": "DCI-D", "dci_completeness": "DCI-C", "dci_informativeness": "DCI-I",
-                "sap": "SAP", "factor_vae": "FactorVAE", "beta_vae": "BetaVAE"}
 BETA_LESSON = ("example:dsprites-vae", "example:dsprites-disentangle")
 HEAT_CELL = 18
 BASE_THUMBS = 16
 GIF_CELL = 48
+SPAN_FOLLOW_MS = 200  # the traversals follow a dragged range slider at most this often
+LIVE_REFRESH_MS = 3000  # a live entry takes the session's newer weights at most this often, and only while shown
+LIVE_ELBO_IMAGES = 500  # test images behind a session entry's −ELBO / recon / KL (measured again as weights change)
 
 
 def score_header(name: str) -> tuple[str, str]:
-    """A score column's title and header tooltip: final scores are the last checkpoint's; `<term> final|best` are
-    the last and the best logged value of a history term (best = min of a loss, max of the MIG probe)."""
+    """A score column's title (`score_title`, what the exported figure's table says too) and header tooltip: final
+    scores are the last checkpoint's; `<term> final|best` are the last and the best logged value of a history term."""
     term, _, which = name.rpartition(" ")
     if term in HISTORY_SCORES and which in ("final", "best"):
-        title = HISTORY_TITLES[term]
         if which == "final":
-            return f"{title} final", f"{term}: the last value logged during training"
+            return score_title(name), f"{term}: the last value logged during training"
         best = HISTORY_SCORES[term]
         better = "lower" if best == "min" else "higher"
-        return (f"{title} best ({best})", f"{term}: the best value logged during training — the {best} over the "
-                f"run ({better} is better)")
-    return SCORE_TITLES.get(name, name), f"{name}: the final model's score (its last checkpoint)"
+        return score_title(name), (f"{term}: the best value logged during training — the {best} over the run "
+                                   f"({better} is better)")
+    return score_title(name), f"{name}: the final model's score (its last checkpoint)"
 
 
 def _frozen(comparison: Comparison) -> Comparison:
@@ -109,6 +112,40 @@ def _unavailable_text(labels: dict[str, str], reasons: dict[str, Unavailable]) -
     return "\n".join(f"{labels.get(k, k)}: {u.reason}" for k, u in reasons.items())
 
 
+@dataclass(frozen=True)
+class _LiveFollow:
+    """The entry that follows a running session, and that session."""
+
+    key: str
+    session: Any
+
+
+def _run_name(session: Any) -> str:
+    """What a session's entry is called once it stops following: its run folder's name, else "last run"."""
+    out_dir = getattr(session.config, "out_dir", None)
+    return Path(out_dir).name if out_dir else "last run"
+
+
+def _session_entry(key: str, session: Any, tag: str):
+    """A job (worker thread): the session's latest weights (`snapshot_model`, what `ModelSource.snapshot()` calls
+    while it is live) and its history so far, as a comparison entry tagged `tag`."""
+    config, dataset, test = session.config, session.dataset, session.test_indices
+    spec = "live session" if tag == "live" else str(config.out_dir or "last run")
+
+    def job() -> Any:
+        model = session.snapshot_model()
+        history, step = list(session.history), int(session.step)
+        entry = entry_from_model(key, spec, model, config, dataset, test, history, step)
+        entry.tag = tag
+        return entry
+
+    return job
+
+
+def _entry_tooltip(entry: Any) -> str:
+    return f"{entry.spec}\n{entry.family} on {entry.dataset_name}, step {entry.step:,}, seed {entry.seed}"
+
+
 class ModelChip(QFrame):
     """One model in the strip: its colour, its editable label, a remove button; hover/click highlight it."""
 
@@ -130,7 +167,7 @@ class ModelChip(QFrame):
         swatch.setStyleSheet(f"background: {_hex(colour)}; border-radius: 3px;")
         layout.addWidget(swatch)
         self.edit = QLineEdit(label)
-        self.edit.setToolTip(f"{tooltip}\nEdit the label (empty: back to the default)")
+        self.set_info(tooltip)
         self.edit.setMinimumWidth(90)
         self.edit.setMaximumWidth(190)
         self.edit.editingFinished.connect(lambda: self.label_edited.emit(self.key, self.edit.text()))
@@ -141,6 +178,9 @@ class ModelChip(QFrame):
         remove.clicked.connect(lambda: self.remove_requested.emit(self.key))
         layout.addWidget(remove)
         self.colour = colour
+
+    def set_info(self, tooltip: str) -> None:
+        self.edit.setToolTip(f"{tooltip}\nEdit the label (empty: back to the default)")
 
     def set_highlighted(self, on: bool) -> None:
         self.setStyleSheet(f"#compareModelChip {{ border: 2px solid {_hex(self.colour)}; }}" if on else "")
@@ -215,6 +255,16 @@ class ComparePanel(QWidget):
         self._draw_timer = QTimer(self)
         self._draw_timer.setInterval(0)
         self._draw_timer.timeout.connect(self._draw_next)
+        self._live: _LiveFollow | None = None
+        self._live_due = False  # newer live weights came while the tab was hidden
+        self._session_keys: set[str] = set()  # entries made from a session in memory (live or its last weights)
+        self.live_timer = QTimer(self)
+        self.live_timer.setSingleShot(True)
+        self.live_timer.setInterval(LIVE_REFRESH_MS)
+        self.live_timer.timeout.connect(self._live_update)
+        if source is not None:
+            source.weights_updated.connect(self._live_weights_updated)
+            source.changed.connect(self._live_source_changed)
         self._build()
         self._show_models()
 
@@ -226,7 +276,8 @@ class ComparePanel(QWidget):
         top.add(button("Add…", self._add_dialog, "Add checkpoints (.safetensors) to the comparison"))
         top.add(button("Add folder…", self._add_folder_dialog, "Add a run folder, or every run of a sweep folder"))
         top.add(button("Add model on screen", self.add_current,
-                       "The model the other tabs show: the running session (live weights) or the open checkpoint"))
+                       "The model the other tabs show: the open checkpoint, or the running session — followed live "
+                       "while it trains (newest weights every few seconds while this tab shows), kept when it stops"))
         self.recent_button = QToolButton()
         self.recent_button.setText("Recent runs")
         self.recent_button.setToolTip("Add a checkpoint from File → Recent runs")
@@ -290,16 +341,35 @@ class ComparePanel(QWidget):
             self.example_combo.addItem(problem or "(no examples)")
             self.example_combo.setEnabled(False)
 
-    def _note(self) -> QLabel:
-        label = QLabel("")
+    @staticmethod
+    def _note(text: str = "") -> QLabel:
+        label = QLabel(text)
         label.setWordWrap(True)
         label.setStyleSheet("color: #b0b0b0;")
         return label
 
-    def _build_curves(self) -> QWidget:
+    @staticmethod
+    def _plot(grid: bool = True, **options: Any) -> pg.PlotWidget:
+        """A dark plot without pyqtgraph's context menu (what every plot view of this tab draws on)."""
+        plot = pg.PlotWidget(background="#1e1e1e", **options)
+        plot.setMenuEnabled(False)
+        if grid:
+            plot.showGrid(x=True, y=True, alpha=0.2)
+        return plot
+
+    @staticmethod
+    def _page(body: QWidget, note: QLabel, *above: QWidget) -> QWidget:
+        """A view's page, margin-less: `above` (its controls) at the top, then the body (it stretches), its note."""
         page = QWidget()
         layout = QVBoxLayout(page)
         layout.setContentsMargins(0, 0, 0, 0)
+        for widget in above:
+            layout.addWidget(widget)
+        layout.addWidget(body, 1)
+        layout.addWidget(note)
+        return page
+
+    def _build_curves(self) -> QWidget:
         controls = ToolRow()
         self.term_combo = QComboBox()
         self.term_combo.setToolTip("The logged term drawn for every model (test/… are the epochs' test terms, "
@@ -310,26 +380,19 @@ class ComparePanel(QWidget):
             self.x_combo.addItem(text, key)
         self.x_combo.currentIndexChanged.connect(self._draw_curves)
         self.log_check = QCheckBox("log y")
+        self.log_check.setToolTip("A logarithmic y axis (here and in the exported figure's curves)")
         self.log_check.toggled.connect(self._draw_curves)
         controls.add_labeled("Term", self.term_combo)
         controls.add_labeled("x", self.x_combo)
         controls.add(self.log_check)
-        layout.addWidget(controls)
-        self.curves_plot = pg.PlotWidget(background="#1e1e1e")
-        self.curves_plot.setMenuEnabled(False)
-        self.curves_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.curves_plot = self._plot()
         self.curves_legend = self.curves_plot.getPlotItem().addLegend(offset=(-6, 6), labelTextSize="8pt",
                                                                       brush=(30, 30, 30, 200))
         self.curve_items: dict[str, pg.PlotDataItem] = {}
-        layout.addWidget(self.curves_plot, 1)
         self.curves_note = self._note()
-        layout.addWidget(self.curves_note)
-        return page
+        return self._page(self.curves_plot, self.curves_note, controls)
 
     def _build_table(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
         controls = ToolRow()
         self.diff_check = QCheckBox("Differences only")
         self.diff_check.setChecked(True)
@@ -354,7 +417,6 @@ class ComparePanel(QWidget):
         controls.add(button("Copy", lambda: self.score_table.copy(), "Copy the scores (tab-separated)"),
                      button("Export CSV…", self._export_csv_dialog,
                             "One row per model: hyperparameters, scores and where they came from"))
-        layout.addWidget(controls)
         split = QSplitter(Qt.Orientation.Vertical)
         self.hparam_table = FrozenTable()
         self.hparam_table.setObjectName("compareHparamTable")
@@ -362,10 +424,8 @@ class ComparePanel(QWidget):
         self.score_table.setObjectName("compareScoreTable")
         split.addWidget(self.hparam_table)
         split.addWidget(self.score_table)
-        layout.addWidget(split, 1)
         self.table_note = self._note()
-        layout.addWidget(self.table_note)
-        return page
+        return self._page(split, self.table_note, controls)
 
     def _grid_row(self) -> tuple[QScrollArea, QHBoxLayout]:
         holder = QWidget()
@@ -377,71 +437,62 @@ class ComparePanel(QWidget):
         return scroll, row
 
     def _build_traversals(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
         controls = ToolRow()
         self.base_spin = QSpinBox()
         self.base_spin.setRange(0, 9999)
         self.base_spin.setToolTip("The base image: its position in the first model's test split (models on other "
                                   "data use their own test image at that position)")
         self.base_spin.valueChanged.connect(self._traversal_settings_changed)
-        self.span_spin = QDoubleSpinBox()
-        self.span_spin.setRange(0.5, 8.0)
-        self.span_spin.setSingleStep(0.5)
-        self.span_spin.setValue(3.0)
-        self.span_spin.setToolTip("Every variational model's rows span z_j ∈ [−R, R] (autoencoders: 1st–99th "
-                                  "percentile of their codes)")
-        self.span_spin.valueChanged.connect(self._traversal_settings_changed)
+        self.span_slider = QLabeledDoubleSlider(Qt.Orientation.Horizontal)
+        self.span_slider.setObjectName("compareSpanSlider")
+        self.span_slider.setRange(0.5, 8.0)
+        self.span_slider.setSingleStep(0.1)
+        self.span_slider.setDecimals(1)
+        self.span_slider.setValue(3.0)
+        self.span_slider.setMinimumWidth(170)
+        self.span_slider.setToolTip("Every model's rows span z_j ∈ [−R, R] prior standard deviations (autoencoders: "
+                                    "1st–99th percentile of their codes); dragging re-renders every "
+                                    f"{SPAN_FOLLOW_MS} ms at most")
+        self.span_slider.valueChanged.connect(self._span_moved)
+        self.span_slider.sliderReleased.connect(self._traversal_settings_changed)
+        self._span_timer = QTimer(self)
+        self._span_timer.setSingleShot(True)
+        self._span_timer.setInterval(SPAN_FOLLOW_MS)
+        self._span_timer.timeout.connect(self._traversal_settings_changed)
         self.steps_spin = QSpinBox()
         self.steps_spin.setRange(3, 15)
         self.steps_spin.setValue(7)
         self.steps_spin.valueChanged.connect(self._traversal_settings_changed)
         controls.add_labeled("Base image #", self.base_spin)
-        controls.add_labeled("±R", self.span_spin)
+        controls.add_labeled("±R", self.span_slider)
         controls.add_labeled("Steps", self.steps_spin)
         controls.add(button("Export GIF…", self._export_gif_dialog, "Every model's rows moving together"))
-        layout.addWidget(controls)
         self.base_thumbs = GridView(axes=False)
         self.base_thumbs.setFixedHeight(48)
         self.base_thumbs.setToolTip("The first model's test images: click one to traverse every model from it")
         self.base_thumbs.clicked.connect(self._base_thumb_clicked)
-        layout.addWidget(self.base_thumbs)
         scroll, self.traversal_row = self._grid_row()
-        layout.addWidget(scroll, 1)
         self.traversal_grids: dict[str, TitledGrid] = {}
-        self.traversal_note = self._note()
-        self.traversal_note.setText("Rows are matched to factors: posX sits beside posX across models; rows a "
-                                    "model has no latent for are grey, unmatched latents last and dimmed.")
-        layout.addWidget(self.traversal_note)
-        return page
+        self.traversal_note = self._note("Rows are matched to factors: posX sits beside posX across models; rows a "
+                                         "model has no latent for are grey, unmatched latents last and dimmed.")
+        return self._page(scroll, self.traversal_note, controls, self.base_thumbs)
 
     def _build_recon(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
         controls = ToolRow()
         self.seed_spin = QSpinBox()
         self.seed_spin.setRange(0, 10_000)
         self.seed_spin.setToolTip("The noise seed every model's prior samples are drawn from")
         self.seed_spin.valueChanged.connect(lambda _v: self._invalidate("recon"))
         controls.add_labeled("Noise seed", self.seed_spin)
-        layout.addWidget(controls)
         scroll, self.recon_row = self._grid_row()
-        layout.addWidget(scroll, 1)
         self.recon_grids: dict[str, TitledGrid] = {}
-        note = self._note()
-        note.setText("Rows: the same test inputs, each model's reconstruction, then prior samples from one seed.")
-        layout.addWidget(note)
-        return page
+        note = self._note("Rows: the same test inputs, each model's reconstruction, then prior samples from one "
+                          "seed.")
+        return self._page(scroll, note, controls)
 
     def _build_heat(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
         split = QSplitter(Qt.Orientation.Vertical)
-        self.kl_plot = pg.PlotWidget(background="#1e1e1e", title="KL per latent dimension (nats, one axis)")
-        self.kl_plot.setMenuEnabled(False)
+        self.kl_plot = self._plot(grid=False, title="KL per latent dimension (nats, one axis)")
         self.kl_plot.setLabel("bottom", "latent dimension (sorted by KL within each model)")
         self.kl_plot.setLabel("left", "KL(q(z_j|x) ‖ N(0,1))")
         self.kl_items: dict[str, pg.BarGraphItem] = {}
@@ -456,26 +507,17 @@ class ComparePanel(QWidget):
         self.colour_bar.setToolTip("One colour scale for every heatmap: normalised MI I(z_j; v_k)/H(v_k)")
         mi_layout.addWidget(self.colour_bar)
         split.addWidget(mi_holder)
-        layout.addWidget(split, 1)
         self.mi_grids: dict[str, TitledGrid] = {}
         self.heat_note = self._note()
-        layout.addWidget(self.heat_note)
-        return page
+        return self._page(split, self.heat_note)
 
     def _build_rd(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        layout.setContentsMargins(0, 0, 0, 0)
-        self.rd_plot = pg.PlotWidget(background="#1e1e1e")
-        self.rd_plot.setMenuEnabled(False)
-        self.rd_plot.showGrid(x=True, y=True, alpha=0.2)
+        self.rd_plot = self._plot()
         self.rd_plot.setLabel("bottom", "rate: KL(q(z|x) ‖ p(z)) [nats]")
         self.rd_plot.setLabel("left", "distortion: reconstruction [nats]")
         self.rd_items: dict[str, pg.ScatterPlotItem] = {}
-        layout.addWidget(self.rd_plot, 1)
         self.rd_note = self._note()
-        layout.addWidget(self.rd_note)
-        return page
+        return self._page(self.rd_plot, self.rd_note)
 
     # --- membership --------------------------------------------------------------------------------------
     @property
@@ -515,7 +557,8 @@ class ComparePanel(QWidget):
         return True
 
     def add_current(self) -> bool:
-        """The model the other tabs show: the open checkpoint, or the running/finished session's weights."""
+        """The model the other tabs show: the open checkpoint, or the session's weights — followed live while it
+        trains (`_live_update`), kept as its run's last weights once it ends."""
         source = self.source
         if source is None or not source.has_model:
             self.show_error("No model on screen: train one or open a checkpoint first.")
@@ -527,6 +570,9 @@ class ComparePanel(QWidget):
         if session is None:
             self.show_error("The model on screen has no run to compare (open its checkpoint instead).")
             return False
+        if self._live is not None and self._live.session is session and self._live.key in self.keys:
+            self.show_error("The running session is already compared (live).")
+            return False
         if self.free_slots() < 1:
             self.show_error(f"A comparison holds at most {MAX_MODELS} models; remove one first.")
             return False
@@ -534,13 +580,72 @@ class ComparePanel(QWidget):
         n = 2
         while key in self.keys:
             key, n = f"{key.split(' #')[0]} #{n}", n + 1
-        config, dataset, test = session.config, source.dataset, source.test_indices
-        history, step = list(session.history), int(session.step)
+        self._session_keys.add(key)
+        if source.is_live:
+            self._live = _LiveFollow(key, session)
+            job = _session_entry(key, session, "live")
+        else:
+            job = _session_entry(key, session, _run_name(session))
         self.pending_loads += 1
-        self.runner.submit(f"load:{key}", lambda: entry_from_model(key, "live session", source.snapshot(), config,
-                                                                   dataset, test, history, step),
-                           self._loaded, lambda text: self._load_failed(key, text))
+        self.runner.submit(f"load:{key}", job, self._loaded, lambda text: self._load_failed(key, text))
         return True
+
+    # --- the running session, followed live ------------------------------------------------------------------
+    def _live_weights_updated(self, _step: int) -> None:
+        """Newer live weights exist: take them at most every LIVE_REFRESH_MS (the timer is the throttle)."""
+        if self._live is not None and not self.live_timer.isActive():
+            self.live_timer.start()
+
+    def _live_update(self) -> None:
+        """Snapshot the followed session's weights and history on the worker thread (only while this tab shows)."""
+        live = self._live
+        if live is None or self._shut or live.key not in self.keys:
+            return
+        if not self.isVisible():
+            self._live_due = True  # hidden: no inference competes with training; done when the tab is shown
+            return
+        self._live_due = False
+        self.runner.submit("live", _session_entry(live.key, live.session, "live"), self._live_updated,
+                           self.show_error)
+
+    def _live_source_changed(self) -> None:
+        """The run ended (or another model or run came): the entry keeps the run's last weights and stops following,
+        so a later run never rewrites it."""
+        live = self._live
+        if live is None:
+            return
+        if self.source.is_live and getattr(self.window(), "session", None) is live.session:
+            return
+        self._live = None
+        self.live_timer.stop()
+        self._live_due = False
+        self.runner.cancel("live")
+        if live.key in self.keys:
+            self.runner.submit(f"live-end:{live.key}", _session_entry(live.key, live.session, _run_name(live.session)),
+                               self._live_updated, self.show_error)
+
+    def _live_updated(self, entry: Any) -> None:
+        """Newer weights of a session's entry: same colour and label, every view recomputed (the shown one now)."""
+        if entry.key not in self.keys:
+            return
+        self.comparison.replace(entry)
+        chip = self.chips.get(entry.key)
+        if chip is not None:
+            chip.set_info(_entry_tooltip(entry))
+            if not chip.edit.hasFocus():
+                chip.edit.setText(self.comparison.label(entry.key))
+        self._stale = {name for name, _ in VIEWS}
+        self._refresh_current()
+
+    @property
+    def live_key(self) -> str | None:
+        """The entry that follows the running session (None: none does)."""
+        return self._live.key if self._live is not None else None
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt override)
+        super().showEvent(event)
+        if self._live_due:
+            self._live_update()
 
     def _loaded(self, entry: Any) -> None:
         self.pending_loads = max(0, self.pending_loads - 1)
@@ -559,6 +664,7 @@ class ComparePanel(QWidget):
 
     def remove(self, key: str) -> None:
         self.comparison.remove(key)
+        self._forget_session(key)
         if self.highlighted == key:
             self.highlighted = self._pinned = None
         self._models_changed()
@@ -566,10 +672,18 @@ class ComparePanel(QWidget):
     def clear(self) -> None:
         for key in list(self.keys):
             self.comparison.remove(key)
+            self._forget_session(key)
         self.runner.cancel_all()
         self.pending_loads = 0
         self.highlighted = self._pinned = None
         self._models_changed()
+
+    def _forget_session(self, key: str) -> None:
+        self._session_keys.discard(key)
+        if self._live is not None and self._live.key == key:
+            self._live = None
+            self.live_timer.stop()
+            self.runner.cancel("live")
 
     def set_label(self, key: str, text: str) -> None:
         self.comparison.set_label(key, text)
@@ -595,9 +709,7 @@ class ComparePanel(QWidget):
         self.chips = {}
         labels = self.comparison.labels() if self.comparison.entries else {}
         for entry in self.comparison.entries:
-            chip = ModelChip(entry.key, self.comparison.colour(entry.key), labels[entry.key],
-                             f"{entry.spec}\n{entry.family} on {entry.dataset_name}, step {entry.step:,}, "
-                             f"seed {entry.seed}")
+            chip = ModelChip(entry.key, self.comparison.colour(entry.key), labels[entry.key], _entry_tooltip(entry))
             chip.label_edited.connect(self.set_label)
             chip.remove_requested.connect(self.remove)
             chip.hovered.connect(self._chip_hovered)
@@ -653,6 +765,11 @@ class ComparePanel(QWidget):
     def _traversal_settings_changed(self, *_args) -> None:
         self._invalidate("traversals")
 
+    def _span_moved(self, _value: float) -> None:
+        """While the range slider moves, the traversals follow at most every SPAN_FOLLOW_MS (its release: at once)."""
+        if not self._span_timer.isActive():
+            self._span_timer.start()
+
     def _refresh_current(self) -> None:
         """Compute the shown view if its data is stale (a hidden view waits until it is shown)."""
         name = self.current_view()
@@ -663,17 +780,37 @@ class ComparePanel(QWidget):
             self._draw_empty(name)
             return
         view = _frozen(self.comparison)
-        jobs = {"curves": lambda: (view, None), "table": lambda: (view, None),
+        measure = self._measure_sessions(view)
+
+        def table_job():
+            measure()
+            return view, None
+
+        def rd_job():
+            measure()
+            return view, view.rate_distortion(compute_missing=True)
+
+        jobs = {"curves": lambda: (view, None), "table": table_job,
                 "traversals": self._traversal_job(view), "recon": self._recon_job(view),
-                "heat": lambda: (view, (view.kl_per_dim(), view.mi_matrices())),
-                "rd": lambda: (view, view.rate_distortion(compute_missing=True))}
+                "heat": lambda: (view, (view.kl_per_dim(), view.mi_matrices())), "rd": rd_job}
         draw = {"curves": self._curves_ready, "table": self._table_ready, "traversals": self._traversals_ready,
                 "recon": self._recon_ready, "heat": self._heat_ready, "rd": self._rd_ready}[name]
         self.status.setText(f"computing {dict(VIEWS)[name].lower().replace('&&', '&')}…")
         self.runner.submit(f"view:{name}", jobs[name], draw, self.show_error)
 
+    def _measure_sessions(self, view: Comparison):
+        """A step of the table and rate–distortion jobs: −ELBO, recon and KL of the entries made from a session in
+        memory (their weights change while it trains) on LIVE_ELBO_IMAGES test images, where not measured yet."""
+        keys = [e.key for e in view.entries if e.key in self._session_keys and "recon" not in e.scores]
+
+        def measure() -> None:
+            if keys:
+                view.compute_scores(keys, metrics=(), elbo_images=LIVE_ELBO_IMAGES)
+
+        return measure
+
     def _traversal_job(self, view: Comparison):
-        base, span, steps = self.base_spin.value(), self.span_spin.value(), self.steps_spin.value()
+        base, span, steps = self.base_spin.value(), self.span_slider.value(), self.steps_spin.value()
         first = view.entries[0]
         start = (base // BASE_THUMBS) * BASE_THUMBS
 
@@ -1024,13 +1161,14 @@ class ComparePanel(QWidget):
     # --- exports (the one path: engine/compare_figure.py renders what the CLI writes) ----------------------
     def figure_choices(self) -> dict[str, Any]:
         """What the figure should show, read on the GUI thread: the frozen comparison, the traversal settings and
-        the Curves view's term and x axis (before that view was shown: recon and KL by step)."""
+        the Curves view's term, x axis and log-scale toggle (before that view was shown: recon and KL by step)."""
         if not self.comparison.entries:
             raise ValueError("nothing to export yet: add models to compare")
         term = self.term_combo.currentText()
         return {"comparison": _frozen(self.comparison), "base": self.base_spin.value(),
-                "span": self.span_spin.value(), "steps": self.steps_spin.value(),
-                "terms": [term] if term else None, "x": self.x_combo.currentData()}
+                "span": self.span_slider.value(), "steps": self.steps_spin.value(),
+                "terms": [term] if term else None, "x": self.x_combo.currentData(),
+                "log_y": self.log_check.isChecked()}
 
     def figure(self, views: tuple[str, ...] | None = None, choices: dict[str, Any] | None = None) -> np.ndarray:
         """The labelled figure of these views (all: the whole tab) for the models compared, as the CLI draws it,
@@ -1187,6 +1325,14 @@ class ComparePanel(QWidget):
             return
         self._shut = True
         self._draw_timer.stop()
+        self._span_timer.stop()
+        self.live_timer.stop()
+        if self.source is not None:
+            try:
+                self.source.weights_updated.disconnect(self._live_weights_updated)
+                self.source.changed.disconnect(self._live_source_changed)
+            except (RuntimeError, TypeError):
+                pass
         self._draw_queue.clear()
         self._cancel_scores.set()
         self.runner.shutdown()

@@ -104,6 +104,27 @@ def test_colours_are_stable_when_models_leave_and_join(runs):
     assert comparison.colour("d") == PALETTE[1]
 
 
+def test_newer_weights_replace_an_entry_in_place(runs):
+    """What the app does while it follows a running session: same colour, same user label, fresh statistics."""
+    comparison = Comparison([load_entry(runs["vae"], key="a"), load_entry(runs["cvae"], key="live")])
+    comparison.entry("live").tag = "live"
+    assert comparison.label("live").endswith("(live)") and not comparison.label("a").endswith(")")
+    before = comparison._latent_stats(comparison.entry("live"))
+    newer = load_entry(runs["cvae"], key="live")
+    with torch.no_grad():
+        for parameter in newer.model.parameters():
+            parameter.add_(0.5)
+    newer.tag = "run-7"
+    comparison.set_label("a", "mine")
+    assert comparison.replace(newer) is newer and comparison.entry("live") is newer
+    assert comparison.keys == ["a", "live"] and comparison.colour("live") == PALETTE[1]
+    assert comparison.label("live").endswith("(run-7)") and comparison.label("a") == "mine"
+    after = comparison._latent_stats(newer)
+    assert after is not before and not np.allclose(after.kl_per_dim, before.kl_per_dim)
+    with pytest.raises(CompareError, match="not in the comparison"):
+        comparison.replace(load_entry(runs["vae"], key="nope"))
+
+
 def _lab(rgb) -> np.ndarray:
     """sRGB (0–255) → CIELAB (D65)."""
     c = np.asarray(rgb, dtype=np.float64) / 255

@@ -112,3 +112,35 @@ def test_the_lesson_preset_is_the_recipe_network_for_a_fixed_budget():
 
 def test_views_are_the_documented_ones():
     assert VIEWS == ("curves", "table", "traversals", "recon", "kl", "mi", "rd")
+
+
+def test_the_figure_table_has_the_best_scores_of_the_csv_and_the_app(sweep_folder, tmp_path):
+    from engine.compare import Comparison
+    from engine.compare_figure import figure_table
+
+    table = tmp_path / "t.csv"
+    assert main(["compare", str(sweep_folder), "--views", "table", "--out", str(tmp_path / "t.png"),
+                 "--csv", str(table)]) == 0
+    rows = read_csv(table)
+    shown = figure_table(Comparison.open([str(sweep_folder)]))
+    for name, title in (("test/total best", "test loss best (min)"), ("test/recon final", "test recon final"),
+                        ("test/recon best", "test recon best (min)")):
+        column = shown.columns.index(title)
+        assert [float(r[name]) for r in rows] == pytest.approx([row[column] for row in shown.rows], rel=1e-5)
+    assert shown.columns.index("test loss best (min)") > shown.columns.index("recon")
+
+
+def test_log_y_draws_the_curves_on_a_log_scale(sweep_folder, tmp_path):
+    from engine.compare import Comparison
+    from engine.compare_figure import comparison_figure
+
+    log, auto = tmp_path / "log.png", tmp_path / "auto.png"
+    for flags, png in ((["--log-y"], log), ([], auto)):
+        assert main(["compare", str(sweep_folder), "--views", "curves", "--terms", "total", *flags,
+                     "--out", str(png)]) == 0
+    comparison = Comparison.open([str(sweep_folder)])
+    drawn = np.asarray(Image.open(log).convert("RGB"))
+    assert np.array_equal(drawn, comparison_figure(comparison, ("curves",), terms=["total"], log_y=True))
+    linear = comparison_figure(comparison, ("curves",), terms=["total"], log_y=False)
+    assert not np.array_equal(drawn, linear)
+    assert np.array_equal(np.asarray(Image.open(auto).convert("RGB")), linear), "the total spans < 20×: linear"

@@ -68,6 +68,16 @@ def test_welcome_card_compares_beta_1_and_beta_6_in_every_view(main_window, qtbo
     entry = panel.comparison.entries[0]
     assert np.array_equal(first, second)
     assert np.array_equal(first, entry.dataset.images_at(entry.test_indices[3:4]).cpu().numpy())
+    traversals = panel.results["traversals"]
+    calls = []
+    job = panel._traversal_job
+    panel._traversal_job = lambda view: calls.append(panel.span_slider.value()) or job(view)
+    for value in (2.6, 2.4, 2.2, 2.0):  # the synced range slider dragged: one re-render for every model, throttled
+        panel.span_slider.setValue(value)
+    qtbot.waitUntil(lambda: idle(panel) and bool(calls) and panel.results["traversals"] is not traversals,
+                    timeout=30_000)
+    assert calls == [2.0] and panel.figure_choices()["span"] == 2.0
+    assert all(panel.results["traversals"][k].values.max() == pytest.approx(2.0) for k in panel.keys)
     assert all(panel.recon_grids[k].view.image is not None for k in panel.keys)
     assert set(panel.kl_items) == set(panel.keys) and panel.colour_bar.image is not None
     assert all(panel.mi_grids[k].view.image is not None for k in panel.keys)
@@ -152,13 +162,21 @@ def test_curves_export_draws_the_term_and_x_axis_on_screen(compare_panel, qtbot,
     with Image.open(panel.export_png(tmp_path / "curves.png", ("curves",))) as image:
         exported = np.asarray(image.convert("RGB"))
     expected = comparison_figure(panel.comparison, ("curves",), panel.base_spin.value(), terms=["test/total"],
-                                 x="images")
+                                 x="images", log_y=False)
     assert np.array_equal(exported, expected)
     assert exported.shape != comparison_figure(panel.comparison, ("curves",)).shape  # not the default recon + KL
+    panel.log_check.setChecked(True)  # the tab's log-scale toggle: the export's curves are on a log scale too
+    with Image.open(panel.export_png(tmp_path / "log.png", ("curves",))) as image:
+        logged = np.asarray(image.convert("RGB"))
+    assert np.array_equal(logged, comparison_figure(panel.comparison, ("curves",), terms=["test/total"], x="images",
+                                                    log_y=True))
+    assert not np.array_equal(logged, exported)
 
 
 def test_table_shows_final_and_best_of_the_logged_terms(compare_panel, qtbot, tiny_runs):
     from PySide6.QtCore import Qt
+
+    from engine.compare_figure import figure_table
 
     panel = compare_panel
     assert panel.add_specs([str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])])
@@ -174,6 +192,11 @@ def test_table_shows_final_and_best_of_the_logged_terms(compare_panel, qtbot, ti
         assert row[column] == pytest.approx(min(logged)) and row[column - 1] == pytest.approx(logged[-1])
     shown = table.proxy.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole)
     assert shown == header.toolTip()  # what the sortable view's header shows on hover
+    figure = figure_table(panel.comparison)  # the exported figure's table: the same columns, titles and values
+    for name in ("test/recon final", "test/recon best", "test/total best"):
+        title = table.model.horizontalHeaderItem(table.columns.index(name)).text()
+        assert [row[figure.columns.index(title)] for row in figure.rows] == \
+            [row[table.columns.index(name)] for row in table.rows]
 
 
 def test_bad_input_is_reported_and_loses_nothing(compare_panel, qtbot, tiny_runs, tmp_path):
