@@ -515,7 +515,8 @@ class ComparePanel(QWidget):
         self.rd_plot = self._plot()
         self.rd_plot.setLabel("bottom", "rate: KL(q(z|x) ‖ p(z)) [nats]")
         self.rd_plot.setLabel("left", "distortion: reconstruction [nats]")
-        self.rd_items: dict[str, pg.ScatterPlotItem] = {}
+        self.rd_items: dict[str, pg.ScatterPlotItem] = {}  # one point per model
+        self.rd_lines: list[pg.PlotDataItem] = []  # sweep runs joined in the order of their swept value
         self.rd_note = self._note()
         return self._page(self.rd_plot, self.rd_note)
 
@@ -855,7 +856,13 @@ class ComparePanel(QWidget):
             self._clear_plot(self.kl_plot, self.kl_items)
             self._fill_grids(self.mi_row, self.mi_grids, {})
         elif name == "rd":
-            self._clear_plot(self.rd_plot, self.rd_items)
+            self._clear_rd()
+
+    def _clear_rd(self) -> None:
+        self._clear_plot(self.rd_plot, self.rd_items)
+        for line in self.rd_lines:
+            self.rd_plot.removeItem(line)
+        self.rd_lines.clear()
 
     @staticmethod
     def _clear_plot(plot: pg.PlotWidget, items: dict) -> None:
@@ -1140,13 +1147,13 @@ class ComparePanel(QWidget):
         if not self._done(view, "rd", rd):
             return
         labels = view.labels()
-        self._clear_plot(self.rd_plot, self.rd_items)
+        self._clear_rd()
         by_key = {p.key: p for p in rd.points}
         for line in rd.lines:
             xs = [by_key[k].kl for k in line if k in by_key]
             ys = [by_key[k].recon for k in line if k in by_key]
-            item = self.rd_plot.plot(xs, ys, pen=pg.mkPen((170, 170, 170), width=1, style=Qt.PenStyle.DashLine))
-            self.rd_items[f"line:{len(self.rd_items)}"] = item
+            self.rd_lines.append(self.rd_plot.plot(xs, ys, pen=pg.mkPen((170, 170, 170), width=1,
+                                                                         style=Qt.PenStyle.DashLine)))
         for point in rd.points:
             item = pg.ScatterPlotItem([point.kl], [point.recon], size=11, brush=pg.mkBrush(*view.colour(point.key)),
                                       pen=pg.mkPen("w"), name=labels[point.key])

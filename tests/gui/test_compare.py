@@ -81,7 +81,7 @@ def test_welcome_card_compares_beta_1_and_beta_6_in_every_view(main_window, qtbo
     assert all(panel.recon_grids[k].view.image is not None for k in panel.keys)
     assert set(panel.kl_items) == set(panel.keys) and panel.colour_bar.image is not None
     assert all(panel.mi_grids[k].view.image is not None for k in panel.keys)
-    assert set(k for k in panel.rd_items if not k.startswith("line:")) == set(panel.keys)
+    assert set(panel.rd_items) == set(panel.keys)
 
     tcvae = panel.keys[1]
     panel.chips[tcvae].clicked.emit(tcvae)  # click: highlighted in every view
@@ -229,3 +229,25 @@ def test_file_compare_with_and_sweep_folder_open_in_the_tab(main_window, qtbot, 
     assert open_comparison(window, [str(sweep)])
     qtbot.waitUntil(lambda: len(panel.keys) == 2 and idle(panel), timeout=30_000)
     assert sorted(panel.keys) == sorted(str(sweep / n) for n in ("vae-a", "vae-b"))
+
+
+def test_runs_of_one_sweep_are_joined_on_the_rate_distortion_plane_and_stay_highlightable(compare_panel, qtbot,
+                                                                                         tiny_runs):
+    """Sweep runs are joined by a line; highlighting a model resizes its point and leaves the line alone (the
+    line used to sit among the points and highlighting it raised AttributeError)."""
+    panel = compare_panel
+    assert panel.add_specs([str(tiny_runs["vae-a"]), str(tiny_runs["vae-b"])])
+    qtbot.waitUntil(lambda: len(panel.keys) == 2 and idle(panel), timeout=30_000)
+    for key, beta in zip(panel.keys, (1.0, 4.0), strict=True):  # what a sweep folder's summary gives its runs
+        entry = panel.comparison.entry(key)
+        entry.swept, entry.sweep, entry.seed = {"beta": beta}, "sweep", 0
+    panel.views.setCurrentIndex([name for name, _ in VIEWS].index("rd"))
+    qtbot.waitUntil(lambda: "rd" in panel.results and idle(panel), timeout=60_000)
+    assert set(panel.rd_items) == set(panel.keys) and len(panel.rd_lines) == 1
+    assert len(panel.rd_lines[0].getData()[0]) == 2
+    panel.highlight(panel.keys[1])
+    assert panel.rd_items[panel.keys[1]].opts["size"] > panel.rd_items[panel.keys[0]].opts["size"]
+    panel._invalidate("rd")
+    qtbot.waitUntil(lambda: idle(panel) and len(panel.rd_lines) == 1, timeout=60_000)
+    lines_on_plot = [i for i in panel.rd_plot.getPlotItem().listDataItems() if i in panel.rd_lines]
+    assert len(lines_on_plot) == 1, "a refresh replaces the line, it does not add another"
