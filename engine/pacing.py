@@ -1,4 +1,7 @@
-"""When a training loop does its occasional work, by wall time, and how fast it went (for StepMetrics).
+"""When a training loop reads its metrics and does its occasional work, and how fast it went (for StepMetrics).
+
+Metrics pulls come every `metrics_every` steps (`metrics_every_for`: on a GPU each pull is a host transfer, so by
+default one per AUTO_METRICS_EVERY_ACCELERATOR steps; on a CPU every step, where it is free).
 
 Epoch-end work (the summary, test scoring, the good copy, preview PNGs) is paced by wall time: a 200-image set ends
 an epoch every step, and paying that work each time cost it most of its throughput. Previews are paced so that they
@@ -11,9 +14,15 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator
 
+AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU)
 EPOCH_WORK_EVERY_S = 2.0  # epoch-end work (summary, test scoring, good copy) at most this often on small datasets…
 EPOCH_WORK_SHARE = 0.05  # …and taking at most ~this share of the time
 PREVIEW_SHARE = 0.1  # previews take at most ~this share of the time
+
+
+def metrics_every_for(asked: int, device_type: str) -> int:
+    """Steps between metrics pulls: `asked`, or for 0 (auto) every step on a CPU and every 25 on an accelerator."""
+    return asked or (AUTO_METRICS_EVERY_ACCELERATOR if device_type != "cpu" else 1)
 
 
 class Pacing:

@@ -52,7 +52,7 @@ from .events import (
 )
 from .imaging import tile
 from .models import ModelBase, model_class
-from .pacing import Pacing
+from .pacing import Pacing, metrics_every_for
 from .rng import SessionRandom, initialising, private_rng
 from .run_folder import RunFolder
 from .term_puller import TermPuller
@@ -63,7 +63,6 @@ PREVIEW_SAMPLES = 32
 TRAVERSAL_DIMS = 5
 TRAVERSAL_STEPS = 7
 HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving beyond this)
-AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU, where it is free)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
                        "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
                        "memory_format", "probe_every_s", "preview_png_every_s")
@@ -190,7 +189,7 @@ class TrainingSession:
             except (DatasetError, ValueError) as exc:
                 self.probe_note = f"no disentanglement curve: {exc}"
         accelerator = self.device.type != "cpu"
-        self.metrics_every = config.metrics_every or (AUTO_METRICS_EVERY_ACCELERATOR if accelerator else 1)
+        self.metrics_every = metrics_every_for(config.metrics_every, self.device.type)
         self._window: list[tuple[tuple[str, ...], torch.Tensor, dict[str, float]]] = []  # steps not yet pulled
         self._window_bad: torch.Tensor | None = None  # device flag: a queued step had a non-finite loss
         self._bad_step_seen = False
