@@ -33,7 +33,7 @@ from torch.utils.data import Dataset as TorchDataset
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine import training  # noqa: E402
+from engine import pacing  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Dataset, load_dataset  # noqa: E402
 from engine.device import resolve_device  # noqa: E402
@@ -42,8 +42,8 @@ from engine.training import TrainingSession  # noqa: E402
 
 # Epochs are timed one by one here, so every epoch end must send its summary: on sets whose epochs take under
 # EPOCH_WORK_EVERY_S the engine paces that work by wall time and skips summaries (issue 21).
-training.EPOCH_WORK_EVERY_S = 0.0
-training.EPOCH_WORK_SHARE = float("inf")
+pacing.EPOCH_WORK_EVERY_S = 0.0
+pacing.EPOCH_WORK_SHARE = float("inf")
 
 # Multiply-accumulates per image of one training step of the 784-400-20 MLP VAE: forward, weight gradients, and
 # input gradients of every layer except the first (the data needs none).

@@ -580,7 +580,8 @@ def _train(args: argparse.Namespace, parallel) -> int:
 
     from .control import Control
     from .events import CheckpointWritten, DisentanglementProbe, EpochSummary, Failed, Finished, StepMetrics, Warning_
-    from .training import TrainingSession, write_metrics_csv
+    from .run_folder import RunFolder
+    from .training import TrainingSession
 
     writer = parallel.is_writer  # under torchrun only rank 0 prints progress and writes files
     if args.resume:
@@ -664,7 +665,7 @@ def _train(args: argparse.Namespace, parallel) -> int:
     if not writer:
         return status
     if session.history:
-        write_metrics_csv(session.history, Path(args.out) / "metrics.csv")
+        RunFolder(args.out).write_metrics_csv(session.history)
     if finished is not None:
         final = ", ".join(f"{k} {v:.4g}" for k, v in finished.final.items())
         print(f"{finished.reason} at step {finished.step:,} ({final}); run folder: {args.out}")

@@ -9,18 +9,18 @@ run channels_last on CUDA (`memory_format`). A session owns its random streams (
 for init, data order and noise) and changes no process-wide state while another session trains. Previews and test
 evaluation run under `torch.inference_mode` with a private random stream, so they never change the training stream:
 a run is reproducible and resumes exactly from a checkpoint (on CUDA with `deterministic = true`).
+
+Its neighbours: engine/run_folder.py writes the run folder (config.toml, metrics.jsonl, TensorBoard, preview PNGs,
+checkpoint files), engine/compiling.py holds torch.compile, CUDA-graph step marking and the memory format, and
+engine/pacing.py decides when epoch-end work and previews are due.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import csv
 import dataclasses
-import io
-import json
 import math
-import os
 import threading
 import time
 from collections.abc import Iterator
@@ -31,6 +31,7 @@ import torch
 
 from . import checkpoint as ckpt
 from . import probe as live_probe
+from .compiling import StepLoss, apply_memory_format, wants_channels_last
 from .config import TrainConfig
 from .control import Control
 from .data import Dataset, DatasetError, load_dataset
@@ -49,35 +50,25 @@ from .events import (
     StepMetrics,
     Warning_,
 )
-from .imaging import save_png, tile
+from .imaging import tile
 from .models import ModelBase, model_class
+from .pacing import Pacing, metrics_every_for
 from .rng import SessionRandom, initialising, private_rng
+from .run_folder import RunFolder
 from .term_puller import TermPuller
 
 EPOCH_TEST_LIMIT = 4096  # held-out images scored at each epoch end (the full test set is engine/evaluate.py's job)
-EPOCH_WORK_EVERY_S = 2.0  # epoch-end work (summary, test scoring, good copy) at most this often on small datasets…
-EPOCH_WORK_SHARE = 0.05  # …and taking at most ~this share of the time
-PREVIEW_PNGS_KEEP_LAST = 3  # a run folder keeps the last few preview sets, plus one per `preview_png_every_s`
-PREVIEW_PNGS_ARCHIVED = 40  # … at most this many of those (thinned by halving)
 PREVIEW_IMAGES = 16
 PREVIEW_SAMPLES = 32
 TRAVERSAL_DIMS = 5
 TRAVERSAL_STEPS = 7
 HISTORY_STEP_LIMIT = 4000  # step records kept in `history` (thinned by halving beyond this)
-AUTO_METRICS_EVERY_ACCELERATOR = 25  # metrics_every = 0 on a GPU: one pull per 25 steps (1 on a CPU, where it is free)
 RESUMABLE_OVERRIDES = ("epochs", "max_steps", "out_dir", "device", "threads", "preview_every_s", "metrics_every",
                        "checkpoint_every_steps", "compile", "compile_mode", "precision", "deterministic",
                        "memory_format", "probe_every_s", "preview_png_every_s")
 EXACTNESS_KEYS = ("device", "compile", "compile_mode", "precision", "memory_format")  # changing one breaks exactness
-GRAPHING_COMPILE_MODES = ("reduce-overhead", "max-autotune")  # the torch.compile modes that record CUDA graphs
 _training_now: set[int] = set()  # id() of every session of this process inside run()
 _training_now_lock = threading.Lock()
-
-
-def uses_cuda_graphs(compile_loss: bool, compile_mode: str, device: torch.device) -> bool:
-    """Whether the compiled loss replays CUDA graphs: then each step is marked (`cudagraph_mark_step_begin`) and an
-    output kept past the step (the KL per latent) is cloned, since the next replay overwrites the graph's outputs."""
-    return bool(compile_loss) and compile_mode in GRAPHING_COMPILE_MODES and device.type == "cuda"
 
 
 def another_session_training() -> bool:
@@ -163,7 +154,7 @@ class TrainingSession:
         # --- distributed: identical config, data and start weights on every rank ---
         self.parallel.check_same("config and dataset", f"{config.to_toml()}|{self.dataset_spec}|{len(dataset)}")
         self.parallel.broadcast_module(self.model)
-        self.channels_last = _wants_channels_last(config.memory_format, self.device, self.model)
+        self.channels_last = wants_channels_last(config.memory_format, self.device, self.model)
         if config.memory_format == "channels_last" and not self.channels_last:
             self.warnings.append("memory_format = channels_last applies to conv layers: this model has none, so it "
                                  "stays contiguous")
@@ -183,10 +174,6 @@ class TrainingSession:
         self._lock = threading.Lock()
         self._good: tuple[int, dict, dict] | None = None
         self._pause_reason = "paused by user"
-        self._loss_fn = self.model.loss
-        self._compile_tried = False
-        self._compile_pending = False
-        self._compiled = False  # the loss in use is torch.compile's
         self._preview_broken = False
         self._last_kl: torch.Tensor | None = None
         self._preview_idx = (self.test_indices if len(self.test_indices) else self.train_indices)[:PREVIEW_IMAGES]
@@ -202,7 +189,7 @@ class TrainingSession:
             except (DatasetError, ValueError) as exc:
                 self.probe_note = f"no disentanglement curve: {exc}"
         accelerator = self.device.type != "cpu"
-        self.metrics_every = config.metrics_every or (AUTO_METRICS_EVERY_ACCELERATOR if accelerator else 1)
+        self.metrics_every = metrics_every_for(config.metrics_every, self.device.type)
         self._window: list[tuple[tuple[str, ...], torch.Tensor, dict[str, float]]] = []  # steps not yet pulled
         self._window_bad: torch.Tensor | None = None  # device flag: a queued step had a non-finite loss
         self._bad_step_seen = False
@@ -211,22 +198,14 @@ class TrainingSession:
         self._fused_optimizers = [o for o in (self.optimizer, *self.model.auxiliary_optimizers().values())
                                   if o.defaults.get("fused")]
         self._guard_on_device = accelerator and bool(self.optimizer.defaults.get("fused"))
-        self._cudagraphs = uses_cuda_graphs(config.compile, config.compile_mode, self.device)
-        self._step_tensor = torch.zeros((), dtype=torch.int64, device=self.device) if config.compile else None
+        self.loss = StepLoss(self.model, self.device, self.random, compile_loss=config.compile,
+                             compile_mode=config.compile_mode)  # eager or compiled (engine/compiling.py)
         self.clock = time.perf_counter  # what paces epoch-end work, previews and preview PNGs (a test may fake it)
 
     def _apply_memory_format(self) -> None:
-        """channels_last (NHWC) conv weights when the run uses them, and each such weight's optimiser state in the
-        same layout (a fused Adam steps a parameter, its gradient and its moments as alike-strided tensors). Called
-        again after a checkpoint's optimiser state is loaded (checkpoints hold contiguous tensors)."""
-        if not self.channels_last:
-            return
-        self.model.to(memory_format=torch.channels_last)  # in place: the optimisers keep the same Parameters
-        for optimizer in (self.optimizer, *self.model.auxiliary_optimizers().values()):
-            for param, state in optimizer.state.items():
-                for key, value in state.items():
-                    if param.dim() == 4 and isinstance(value, torch.Tensor) and value.shape == param.shape:
-                        state[key] = value.contiguous(memory_format=torch.channels_last)
+        """channels_last weights and optimiser state when the run uses them (engine/compiling.py)."""
+        if self.channels_last:
+            apply_memory_format(self.model, [self.optimizer, *self.model.auxiliary_optimizers().values()])
 
     def _images(self, idx: torch.Tensor) -> torch.Tensor:
         """The images at `idx` as floats in [0, 1] (n×C×H×W), in channels_last layout when the run uses it."""
@@ -280,7 +259,7 @@ class TrainingSession:
                 # Memory runs out in the forward or backward pass, before the update: the weights are step N's.
                 self.optimizer.zero_grad(set_to_none=True)
                 try:
-                    written = self._write_run_checkpoint(Path(self.config.out_dir))
+                    written = self._write_run_checkpoint(RunFolder(self.config.out_dir))
                     yield written
                     saved = (f" The weights of step {self.step} were saved to {written.path} (resume from it with "
                              "--resume, e.g. on another device).")
@@ -296,127 +275,125 @@ class TrainingSession:
                 _training_now.discard(id(self))
 
     def _run(self, control: Control) -> Iterator[Event]:
-        cfg = self.config
+        """The loop: obey the control between steps, take a step, then whatever work that step made due."""
         for message in self.warnings:
             yield Warning_(message)
-        run_dir = self._prepare_run_dir()
-        metrics_file = open(run_dir / "metrics.jsonl", "a", encoding="utf-8") if run_dir else None  # noqa: SIM115
-        tb_writer = self._tensorboard_writer(run_dir)
-        records = (metrics_file, tb_writer)
+        loop = _Loop(self._open_run_folder(), Pacing(self.step, self.clock, self.config.preview_every_s))
         try:
-            if cfg.compile and not self._compile_tried:
-                yield from self._try_compile()
-            if self._step_tensor is not None:
-                self._step_tensor.fill_(self.step)
+            warning = self.loss.compile_once()
+            if warning is not None:
+                yield warning
+            self.loss.set_step(self.step)
             self._keep_good_copy()
             self.model.train()
-            order = self._epoch_order(self.epoch)
-            pace = _Pace(self.step)
-            wall = self.clock  # paces epoch-end work, previews and preview PNGs
-            next_preview = next_epoch_work = wall()
-            archive = (_PreviewArchive(run_dir / "previews", cfg.preview_png_every_s, wall)
-                       if run_dir is not None else None)
-            force_emit = False
-            reason = "completed"
-            carried: Failed | None = None  # a non-finite loss found by the pull after a step: handled below
+            loop.order = self._epoch_order(self.epoch)
             while self.step < self.total_steps:
-                changes = control.drain()
-                failed, carried = carried, None
-                if failed is None and self._queued() and (changes or control.paused or control.stopped
-                                                          or control.save_requested.is_set()):
-                    failed = yield from self._pull(records, pace)  # the host acts on known, finite weights only
-                if changes:
-                    for warning in self._apply_changes(changes):
-                        yield Warning_(warning)
-                    force_emit = True
-                if failed is not None:
-                    yield failed
-                    if not failed.recoverable:
-                        reason = "failed"
-                        break
-                    self._pause_after_failure(control)
+                loop.reason = yield from self._between_steps(control, loop)
+                if loop.reason == "again":
                     continue
-                yield from self._requested_checkpoint(control, run_dir)
-                if control.paused and not control.stopped:
-                    pause_began = time.perf_counter()
-                    yield Paused(self.step, self._pause_reason)
-                    while not control.wait_while_paused(0.2):
-                        yield from self._requested_checkpoint(control, run_dir)  # saving works while paused
-                    self._pause_reason = "paused by user"
-                    pace.paused(time.perf_counter() - pause_began, self.step)
-                    if not control.stopped:
-                        yield Resumed(self.step)
-                    continue
-                if control.stopped and not self.parallel.active:  # ranks stop together after reduce_terms
-                    reason = "stopped"
+                if loop.reason is not None:
                     break
-
-                warning, stop_all = self._train_step(order, control.stopped)
+                warning, stop_all = self._train_step(loop.order, control.stopped)
                 if warning is not None:
                     yield warning
                 if stop_all:  # data-parallel: a rank asked to stop; every rank stops before the same update
-                    reason = "stopped"
+                    loop.reason = "stopped"
                     break
-
-                at_epoch_end = self.step % self.steps_per_epoch == 0
-                is_last = self.step >= self.total_steps
-                checkpoint_due = bool(run_dir is not None and cfg.checkpoint_every_steps
-                                      and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
-                # Epoch-end work is paced by wall time: a 200-image set ends an epoch every step, and paying the
-                # summary, test scoring and preview PNGs each time cost it most of its throughput.
-                epoch_work_due = at_epoch_end and (is_last or wall() >= next_epoch_work)
-                must_know = epoch_work_due or is_last or checkpoint_due or self._bad_step_seen
-                if must_know or force_emit or self.step % self.metrics_every == 0:
-                    force_emit = False
-                    carried = yield from self._pull(records, pace, wait=must_know)
-                    if carried is not None:
-                        continue
-                if at_epoch_end:
-                    self.epoch += 1
-                    order = self._epoch_order(self.epoch)
-                if epoch_work_due:
-                    t0 = wall()
-                    summary = self._epoch_summary(self.epoch)
-                    self._record_epoch(summary, metrics_file, tb_writer)
-                    yield summary
-                    self._keep_good_copy()
-                    next_epoch_work = wall() + max(EPOCH_WORK_EVERY_S, (wall() - t0) / EPOCH_WORK_SHARE)
-                if epoch_work_due or is_last or wall() >= next_preview:
-                    t0 = wall()
-                    preview = self._preview_event()
-                    if preview is not None:
-                        if archive is not None and isinstance(preview, Preview) and (epoch_work_due or is_last):
-                            archive.save(preview)
-                        yield preview
-                    cost = wall() - t0
-                    preview_gap = max(cfg.preview_every_s, 10.0 * cost)  # previews take ≤ ~10 % of the time
-                    next_preview = wall() + preview_gap
-                if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
-                    clock = time.perf_counter() - pace.paused_for  # training time: pauses excluded
-                    if is_last or self._probe_schedule.due(clock):
-                        yield from self._probe_events(clock, metrics_file)
-                if checkpoint_due:
-                    yield self._write_run_checkpoint(run_dir)
-            if reason != "failed" and self._queued():  # e.g. stopped right after a deferred pull
-                failed = yield from self._pull(records, pace)
-                if failed is not None:  # the loop is over: nothing left to pause
-                    yield dataclasses.replace(failed, recoverable=False)
-                    reason = "failed"
-            if self._epoch_steps and reason == "completed":
-                summary = self._epoch_summary(self.epoch + 1)
-                self._record_epoch(summary, metrics_file, tb_writer, partial=True)
-                yield summary
-            if run_dir is not None:
-                yield self._write_run_checkpoint(run_dir)
-            if reason != "failed":
-                yield Finished(self.step, self.epoch, reason, dict(self._last_terms))
+                yield from self._after_step(loop)
+            yield from self._end(loop)
         finally:
             self._window.clear()
             self._puller.discard()
-            if metrics_file is not None:
-                metrics_file.close()
-            if tb_writer is not None:
-                tb_writer.close()
+            if loop.folder is not None:
+                loop.folder.close()
+
+    def _between_steps(self, control: Control, loop: _Loop) -> Iterator[Event]:
+        """Apply the control's changes, handle a failure, a save request, a pause or a stop; returns None to take
+        the next step, "again" to look again (after a pause), or why the loop ends ("stopped", "failed")."""
+        changes = control.drain()
+        failed, loop.carried = loop.carried, None
+        if failed is None and self._queued() and (changes or control.paused or control.stopped
+                                                  or control.save_requested.is_set()):
+            failed = yield from self._pull(loop)  # the host acts on known, finite weights only
+        if changes:
+            for warning in self._apply_changes(changes):
+                yield Warning_(warning)
+            loop.force_emit = True
+        if failed is not None:
+            yield failed
+            if not failed.recoverable:
+                return "failed"
+            self._pause_after_failure(control)
+            return "again"
+        yield from self._requested_checkpoint(control, loop.folder)
+        if control.paused and not control.stopped:
+            pause_began = time.perf_counter()
+            yield Paused(self.step, self._pause_reason)
+            while not control.wait_while_paused(0.2):
+                yield from self._requested_checkpoint(control, loop.folder)  # saving works while paused
+            self._pause_reason = "paused by user"
+            loop.pacing.paused(time.perf_counter() - pause_began, self.step)
+            if not control.stopped:
+                yield Resumed(self.step)
+            return "again"
+        if control.stopped and not self.parallel.active:  # ranks stop together after reduce_terms
+            return "stopped"
+        return None
+
+    def _after_step(self, loop: _Loop) -> Iterator[Event]:
+        """The work a step made due: a metrics pull, the epoch's end (summary, test scores, good copy, preview
+        PNGs), a preview, a live probe, a periodic checkpoint."""
+        cfg, pacing = self.config, loop.pacing
+        at_epoch_end = self.step % self.steps_per_epoch == 0
+        is_last = self.step >= self.total_steps
+        checkpoint_due = bool(loop.folder is not None and cfg.checkpoint_every_steps
+                              and self.step % cfg.checkpoint_every_steps == 0 and not is_last)
+        epoch_work_due = at_epoch_end and pacing.epoch_work_due(is_last)
+        must_know = epoch_work_due or is_last or checkpoint_due or self._bad_step_seen
+        if must_know or loop.force_emit or self.step % self.metrics_every == 0:
+            loop.force_emit = False
+            loop.carried = yield from self._pull(loop, wait=must_know)
+            if loop.carried is not None:
+                return
+        if at_epoch_end:
+            self.epoch += 1
+            loop.order = self._epoch_order(self.epoch)
+        if epoch_work_due:
+            with pacing.epoch_work():
+                summary = self._epoch_summary(self.epoch)
+                self._record_epoch(summary, loop.folder)
+                yield summary
+                self._keep_good_copy()
+        if epoch_work_due or is_last or pacing.preview_due():
+            with pacing.preview():
+                preview = self._preview_event()
+                if preview is not None:
+                    if loop.folder is not None and isinstance(preview, Preview) and (epoch_work_due or is_last):
+                        loop.folder.save_previews(preview)
+                    yield preview
+        if self._probe_schedule is not None:  # live disentanglement probe (engine/probe.py)
+            clock = pacing.training_time()  # pauses excluded
+            if is_last or self._probe_schedule.due(clock):
+                yield from self._probe_events(clock, loop.folder)
+        if checkpoint_due:
+            yield self._write_run_checkpoint(loop.folder)
+
+    def _end(self, loop: _Loop) -> Iterator[Event]:
+        """Read what is still queued, summarise a partial last epoch, write the final checkpoint, say Finished."""
+        reason = loop.reason if loop.reason in ("stopped", "failed") else "completed"
+        if reason != "failed" and self._queued():  # e.g. stopped right after a deferred pull
+            failed = yield from self._pull(loop)
+            if failed is not None:  # the loop is over: nothing left to pause
+                yield dataclasses.replace(failed, recoverable=False)
+                reason = "failed"
+        if self._epoch_steps and reason == "completed":
+            summary = self._epoch_summary(self.epoch + 1)
+            self._record_epoch(summary, loop.folder, partial=True)
+            yield summary
+        if loop.folder is not None:
+            yield self._write_run_checkpoint(loop.folder)
+        if reason != "failed":
+            yield Finished(self.step, self.epoch, reason, dict(self._last_terms))
 
     # --- one step, and the metrics pull -------------------------------------------------------------------------
     def _train_step(self, order: torch.Tensor, stop_requested: bool = False) -> tuple[Warning_ | None, bool]:
@@ -432,18 +409,9 @@ class TrainingSession:
         idx = self.parallel.shard(order[position * self.batch_size:(position + 1) * self.batch_size])
         x = self._images(idx)
         y = self.dataset.labels_at(idx) if self.model.is_conditional else None
-        if self._cudagraphs:
-            torch.compiler.cudagraph_mark_step_begin()
-        warning = None
         with self._autocast() if self.config.precision != "fp32" else contextlib.nullcontext(), \
                 self.parallel.batch_noise(), self.random.active():
-            if self._compile_pending:
-                out, warning = self._first_compiled_call(x, y)
-            elif self._compiled:
-                with self.random.as_global(self.device):
-                    out = self._loss_fn(x, y, self._step_argument())
-            else:
-                out = self._loss_fn(x, y, self._step_argument())
+            out, warning = self.loss(x, y, self.step)
         total = out.total.detach().float().reshape(())
         names = list(out.terms)
         reduced = None
@@ -476,8 +444,7 @@ class TrainingSession:
                 with self.random.active():
                     extra = self.model.after_step(x, y, self.step) or {}
             self.step += 1
-            if self._step_tensor is not None:
-                self._step_tensor.add_(1)
+            self.loss.stepped()
         device_values = ([total] + [out.terms[n].detach().float().reshape(()) for n in names] if reduced is None
                          else list(reduced))
         host_extra = {}
@@ -491,11 +458,10 @@ class TrainingSession:
                 host_extra[k] = float(v)
         self._window.append((tuple(names), torch.stack(device_values), host_extra))
         self._bad_step_seen = skip_on_host
-        kl = out.kl_per_dim
-        self._last_kl = kl.clone() if self._cudagraphs and kl is not None else kl
+        self._last_kl = self.loss.keep(out.kl_per_dim)
         return warning, False
 
-    def _pull(self, records: tuple, pace: _Pace, wait: bool = True) -> Iterator[Event]:
+    def _pull(self, loop: _Loop, wait: bool = True) -> Iterator[Event]:
         """Hand the queued steps' loss terms to the puller (engine/term_puller.py) and take in every pull whose
         values reached the host: check them, add them to the epoch sums, yield one StepMetrics per pull; returns a
         Failed (and rolls the step count back to the bad step) on a non-finite loss.
@@ -531,35 +497,29 @@ class TrainingSession:
                 self._window_bad = None
                 with self._lock:
                     self.step = first + bad
-                    if self._step_tensor is not None:
-                        self._step_tensor.fill_(self.step)
+                    self.loss.set_step(self.step)
                 return self._discard_non_finite(pulled.rows[bad][0], skipped)
-            yield self._step_metrics(first + len(pulled.rows), pace, records)
+            yield self._step_metrics(first + len(pulled.rows), loop)
         return None
 
     def _queued(self) -> bool:
         """Steps whose loss terms the host has not read yet (queued, or in a deferred pull)."""
         return bool(self._window) or self._puller.pending
 
-    def _step_metrics(self, step: int, pace: _Pace, records: tuple) -> StepMetrics:
+    def _step_metrics(self, step: int, loop: _Loop) -> StepMetrics:
         """The StepMetrics of the pull that ended at `step` (its last step's terms), recorded in the history."""
-        rate, elapsed = pace.emitted(time.perf_counter(), step)
-        done = step - pace.done_at_start
+        rate, elapsed = loop.pacing.emitted(time.perf_counter(), step)
+        done = step - loop.pacing.done_at_start
         eta = (self.total_steps - step) * elapsed / done if done > 0 else None
         metrics = StepMetrics(step=step, epoch=self.epoch + 1, terms=dict(self._last_terms),
                               live=self._live_in_force(), samples_per_s=rate * self.batch_size,
                               progress=step / self.total_steps, eta_s=eta)
-        self._record_step(metrics, *records)
+        self._record_step(metrics, loop.folder)
         return metrics
 
     def _pause_after_failure(self, control: Control) -> None:
         self._pause_reason = "the loss became non-finite"
         control.pause()
-
-    def _step_argument(self) -> int | torch.Tensor:
-        """The step as the loss sees it: a Python int eagerly, a device tensor when compiled (so that schedules such
-        as the β warm-up or the capacity C(t) do not recompile, and CUDA graphs can replay)."""
-        return self._step_tensor if self._step_tensor is not None else self.step
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         """bf16 autocast around forward passes when `precision = "bf16"` (weights and optimiser stay float32)."""
@@ -568,14 +528,14 @@ class TrainingSession:
         return contextlib.nullcontext()
 
     # --- controls ------------------------------------------------------------------------------------------
-    def _requested_checkpoint(self, control: Control, run_dir: Path | None) -> Iterator[Event]:
+    def _requested_checkpoint(self, control: Control, folder: RunFolder | None) -> Iterator[Event]:
         if not control.save_requested.is_set():
             return
         control.save_requested.clear()
-        if run_dir is None:
+        if folder is None:
             yield Warning_("no run folder is set, so the checkpoint was not written")
         else:
-            yield self._write_run_checkpoint(run_dir)
+            yield self._write_run_checkpoint(folder)
 
     def _apply_changes(self, changes: list[tuple[str, Any]]) -> list[str]:
         warnings = []
@@ -690,7 +650,7 @@ class TrainingSession:
             finally:
                 self.model.train()
 
-    def _probe_events(self, clock: float, metrics_file) -> Iterator[Event]:
+    def _probe_events(self, clock: float, folder: RunFolder | None) -> Iterator[Event]:
         """Score the live probe, record it in the history (→ checkpoint) and metrics.jsonl, and yield it."""
         try:
             with self._evaluating():
@@ -702,8 +662,8 @@ class TrainingSession:
         self._probe_schedule.done(clock + event.seconds, event.seconds)
         record = live_probe.probe_record(event)
         self.history = live_probe.thin_probe_records(self.history + [record])
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(record) + "\n")
+        if folder is not None:
+            folder.record_probe(record)
         yield event
 
     def _preview_event(self) -> Preview | Warning_ | None:
@@ -767,24 +727,20 @@ class TrainingSession:
         return copy_model.eval()
 
     # --- checkpoints and run folder ---------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> Path | None:
+    def _open_run_folder(self) -> RunFolder | None:
+        """The run folder this run records into (rank 0 alone writes), opened; None when the run keeps no folder."""
         if not self.config.out_dir or not self.parallel.is_writer:
             return None
-        run_dir = Path(self.config.out_dir)
-        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-        stored = self._stored_config()
-        _write_text_atomically(run_dir / "config.toml", stored.to_toml())
-        _drop_partial_last_line(run_dir / "metrics.jsonl")
-        return run_dir
+        return RunFolder(self.config.out_dir).open(self._stored_config().to_toml(),
+                                                   preview_png_every_s=self.config.preview_png_every_s,
+                                                   clock=self.clock)
 
     def _stored_config(self) -> TrainConfig:
         lr = float(self.optimizer.param_groups[0]["lr"])
         return self.config.replace(dataset=self.dataset_spec, fallback=[], hparams=dict(self.model.hparams), lr=lr)
 
-    def _write_run_checkpoint(self, run_dir: Path) -> CheckpointWritten:
-        path = self.save_checkpoint(run_dir / "checkpoints" / f"step_{self.step}.safetensors")
-        ckpt.link_or_copy(path, run_dir / "checkpoints" / "last.safetensors")
-        return CheckpointWritten(self.step, str(path))
+    def _write_run_checkpoint(self, folder: RunFolder) -> CheckpointWritten:
+        return CheckpointWritten(self.step, str(folder.write_checkpoint(self.save_checkpoint, self.step)))
 
     def save_checkpoint(self, path: str | Path) -> Path:
         """Write the full state (weights, optimisers, RNG, history) atomically; exact resume from it."""
@@ -869,15 +825,13 @@ class TrainingSession:
         session._live_set = {k: float(v) for k, v in state.get("live_set", {}).items()}
         return session
 
-    # --- history, metrics files -------------------------------------------------------------------------------
-    def _record_step(self, metrics: StepMetrics, metrics_file, tb_writer) -> None:
+    # --- history (→ checkpoints) and the run folder's records ---------------------------------------------------
+    def _record_step(self, metrics: StepMetrics, folder: RunFolder | None) -> None:
+        """The step's record → the run folder, and → the history (thinned by halving beyond HISTORY_STEP_LIMIT)."""
         record = {"kind": "step", "step": metrics.step, "epoch": metrics.epoch, "terms": metrics.terms,
                   "live": metrics.live, "samples_per_s": round(metrics.samples_per_s, 1)}
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(record) + "\n")
-        if tb_writer is not None:
-            for k, v in metrics.terms.items():
-                tb_writer.add_scalar(f"train/{k}", v, metrics.step)
+        if folder is not None:
+            folder.record_step(record)
         if metrics.step % self._history_stride:
             return
         self.history.append(record)
@@ -887,66 +841,14 @@ class TrainingSession:
             self.history = [r for r in self.history if r["kind"] != "step" or r["step"] % self._history_stride == 0]
             self._history_steps = sum(1 for r in self.history if r["kind"] == "step")
 
-    def _record_epoch(self, summary: EpochSummary, metrics_file, tb_writer, partial: bool = False) -> None:
+    def _record_epoch(self, summary: EpochSummary, folder: RunFolder | None, partial: bool = False) -> None:
         record = {"kind": "epoch", "epoch": summary.epoch, "step": summary.step, "train": summary.train,
                   "test": summary.test, "kl_per_dim": list(summary.kl_per_dim)}
         if partial:
             record["partial"] = True
         self.history.append(record)
-        if metrics_file is not None:
-            metrics_file.write(json.dumps(record) + "\n")
-            metrics_file.flush()
-        if tb_writer is not None:
-            for k, v in summary.test.items():
-                tb_writer.add_scalar(f"test/{k}", v, summary.step)
-
-    @staticmethod
-    def _tensorboard_writer(run_dir: Path | None):
-        if run_dir is None:
-            return None
-        try:
-            import tensorboard  # noqa: F401
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:
-            return None
-        return SummaryWriter(str(run_dir / "tensorboard"))
-
-    def _try_compile(self) -> Iterator[Event]:
-        self._compile_tried = True
-        try:
-            mode = None if self.config.compile_mode == "default" else self.config.compile_mode
-            self.model.use_live_tensors(self.device)  # live β, γ, … as data: a new value does not recompile
-            self._loss_fn = torch.compile(self.model.loss, mode=mode)
-            self._compile_pending = True
-            self._compiled = True
-        except Exception as exc:  # torch.compile is optional: any failure falls back to eager mode
-            self._loss_fn = self.model.loss
-            self._compiled = False
-            yield Warning_(f"torch.compile is not usable here ({type(exc).__name__}: {exc}); running eagerly")
-
-    def _first_compiled_call(self, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Any, Warning_ | None]:
-        """Compilation happens at the first call: if it fails, say so and run the loss eagerly from then on."""
-        self._compile_pending = False
-        state = self.random.state(self.device)
-        try:
-            with self.random.as_global(self.device):
-                return self._loss_fn(x, y, self._step_argument()), None
-        except Exception as exc:  # any compiler failure (missing toolchain, unsupported op) → eager fallback
-            self.random.load_state(state, self.device)
-            self._loss_fn = self.model.loss
-            self._compiled = False
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            return self._loss_fn(x, y, self.step), Warning_(
-                f"torch.compile failed ({type(exc).__name__}: {first}); running eagerly")
-
-
-def _wants_channels_last(memory_format: str, device: torch.device, model: torch.nn.Module) -> bool:
-    """Whether a run keeps its conv weights and batches channels_last: only a model with conv layers; `auto` means on
-    CUDA only (on the CPU it was slower: docs/benchmarks.md, bench/channels_last_ab.py)."""
-    has_conv = any(isinstance(m, torch.nn.Conv2d | torch.nn.ConvTranspose2d) for m in model.modules())
-    if memory_format == "auto":
-        return has_conv and device.type == "cuda"
-    return has_conv and memory_format == "channels_last"
+        if folder is not None:
+            folder.record_epoch(record)
 
 
 def _data_notes(dataset: Dataset, config: TrainConfig, n_test: int) -> list[str]:
@@ -992,109 +894,13 @@ def _exactness_warnings(stored: TrainConfig, config: TrainConfig, trained_on: st
     return warnings
 
 
-class _PreviewArchive:
-    """The preview PNGs of a run folder, bounded: the last PREVIEW_PNGS_KEEP_LAST sets, plus one set per `every_s`
-    seconds (at most PREVIEW_PNGS_ARCHIVED of those, thinned by halving); older sets are deleted."""
+@dataclasses.dataclass
+class _Loop:
+    """What one `run()` carries from step to step besides the session's own state."""
 
-    KINDS = ("reconstructions", "samples", "traversal")
-
-    def __init__(self, folder: Path, every_s: float, clock) -> None:
-        self.folder = folder
-        self.every_s = every_s
-        self.clock = clock
-        self.recent: list[int] = []
-        self.archived: list[int] = []
-        self.last_archived_at: float | None = None
-
-    def save(self, preview: Preview) -> None:
-        for kind in self.KINDS:
-            grid = getattr(preview, kind)
-            if grid is not None:
-                save_png(grid, self._path(preview.step, kind))
-        now = self.clock()
-        if preview.step in self.recent or preview.step in self.archived:
-            return
-        if self.every_s > 0 and (self.last_archived_at is None or now - self.last_archived_at >= self.every_s):
-            self.archived.append(preview.step)
-            self.last_archived_at = now
-            if len(self.archived) > PREVIEW_PNGS_ARCHIVED:
-                dropped, self.archived = self.archived[1::2], self.archived[0::2]
-                for step in dropped:
-                    self._delete(step)
-            return
-        self.recent.append(preview.step)
-        while len(self.recent) > PREVIEW_PNGS_KEEP_LAST:
-            self._delete(self.recent.pop(0))
-
-    def _path(self, step: int, kind: str) -> Path:
-        return self.folder / f"step_{step:08d}_{kind}.png"
-
-    def _delete(self, step: int) -> None:
-        for kind in self.KINDS:
-            self._path(step, kind).unlink(missing_ok=True)
-
-
-class _Pace:
-    """Wall-clock bookkeeping of a run for StepMetrics: the rate since the last emit, time elapsed without pauses."""
-
-    def __init__(self, step: int) -> None:
-        self.started = time.perf_counter()
-        self.done_at_start = step
-        self.paused_for = 0.0
-        self.last_time, self.last_step = self.started, step
-
-    def paused(self, seconds: float, step: int) -> None:
-        self.paused_for += seconds
-        self.last_time, self.last_step = time.perf_counter(), step
-
-    def emitted(self, now: float, step: int) -> tuple[float, float]:
-        """(steps per second since the last emit, seconds elapsed without pauses); marks `now` as the last emit."""
-        rate = (step - self.last_step) / max(now - self.last_time, 1e-9)
-        self.last_time, self.last_step = now, step
-        return rate, now - self.started - self.paused_for
-
-
-def write_metrics_csv(history: list[dict[str, Any]], path: str | Path) -> Path:
-    """The step records of a history as CSV: step, epoch, every term, every live value (written atomically)."""
-    steps = [r for r in history if r.get("kind") == "step"]
-    term_names = sorted({k for r in steps for k in r.get("terms", {})})
-    live_names = sorted({k for r in steps for k in r.get("live", {})})
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(["step", "epoch", *term_names, *live_names])
-    for r in steps:
-        writer.writerow([r["step"], r["epoch"], *(r["terms"].get(k, "") for k in term_names),
-                         *(r["live"].get(k, "") for k in live_names)])
-    return _write_text_atomically(path, buffer.getvalue())
-
-
-def _write_text_atomically(path: Path, text: str) -> Path:
-    """Temp file in the same folder, then os.replace: a crash leaves the old file or the new one, never half."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _drop_partial_last_line(path: Path) -> None:
-    """A killed run can leave metrics.jsonl ending mid-record; cut it so appended records stay one per line."""
-    try:
-        with open(path, "rb+") as handle:
-            size = handle.seek(0, os.SEEK_END)
-            if size == 0:
-                return
-            handle.seek(max(0, size - 65536))
-            tail = handle.read()
-            if tail.endswith(b"\n"):
-                return
-            cut = tail.rfind(b"\n")
-            handle.truncate(size - len(tail) + cut + 1 if cut >= 0 else (0 if size <= 65536 else size))
-    except FileNotFoundError:
-        return
+    folder: RunFolder | None  # the run folder it records into
+    pacing: Pacing
+    order: torch.Tensor | None = None  # this epoch's training indices
+    carried: Failed | None = None  # a non-finite loss found by the pull after a step, handled before the next
+    force_emit: bool = False  # a control change: the next step's metrics go out at once
+    reason: str | None = None  # why the loop ended ("stopped", "failed"), or None

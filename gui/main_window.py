@@ -26,6 +26,7 @@ from engine.errors import ConfigError
 from engine.events import Failed, Finished, Paused
 from engine.models import families, model_class
 from engine.probe import unavailable_reason
+from engine.run_folder import RunFolder
 from gui.docks import add_dock
 from gui.docks.data import DataDock
 from gui.docks.model import ModelDock, presets_module
@@ -537,23 +538,14 @@ class MainWindow(QMainWindow):
         if not joined:
             self.show_message("The training thread did not stop in time; it will end at its next step.", "warning")
         if joined and save and self.session is not None:
-            written = self._run_checkpoint_at_current_step()
-            if written is not None:  # the stopped session already wrote it: one copy, not two
-                self.state.add_recent(written)
+            folder = RunFolder(self.run_dir or runs_root() / time.strftime("%Y%m%d-%H%M%S"))
+            written = folder.checkpoint_path(self.session.step)
+            if written.is_file():  # the stopped session already wrote it into its run folder: one copy, not two
+                self.state.add_recent(str(written))
                 self.status.showMessage(f"saved {written}", 6000)
             else:
-                folder = Path(self.run_dir) if self.run_dir else runs_root() / time.strftime("%Y%m%d-%H%M%S")
-                folder.mkdir(parents=True, exist_ok=True)
-                self.save_checkpoint_to(folder / f"step{self.session.step}.safetensors")
+                self.save_checkpoint_to(written)
         return joined
-
-    def _run_checkpoint_at_current_step(self) -> Path | None:
-        """The checkpoint a session writes into its run folder when it stops (checkpoints/step_N.safetensors, see
-        TrainingSession._write_run_checkpoint), if it exists for the session's current step."""
-        if not self.run_dir or self.session is None:
-            return None
-        path = Path(self.run_dir) / "checkpoints" / f"step_{self.session.step}.safetensors"
-        return path if path.is_file() else None
 
     def _update_actions(self) -> None:
         training = self.is_training

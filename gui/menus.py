@@ -16,6 +16,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QFileDialog, QMenu, QMessageBox
 
+from engine.run_folder import RunFolder, checkpoint_name
 from gui.examples_menu import build_examples_menu
 from gui.settings import APPLICATION
 
@@ -147,8 +148,8 @@ def save_checkpoint_dialog(window: Any) -> None:
     if window.is_training:
         window.request_checkpoint()
         return
-    folder = window.run_dir or window.state.folder("checkpoints")
-    default = str(Path(folder) / f"step{session.step}.safetensors")
+    folder = RunFolder(window.run_dir).checkpoints if window.run_dir else Path(window.state.folder("checkpoints"))
+    default = str(folder / checkpoint_name(session.step))
     path, _ = QFileDialog.getSaveFileName(window, "Save checkpoint", default, "Checkpoints (*.safetensors)")
     if path:
         window.state.remember_folder("checkpoints", path)

@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 from engine.checkpoint import read_checkpoint, shareable_copy  # noqa: E402
 from engine.examples import MANIFEST_NAME, MAX_EXAMPLE_BYTES, examples_dir, read_manifest  # noqa: E402
 from engine.presets import list_presets  # noqa: E402
+from engine.run_folder import CONFIG_FILE, RunFolder  # noqa: E402
 
 MNIST_EVAL = ["--iwae-k", "100", "--seed", "0"]
 # DCI's reference trees on the first 500 of the 10,000 points keep the reproduction test under a minute
@@ -88,12 +89,12 @@ def make(name: str, spec: dict, folder: Path, reuse: bool = False) -> dict:
     if spec["needs_preset"] not in known:
         raise RuntimeError(f"preset {spec['needs_preset']!r} does not exist in this checkout "
                            f"(resources/presets/); add it, then run `make examples` again")
-    run_dir = ROOT / "runs" / "examples" / name
+    run = RunFolder(ROOT / "runs" / "examples" / name)
     train_args = ["train", *spec["train"], "--out", f"runs/examples/{name}", "--quiet"]
     print(f"== {name}: {command_text(train_args)}", flush=True)
-    last = run_dir / "checkpoints" / "last.safetensors"
-    if reuse and last.is_file() and (run_dir / "config.toml").is_file():
-        wall = last.stat().st_mtime - (run_dir / "config.toml").stat().st_mtime
+    last, config_file = run.last_checkpoint, run.path / CONFIG_FILE
+    if reuse and last.is_file() and config_file.is_file():
+        wall = last.stat().st_mtime - config_file.stat().st_mtime
         print(f"   reusing {last} (trained in {wall:.0f} s)", flush=True)
     else:
         started = time.perf_counter()
@@ -102,7 +103,7 @@ def make(name: str, spec: dict, folder: Path, reuse: bool = False) -> dict:
         if done.returncode != 0:
             raise RuntimeError(f"training failed (exit status {done.returncode})")
     target = folder / f"{name}.safetensors"
-    shareable_copy(run_dir / "checkpoints" / "last.safetensors", target)
+    shareable_copy(last, target)
     size = target.stat().st_size
     if size > MAX_EXAMPLE_BYTES:
         raise RuntimeError(f"{target} is {size / 2**20:.1f} MB, over the 5 MB limit for examples")

@@ -80,7 +80,7 @@ def loss_fault(monkeypatch):
                 faults["fault"](self, out, step)
             return out
 
-        self._loss_fn = loss
+        self.loss.fn = loss
 
     monkeypatch.setattr(training.TrainingSession, "__init__", init)
     return faults

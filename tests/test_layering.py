@@ -80,6 +80,15 @@ def find_cycle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def test_the_session_s_neighbours_do_not_import_it_or_its_users():
+    """run_folder, compiling and pacing sit below the training session: the session, the CLI, the app and sweeps
+    import them, never the other way round."""
+    users = ("engine.training", "engine.cli", "engine.sweep", "engine.evaluate", "gui")
+    for name in ("run_folder", "compiling", "pacing"):
+        imported = imports_of(ROOT / "engine" / f"{name}.py")
+        assert not [m for m in imported if m.startswith(users)], (name, sorted(imported))
+
+
 def test_no_import_cycle_among_gui_modules():
     assert find_cycle(graph("gui")) is None, " → ".join(find_cycle(graph("gui")) or [])
 

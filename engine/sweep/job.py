@@ -17,13 +17,13 @@ from ..control import Control
 from ..data import Dataset, DatasetError
 from ..errors import CheckpointError, ConfigError
 from ..events import Failed, Finished, StepMetrics, Warning_
-from ..imaging import save_png
 from ..metrics import MetricsCancelled, MetricSizes, compute_metrics
 from ..models import ModelBase
+from ..run_folder import RunFolder
 from ..scoring import SCORE_KEYS, elbo_numbers, model_representation, traversal_image
 from .events import RunDone, SweepEvent, SweepProgress, SweepWarning
 from .planning import SweepRun
-from .summary import write_json_atomically
+from .summary import jsonable
 
 EVAL_MAX_IMAGES = 5000
 _STAGE_SHARE = {"train": 0.75, "evaluate": 0.05, "metrics": 0.17, "traversal": 0.03}
@@ -115,14 +115,14 @@ def run_job(job: RunJob, control: Control, dataset: Dataset | None = None,
         if job.traversals:
             traversal = traversal_image(model, session.dataset, indices)
             if traversal is not None and run.config.out_dir:
-                record["traversal"] = str(save_png(traversal, Path(run.config.out_dir) / "traversal.png"))
+                record["traversal"] = str(RunFolder(run.config.out_dir).write_png("traversal.png", traversal))
         record["status"] = "completed"
     except (ConfigError, DatasetError, CheckpointError, OSError, RuntimeError, ValueError, TypeError) as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
         yield SweepWarning(f"{run.name} failed: {record['error']}")
     record["seconds"] = round(time.perf_counter() - started, 1)
-    if run.config.out_dir:
-        write_json_atomically(Path(run.config.out_dir) / RESULT_FILE, record)
+    if run.config.out_dir:  # a sweep killed while writing leaves no half result.json (resume retrains that run)
+        RunFolder(run.config.out_dir).write_json(RESULT_FILE, jsonable(record))
     yield RunDone(run.index, dict(record), traversal)
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ import numpy as np
 
 from ..errors import ConfigError
 from ..imaging import save_png
+from ..run_folder import write_text_atomically
 from ..scoring import ELBO_KEYS, SCORE_KEYS
 from .planning import format_value
 
@@ -35,15 +35,8 @@ def jsonable(value: Any) -> Any:
 
 
 def write_json_atomically(path: Path, doc: Any) -> None:
-    """Temp file + os.replace: a sweep killed while writing leaves no half result.json (resume retrains that run)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(json.dumps(jsonable(doc), indent=2), encoding="utf-8")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """`doc` as JSON (NaN → null), via temp file + os.replace: a sweep killed while writing leaves no half file."""
+    write_text_atomically(path, json.dumps(jsonable(doc), indent=2))
 
 
 def summary_columns(records: list[dict[str, Any]]) -> list[str]:

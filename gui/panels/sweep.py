@@ -45,6 +45,7 @@ from engine.config import TrainConfig
 from engine.control import Control
 from engine.errors import ConfigError
 from engine.metrics import METRIC_NAMES, MetricSizes
+from engine.run_folder import RunFolder
 from engine.scoring import ELBO_KEYS, SCORE_KEYS
 from engine.sweep import (
     RunDone,
@@ -629,7 +630,7 @@ class SweepPanel(QWidget):
                 candidates.append(self.sweep_dir / folder.name)
         if self.sweep_dir is not None and record.get("run"):
             candidates.append(self.sweep_dir / str(record["run"]))
-        return next((c for c in candidates if (c / "checkpoints" / "last.safetensors").is_file()), None)
+        return next((c for c in candidates if RunFolder(c).has_checkpoint()), None)
 
     def _request_thumbnails(self) -> None:
         """Each row's traversal.png (the top rows, shrunk), read off the GUI thread."""
@@ -673,7 +674,7 @@ class SweepPanel(QWidget):
         if folder is None or not hasattr(window, "open_checkpoint"):
             self.status.setText(f"⚠ run {self.records[row].get('run')} has no checkpoint to open")
             return False
-        return window.open_checkpoint(folder / "checkpoints" / "last.safetensors", wait=False)
+        return window.open_checkpoint(RunFolder(folder).last_checkpoint, wait=False)
 
     def compare_selected(self) -> bool:
         """Send the selected runs (all, when none is selected and they fit) to the Compare tab."""

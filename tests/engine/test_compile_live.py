@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch._dynamo.utils import counters
 
-from engine import training
+from engine import compiling
 from engine.config import TrainConfig
 from engine.control import Control
 from engine.data import load_dataset
@@ -54,13 +54,13 @@ def test_every_compile_mode_that_records_cuda_graphs_takes_the_graphing_path(mod
     """Both graphing modes mark each step and clone the KL per latent kept past it (a replay overwrites the graph's
     outputs); checked on the CPU by making the session believe it is on CUDA and recording what the step does."""
     cuda = torch.device("cuda")
-    assert training.uses_cuda_graphs(True, mode, cuda)
-    assert not training.uses_cuda_graphs(True, "default", cuda)
-    assert not training.uses_cuda_graphs(False, mode, cuda)
-    assert not training.uses_cuda_graphs(True, mode, torch.device("cpu"))
+    assert compiling.uses_cuda_graphs(True, mode, cuda)
+    assert not compiling.uses_cuda_graphs(True, "default", cuda)
+    assert not compiling.uses_cuda_graphs(False, mode, cuda)
+    assert not compiling.uses_cuda_graphs(True, mode, torch.device("cpu"))
 
-    real = training.uses_cuda_graphs
-    monkeypatch.setattr(training, "uses_cuda_graphs", lambda on, name, device: real(on, name, cuda))
+    real = compiling.uses_cuda_graphs
+    monkeypatch.setattr(compiling, "uses_cuda_graphs", lambda on, name, device: real(on, name, cuda))
     outputs, marks = [], []
 
     def compile_records(fn, mode=None):  # the session's path, not the compiler

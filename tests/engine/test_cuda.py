@@ -206,5 +206,5 @@ def test_compiled_training_on_cuda(family, mode):
     runs them all."""
     session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}, compile=True,
                                      compile_mode=mode, preview_every_s=0.05), load_dataset("digits"))
-    assert session._cudagraphs == (mode != "default")
+    assert session.loss.cuda_graphs == (mode != "default")
     _trains_with_previews(session)

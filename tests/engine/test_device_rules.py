@@ -261,7 +261,7 @@ def poison_at(session: TrainingSession, bad_step: int, corrupt_weights: bool = F
             out.total = out.total * float("nan")
         return out
 
-    session._loss_fn = loss
+    session.loss.fn = loss
 
 
 def test_nan_guard_on_the_device_between_pulls(digits, device, tmp_path):

@@ -38,11 +38,11 @@ def _train(family: str, out: Path) -> int:
 
 @pytest.mark.parametrize("family", list(families()))
 def test_family_trains_through_epoch_ends(family, tmp_path, capsys, monkeypatch):
-    from engine import training
+    from engine import pacing
 
     # Epoch-end work is paced by wall time on small sets; here every epoch end must run it, on any machine.
-    monkeypatch.setattr(training, "EPOCH_WORK_EVERY_S", 0.0)
-    monkeypatch.setattr(training, "EPOCH_WORK_SHARE", float("inf"))
+    monkeypatch.setattr(pacing, "EPOCH_WORK_EVERY_S", 0.0)
+    monkeypatch.setattr(pacing, "EPOCH_WORK_SHARE", float("inf"))
     out = tmp_path / family
     status = _train(family, out)
     captured = capsys.readouterr()

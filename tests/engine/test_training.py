@@ -25,7 +25,8 @@ from engine.events import (
     StepMetrics,
     Warning_,
 )
-from engine.training import TrainingSession, write_metrics_csv
+from engine.run_folder import write_metrics_csv
+from engine.training import TrainingSession
 
 TINY = {"latent_dim": 3, "hidden": 24, "depth": 1}
 
@@ -163,7 +164,7 @@ def nan_at(session, bad_step: int, corrupt_weights: bool = False):
             out.total = out.total * float("nan")
         return out
 
-    session._loss_fn = loss
+    session.loss.fn = loss
 
 
 def test_nan_loss_stops_a_headless_run_with_good_weights(digits, tmp_path):

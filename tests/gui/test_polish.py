@@ -144,6 +144,27 @@ def test_save_on_close_writes_one_copy_and_recent_runs_name_the_run(main_window,
     assert text.startswith(run.name) and "digits" in text and "beta-vae" in text and f"step {step:,}" in text
 
 
+def test_save_on_close_without_a_run_folder_writes_one_named_like_a_run_folders(main_window, qtbot,
+                                                                               isolated_settings):
+    from PySide6.QtWidgets import QMessageBox
+
+    from engine.checkpoint import load_checkpoint
+    from tests.gui.test_main_window import start, use_tiny_setup
+
+    window = main_window
+    use_tiny_setup(window, qtbot, save_runs=False)
+    start(window, qtbot)
+    qtbot.waitUntil(lambda: window.training_panel.curves.point_count() > 5, timeout=20_000)
+    assert window.run_dir is None
+    window.ask_save_on_close = lambda: QMessageBox.StandardButton.Save
+    window.close()
+    files = list((isolated_settings / "runs").rglob("*.safetensors"))
+    assert len(files) == 1 and files[0].parent.name == "checkpoints", files
+    step = load_checkpoint(files[0]).step
+    assert files[0].name == f"step_{step}.safetensors"
+    assert window.state.recent_entries()[0][0] == str(files[0].resolve())
+
+
 def test_the_preset_description_is_dropped_when_family_or_dataset_change():
     from engine.presets import load_preset
     from gui.main_window import preset_description_for
