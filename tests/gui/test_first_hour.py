@@ -103,7 +103,9 @@ def test_datasets_checkpoints_and_sessions_load_off_the_gui_thread(main_window, 
     window.training_settings.save_runs_check.setChecked(False)
     window.training_settings.threads_spin.setValue(1)
     assert window.start_training(), window.messages
-    qtbot.waitUntil(lambda: not window.is_training, timeout=20_000)
+    # the session is built on a job thread, then trains 5 steps: wait for the whole run, not a moment before it began
+    qtbot.waitUntil(lambda: "TrainingSession" in threads and window.session is not None and window.session.step == 5
+                    and not window.is_preparing and not window.is_training, timeout=20_000)
     assert window.open_checkpoint(tiny_checkpoint), window.messages
     main = threading.main_thread().name
     assert set(threads) == {"load_dataset", "load_checkpoint", "TrainingSession"}, threads
