@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from .errors import CheckpointError, ConfigError
+from .run_folder import RunFolder
 
 MAX_MODELS = 6
 # One colour per model, six hues apart: Okabe–Ito blue, orange, bluish green and reddish purple, Tableau red and
@@ -137,7 +138,7 @@ class CompareEntry:
 
 # --- opening -------------------------------------------------------------------------------------------------
 def _is_run_folder(path: Path) -> bool:
-    return (path / "checkpoints" / "last.safetensors").is_file()
+    return RunFolder(path).has_checkpoint()
 
 
 def _sweep_runs(path: Path) -> list[Path] | None:
@@ -177,23 +178,6 @@ def expand_specs(specs: Iterable[str]) -> list[str]:
         else:
             out.append(text)
     return out
-
-
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    """The records of a metrics.jsonl (a torn last line, from a killed run, is skipped)."""
-    records = []
-    try:
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if isinstance(record, dict):
-                    records.append(record)
-    except (OSError, UnicodeDecodeError):
-        return []
-    return records
 
 
 class DatasetCache:
@@ -254,7 +238,7 @@ def load_entry(spec: str, device: str = "cpu", datasets: DatasetCache | None = N
         if not _is_run_folder(path):
             raise CompareError(f"{text}: not a run folder (no checkpoints/last.safetensors)")
         run_dir = path
-        path = path / "checkpoints" / "last.safetensors"
+        path = RunFolder(path).last_checkpoint
     loaded = load_checkpoint(text if text.startswith(EXAMPLE_PREFIX) else path, device)
     dataset = datasets.get(loaded.dataset_spec)
     if list(dataset.shape) != list(loaded.meta["dataset"]["shape"]):
@@ -262,8 +246,8 @@ def load_entry(spec: str, device: str = "cpu", datasets: DatasetCache | None = N
                               f"{loaded.dataset_spec} now gives {list(dataset.shape)}")
     test = datasets.test_indices(loaded.dataset_spec, loaded.config.test_fraction, loaded.config.seed)
     history = loaded.history
-    if run_dir is not None and (run_dir / "metrics.jsonl").is_file():
-        history = _read_jsonl(run_dir / "metrics.jsonl") or history
+    if run_dir is not None:
+        history = RunFolder(run_dir).read_metrics() or history
     entry = entry_from_model(key or text, text, loaded.model, loaded.config, dataset, test, history, loaded.step)
     entry.dataset_name = loaded.dataset_spec
     if text.startswith(EXAMPLE_PREFIX):

@@ -63,9 +63,30 @@ class RunFolder:
     def checkpoint_path(self, step: int) -> Path:
         return self.checkpoints / checkpoint_name(step)
 
+    @property
+    def metrics_file(self) -> Path:
+        return self.path / METRICS_FILE
+
     def has_checkpoint(self) -> bool:
         """Whether this is a finished-or-saved run folder (it has checkpoints/last.safetensors)."""
         return self.last_checkpoint.is_file()
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of metrics.jsonl, in order ([] when it is missing or unreadable); a torn last line, from a
+        killed run, and anything that is not a JSON object are skipped."""
+        records = []
+        try:
+            with self.metrics_file.open(encoding="utf-8") as handle:
+                for line in handle:
+                    try:
+                        record = json.loads(line)
+                    except json.JSONDecodeError:
+                        continue
+                    if isinstance(record, dict):
+                        records.append(record)
+        except (OSError, UnicodeDecodeError):
+            return []
+        return records
 
     # --- recording a run ---------------------------------------------------------------------------------------
     def open(self, config_toml: str, *, preview_png_every_s: float, clock: Callable[[], float]) -> RunFolder:

@@ -82,3 +82,14 @@ def test_metrics_csv_json_and_png_files(tmp_path):
                     ["2", "1", "", "1.5", "0.001"]]
     assert json.loads(folder.write_json("result.json", {"status": "completed"}).read_text()) == {"status": "completed"}
     assert folder.write_png("traversal.png", np.zeros((3, 5), dtype=np.uint8)).stat().st_size > 0
+
+
+def test_metrics_are_read_back_in_order_skipping_a_torn_last_line_and_non_objects(tmp_path):
+    folder = RunFolder(tmp_path / "run")
+    assert folder.read_metrics() == []  # no file yet
+    folder.path.mkdir()
+    folder.metrics_file.write_text('{"kind": "step", "step": 1}\n[1, 2]\n{"kind": "epoch", "step": 2}\n{"kind": "st',
+                                   encoding="utf-8")
+    assert folder.read_metrics() == [{"kind": "step", "step": 1}, {"kind": "epoch", "step": 2}]
+    folder.metrics_file.write_bytes(b"\xff\xfe not text")
+    assert folder.read_metrics() == []
