@@ -32,6 +32,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy.special import logit
 from scipy.stats import gmean
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
@@ -207,6 +208,21 @@ class _TreeGrower:
         self.root_valid = _distinct_neighbours(_pair_values(self.root_pairs))
         self.root_ties = ~self.root_valid.all(axis=1)
         self.n_left = np.arange(1, n + 1, dtype=np.float64)
+        # work buffers for the approximate search (a fresh array per node would be mapped page by page)
+        self._samples = np.empty(F * n, dtype=np.int64)
+        self._samples_of: _Node | None = None
+        self._ordered = np.empty(F * n)
+        self._sums = torch.empty(F * n, dtype=torch.float64)
+
+    def _node_samples(self, node: _Node) -> np.ndarray:
+        """The sample indices of `node.pairs` (F × count), contiguous: a gather through them is several times
+        faster. Kept in one buffer for the node searched last (its partition reads them next)."""
+        F, count = node.pairs.shape
+        samples = self._samples[:F * count].reshape(F, count)
+        if self._samples_of is not node:
+            np.copyto(samples, _pair_samples(node.pairs))
+            self._samples_of = node
+        return samples
 
     def grow(self, r: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(features per internal heap node (−1: leaf), thresholds, each sample's leaf, unnormalised importances).
@@ -263,17 +279,23 @@ class _TreeGrower:
             pairs_by_side = {1: None, 2: None}
             if node.depth + 1 < self.max_depth:
                 in_left[left_members] = True
-                mask = in_left[_pair_samples(node.pairs)]
+                mask = np.take(in_left, self._node_samples(node))
                 in_left[left_members] = False
                 for side, mask_side in ((2, ~mask), (1, mask)):
                     pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(children[side][0]))
                     pairs_by_side[side] = pairs
+            tied = np.flatnonzero(node.ties)
             for side in (2, 1):
                 members, total_c, impurity_c = children[side]
                 pairs = pairs_by_side[side]
-                valid_c = None if pairs is None else _distinct_neighbours(_pair_values(pairs))
-                child = _Node(members, pairs, valid_c, None if valid_c is None else ~valid_c.all(axis=1),
-                              node.depth + 1, 2 * node.heap + side, n_total, total_c, impurity_c)
+                valid_c = ties_c = None
+                if pairs is not None:  # a feature without equal neighbours in the node has none in its children
+                    valid_c = np.ones((F, len(members) - 1), dtype=bool)
+                    valid_c[tied] = _distinct_neighbours(_pair_values(pairs[tied]))
+                    ties_c = np.zeros(F, dtype=bool)
+                    ties_c[tied] = ~valid_c[tied].all(axis=1)
+                child = _Node(members, pairs, valid_c, ties_c, node.depth + 1, 2 * node.heap + side, n_total,
+                              total_c, impurity_c)
                 child.parent, child.side, child.exact = node, side, node.exact_last is not None
                 stack.append(child)
         importances = _tree_importances(features[None], node_n[None], node_impurity[None], F)[0]
@@ -283,6 +305,8 @@ class _TreeGrower:
         """(feature, position of the last left sample, whether a rival is within rounding) of the best split, or
         None when no feature has an allowed threshold. `exact`: sums in the reference's order (the node's members
         must be exact); it also records the order the reference's search leaves the samples in."""
+        if not exact:
+            return self._search_approximately(node, r, visited)
         count = len(node.members)
         values = _pair_values(node.pairs)
         perm = _pair_samples(node.pairs)
@@ -325,6 +349,39 @@ class _TreeGrower:
         same_row[p] = -np.inf
         runner_up = max(runner_up, same_row.max())
         scale = np.abs(ordered_r[0]).sum() ** 2 / count  # bounds every proxy
+        return f, p, bool(runner_up >= best[k] - _FRAGILE * scale)
+
+    def _search_approximately(self, node: _Node, r: np.ndarray, visited: list[int]) -> tuple[int, int, bool] | None:
+        """`_search` with sums in any order: every proxy is shifted by the node's constant Σ²/n, which leaves its
+        argmax and its gaps to rivals as they were, and is formed in three passes,
+        Σ_left²/n_left + Σ_right²/n_right − Σ²/n = (Σ_left − n_left·Σ/n)² · n / (n_left·n_right);
+        a rival within rounding of the best sends the node to the exact search, so the order of sums is free
+        (torch's cumulative sum is several times faster than NumPy's)."""
+        F, count = node.pairs.shape
+        ordered_r = self._ordered[:F * count].reshape(F, count)  # residuals in each feature's sorted order
+        np.take(r, self._node_samples(node), out=ordered_r)
+        sums = self._sums[:F * count].view(F, count)
+        with torch.inference_mode():
+            torch.cumsum(torch.from_numpy(ordered_r), dim=1, out=sums)
+        left = sums.numpy()[:, :-1]
+        n_left = self.n_left[:count - 1]
+        left -= n_left * (node.total / count)
+        left *= left
+        left *= count / (n_left * (count - n_left))
+        if node.ties.any():  # proxies are ≥ 0: −1 marks a position no threshold may follow
+            np.copyto(left, -1.0, where=~node.valid)
+        position = left.argmax(axis=1)
+        visited = np.asarray(visited)
+        best = left[visited, position[visited]]
+        k = int(np.argmax(best))  # the first visited feature with the best proxy
+        if best[k] < 0:
+            return None
+        f, p = int(visited[k]), int(position[visited[k]])
+        runner_up = np.delete(best, k).max(initial=-1.0)
+        same_row = left[f].copy()
+        same_row[p] = -1.0
+        runner_up = max(runner_up, same_row.max())
+        scale = np.abs(r[node.members]).sum() ** 2 / count  # bounds every proxy
         return f, p, bool(runner_up >= best[k] - _FRAGILE * scale)
 
     def _make_exact(self, node: _Node, r: np.ndarray) -> None:

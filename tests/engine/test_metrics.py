@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import replace
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
@@ -26,8 +28,9 @@ from engine.metrics import (
     mutual_info_matrix,
     sap_score,
 )
-from engine.metrics.core import CachedRepresent
-from engine.metrics.dci import dci_scores, gbt_importance, hist_gain_importance
+from engine.metrics import dci as dci_module
+from engine.metrics.core import CachedRepresent, Run
+from engine.metrics.dci import dci_scores, dci_workers, gbt_importance, hist_gain_importance
 from engine.metrics.mig import mig_per_factor
 
 SMALL = MetricSizes(train_points=400, test_points=200, batch_size=16, variance_points=400)
@@ -261,14 +264,40 @@ def test_redundant_code_lowers_completeness_and_the_fast_estimator_misses_it():
     assert hist["dci_completeness"] >= 0.99 > exact["dci_completeness"] + 0.1
 
 
-def test_reference_dci_in_parallel_is_identical_to_one_factor_at_a_time():
+def test_dci_in_worker_processes_is_identical_to_one_factor_at_a_time(monkeypatch):
+    """The factors fitted in spawned worker processes (forced here by lowering the size threshold) give the same
+    importances and accuracies, bit for bit, as fitting them one after another in this process."""
     rng = np.random.default_rng(9)
-    factors = GridSource(count=3, size=5).sample_factors(400, rng)
+    factors = GridSource(count=3, size=3).sample_factors(300, rng)
     codes = mixed_codes(factors, rng)
     one, train_one, test_one = gbt_importance(codes, factors, codes, factors, 5, workers=1)
-    two, train_two, test_two = gbt_importance(codes, factors, codes, factors, 5, workers=3)
+    monkeypatch.setattr(dci_module, "PARALLEL_MIN_WORK", 0)
+    fractions = []
+    run = Run(lambda fraction, message: fractions.append(fraction), None, {"dci": 1.0})
+    two, train_two, test_two = gbt_importance(codes, factors, codes, factors, 5, run=run, workers=2)
     np.testing.assert_array_equal(one, two)
     assert (train_one, test_one) == (train_two, test_two)
+    assert fractions and fractions[-1] == pytest.approx(1.0) and fractions == sorted(fractions)
+
+
+def test_dci_in_worker_processes_stops_when_cancelled(monkeypatch):
+    """Cancellation noticed by the polling thread stops every worker at its next boosting round."""
+    rng = np.random.default_rng(2)
+    factors = GridSource(count=3, size=6).sample_factors(2_000, rng)
+    codes = mixed_codes(factors, rng)
+    monkeypatch.setattr(dci_module, "PARALLEL_MIN_WORK", 0)
+    run = Run(None, lambda: True, {"dci": 1.0})
+    started = time.perf_counter()
+    with pytest.raises(MetricsCancelled):
+        gbt_importance(codes, factors, codes, factors, 0, run=run, workers=2)
+    assert time.perf_counter() - started < 60
+
+
+def test_dci_workers_respect_the_thread_budget(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert dci_workers() == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert 1 <= dci_workers() <= 2
 
 
 def test_dci_estimator_choice_is_checked():
