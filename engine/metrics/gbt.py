@@ -28,6 +28,7 @@ Equality with the reference (importances and predictions) is tested in tests/eng
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,6 +47,7 @@ FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: values cl
 EPSILON = np.finfo(np.float64).eps  # a node with impurity ≤ EPSILON is a leaf (sklearn/tree/_tree.pyx)
 RAND_R_MAX = 2147483647  # sklearn/utils/_random.pxd
 _FRAGILE = 1e-9  # a rival split or impurity this close (relative to its scale) could be decided by rounding
+_SMALL_NODE = 4  # near-equal splits of a node this small are decided by trying every order of its sum (4! = 24)
 _UINT32 = 0xFFFFFFFF
 
 
@@ -289,11 +291,15 @@ class _TreeGrower:
                 members, total_c, impurity_c = children[side]
                 pairs = pairs_by_side[side]
                 valid_c = ties_c = None
-                if pairs is not None:  # a feature without equal neighbours in the node has none in its children
+                if pairs is not None and len(tied) == F:
+                    valid_c = _distinct_neighbours(_pair_values(pairs))
+                    ties_c = ~valid_c.all(axis=1)
+                elif pairs is not None:  # a feature without equal neighbours in the node has none in its children
                     valid_c = np.ones((F, len(members) - 1), dtype=bool)
-                    valid_c[tied] = _distinct_neighbours(_pair_values(pairs[tied]))
                     ties_c = np.zeros(F, dtype=bool)
-                    ties_c[tied] = ~valid_c[tied].all(axis=1)
+                    if len(tied):
+                        valid_c[tied] = _distinct_neighbours(_pair_values(pairs[tied]))
+                        ties_c[tied] = ~valid_c[tied].all(axis=1)
                 child = _Node(members, pairs, valid_c, ties_c, node.depth + 1, 2 * node.heap + side, n_total,
                               total_c, impurity_c)
                 child.parent, child.side, child.exact = node, side, node.exact_last is not None
@@ -355,8 +361,9 @@ class _TreeGrower:
         """`_search` with sums in any order: every proxy is shifted by the node's constant Σ²/n, which leaves its
         argmax and its gaps to rivals as they were, and is formed in three passes,
         Σ_left²/n_left + Σ_right²/n_right − Σ²/n = (Σ_left − n_left·Σ/n)² · n / (n_left·n_right);
-        a rival within rounding of the best sends the node to the exact search, so the order of sums is free
-        (torch's cumulative sum is several times faster than NumPy's)."""
+        a rival within rounding of the best sends the node to the exact search (except the same split of one or
+        two samples found in several features, decided here), so the order of sums is free (torch's cumulative
+        sum is several times faster than NumPy's)."""
         F, count = node.pairs.shape
         ordered_r = self._ordered[:F * count].reshape(F, count)  # residuals in each feature's sorted order
         np.take(r, self._node_samples(node), out=ordered_r)
@@ -373,16 +380,29 @@ class _TreeGrower:
         position = left.argmax(axis=1)
         visited = np.asarray(visited)
         best = left[visited, position[visited]]
-        k = int(np.argmax(best))  # the first visited feature with the best proxy
+        k = int(np.argmax(best))
         if best[k] < 0:
             return None
         f, p = int(visited[k]), int(position[visited[k]])
-        runner_up = np.delete(best, k).max(initial=-1.0)
-        same_row = left[f].copy()
-        same_row[p] = -1.0
-        runner_up = max(runner_up, same_row.max())
-        scale = np.abs(r[node.members]).sum() ** 2 / count  # bounds every proxy
-        return f, p, bool(runner_up >= best[k] - _FRAGILE * scale)
+        bar = best[k] - _FRAGILE * np.abs(r[node.members]).sum() ** 2 / count  # Σ|r|²/n bounds every proxy
+        near = visited[best >= bar]
+        if len(near) == 1 and np.count_nonzero(left[f] >= bar) == 1:
+            return f, p, False
+        if np.count_nonzero(left[near] >= bar) > len(visited):  # many near-equal splits: no single split of a few
+            return f, p, True
+        rivals = [(int(g), int(q)) for g in near for q in np.flatnonzero(left[g] >= bar)]
+        # Rivals that send the same one or two samples left (the same split, found in several features): the
+        # reference sums them forward from the node's first sample, a + b = b + a, so their proxies are equal bit
+        # for bit and the first visited of them wins (strict >). Other near-ties are left to the exact search.
+        samples = self._node_samples(node)
+        lefts = {frozenset(samples[g, :q + 1].tolist()) for g, q in rivals}
+        if len(lefts) == 1 and all(q + 1 <= min(2, count - q - 1) for _, q in rivals):
+            return (*rivals[0], False)  # `visited` is in visit order
+        if count <= _SMALL_NODE and not node.ties[[g for g, _ in rivals]].any():
+            decided = _small_node_choice(r, node.members, samples, rivals)
+            if decided is not None:
+                return (*decided, False)
+        return f, p, True
 
     def _make_exact(self, node: _Node, r: np.ndarray) -> None:
         """Give `node` the reference's order of its samples (and the sums and impurity that follow from it)."""
@@ -484,6 +504,38 @@ class _Node:
     goes_left: np.ndarray | None = None  # (n,) the split, once chosen
     threshold: float = 0.0
     exact_last: np.ndarray | None = None  # the samples in the order the reference's split search leaves them
+
+
+def _small_node_choice(r: np.ndarray, members: np.ndarray, samples: np.ndarray, rivals: list[tuple[int, int]]
+                       ) -> tuple[int, int] | None:
+    """The reference's choice among near-equal splits (feature, last left position) of a node of a few samples,
+    in features without equal values there, or None when it depends on the node's sample order.
+
+    In such a feature the reference's Σ_left is the forward sum of the residuals in the feature's sorted order
+    (known here); its node sum Σ is formed in the node's sample order, which is not, so every order is tried:
+    proxy = Σ_left²/n_left + (Σ − Σ_left)²/n_right, the first rival in visit order with the largest wins."""
+    count = len(members)
+    left_sums = []
+    for g, q in rivals:
+        total_left = 0.0
+        for sample in samples[g, :q + 1]:
+            total_left += float(r[sample])
+        left_sums.append(total_left)
+    winners = set()
+    for order in itertools.permutations(members.tolist()):
+        total = 0.0
+        for sample in order:
+            total += float(r[sample])
+        best, choice = -np.inf, None
+        for (g, q), total_left in zip(rivals, left_sums, strict=True):
+            total_right = total - total_left
+            proxy = total_left * total_left / (q + 1) + total_right * total_right / (count - q - 1)
+            if proxy > best:
+                best, choice = proxy, (g, q)
+        winners.add(choice)
+        if len(winners) > 1:
+            return None
+    return winners.pop()
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
