@@ -202,11 +202,12 @@ class _TreeGrower:
         F, n = self.XT.shape
         self.max_depth = max_depth
         order = np.argsort(self.XT, axis=1, kind="stable")
-        # (sample index, value) pairs in one 16-byte item, so a partition moves both with one copy
-        self.root_pairs = np.empty((F, n), dtype=np.complex128)
-        halves = self.root_pairs.view(np.int64).reshape(F, n, 2)
-        halves[..., 0] = order
-        halves.view(np.float64)[..., 1] = np.take_along_axis(self.XT, order, axis=1)
+        if n >= 2**31:
+            raise ValueError(f"at most 2**31 − 1 training points, got {n}")
+        # (int32 sample index, float32 value) pairs in one 8-byte item, so a partition moves both with one copy
+        self.root_pairs = np.empty((F, n), dtype=np.int64)
+        _pair_samples(self.root_pairs)[...] = order
+        _pair_values(self.root_pairs)[...] = np.take_along_axis(self.XT, order, axis=1)
         self.root_valid = _distinct_neighbours(_pair_values(self.root_pairs))
         self.root_ties = ~self.root_valid.all(axis=1)
         self.n_left = np.arange(1, n + 1, dtype=np.float64)
@@ -539,12 +540,13 @@ def _small_node_choice(r: np.ndarray, members: np.ndarray, samples: np.ndarray, 
 
 
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
-    return pairs.view(np.int64).reshape(*pairs.shape, 2)[..., 0]
+    """The int32 sample indices of (sample, value) pairs (a view)."""
+    return pairs.view(np.int32).reshape(*pairs.shape, 2)[..., 0]
 
 
 def _pair_values(pairs: np.ndarray) -> np.ndarray:
-    """The float32 feature values (stored widened to float64, which is exact)."""
-    return pairs.imag
+    """The float32 feature values of (sample, value) pairs (a view)."""
+    return pairs.view(np.float32).reshape(*pairs.shape, 2)[..., 1]
 
 
 def _sequential_sum(values: np.ndarray) -> float:
