@@ -3,9 +3,14 @@ matrix R (D codes × K factors) of per-factor gradient-boosted trees."""
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import pickle
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -161,47 +166,71 @@ def _fit_factor(codes: np.ndarray, labels: np.ndarray, random_state: int, refere
 
 def _fit_in_processes(codes: np.ndarray, factors: np.ndarray, random_state: int, reference: bool, order: list[int],
                       count: int, report) -> dict[int, object]:
-    """The factors in `order` on `count` spawned processes (spawn: the parent may run Qt and torch threads, which a
-    fork would copy mid-flight). Workers write their finished rounds into shared memory and stop at their next
-    round once `abort` is set; this thread polls them, reports progress and notices cancellation (report raises)."""
-    context = multiprocessing.get_context("spawn")
-    rounds = context.Array("i", factors.shape[1], lock=False)
-    abort = context.Event()
+    """The factors in `order` on `count` worker processes (engine/metrics/_worker.py), each taking the next factor
+    when it finishes one. Plain subprocesses, not multiprocessing: a fork would copy the caller's Qt and torch
+    threads mid-flight, and a spawn re-imports the caller's main module. One reader thread per worker turns its
+    replies into queue items; this thread reports progress (where cancellation is noticed: report raises) and kills
+    the workers on cancellation or error."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    replies: queue.Queue = queue.Queue()
+    workers = [subprocess.Popen([sys.executable, "-m", "engine.metrics._worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env) for _ in range(count)]
+    readers = [threading.Thread(target=_read_replies, args=(worker, replies), daemon=True) for worker in workers]
+    for reader in readers:
+        reader.start()
+    pending = list(order)
+    busy: dict[int, subprocess.Popen] = {}
+    done_rounds = [0] * factors.shape[1]
     models: dict[int, object] = {}
-    with ProcessPoolExecutor(count, mp_context=context, initializer=_worker_start, initargs=(rounds, abort)) as pool:
-        futures = {pool.submit(_worker_fit, codes, factors[:, k], random_state, reference, k): k for k in order}
-        try:
-            pending = set(futures)
-            while pending:
-                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
-                for future in done:
-                    models[futures[future]] = future.result()
-                report(list(rounds))
-        except BaseException:
-            abort.set()
-            for future in futures:
-                future.cancel()
-            raise
+
+    def give(worker: subprocess.Popen) -> None:
+        if pending:
+            k = pending.pop(0)
+            busy[k] = worker
+            pickle.dump((k, codes, factors[:, k], random_state, reference), worker.stdin,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+            worker.stdin.flush()
+
+    try:
+        for worker in workers:
+            give(worker)
+        while busy:
+            try:
+                kind, k, payload = replies.get(timeout=0.25)
+            except queue.Empty:
+                report(done_rounds)
+                continue
+            if kind == "round":
+                done_rounds[k] = payload
+            elif kind == "done":
+                models[k] = payload
+                give(busy.pop(k))
+            elif kind == "error":
+                raise RuntimeError(f"DCI worker failed on factor {k}:\n{payload}")
+            else:  # a worker's pipe closed before it finished its factors
+                raise RuntimeError(f"a DCI worker process exited unexpectedly (code {payload})")
+            report(done_rounds)
+    finally:
+        for worker in workers:
+            if busy or pending:
+                worker.kill()
+            with contextlib.suppress(OSError):
+                worker.stdin.close()  # the end of its tasks: an idle worker exits
+        for worker, reader in zip(workers, readers, strict=True):
+            worker.wait()
+            reader.join()
+            worker.stdout.close()
     return models
 
 
-_WORKER: dict = {}  # per DCI worker process: the shared round counters and the abort event
-
-
-def _worker_start(rounds, abort) -> None:
-    """A DCI worker process: one thread (the fits of the other factors run beside it)."""
-    torch.set_num_threads(1)
-    _WORKER.update(rounds=rounds, abort=abort)
-
-
-def _worker_fit(codes: np.ndarray, labels: np.ndarray, random_state: int, reference: bool, k: int):
-    rounds, abort = _WORKER["rounds"], _WORKER["abort"]
-
-    def after_round(i: int) -> bool:
-        rounds[k] = i + 1
-        return abort.is_set()
-
-    return _fit_factor(codes, labels, random_state, reference, after_round)
+def _read_replies(worker: subprocess.Popen, replies: queue.Queue) -> None:
+    """Queue a worker's replies until its pipe closes; then ("exit", −1, its exit code)."""
+    try:
+        while True:
+            replies.put(pickle.load(worker.stdout))
+    except (EOFError, OSError, pickle.UnpicklingError):
+        replies.put(("exit", -1, worker.wait()))
 
 
 def _fit_hist(codes: np.ndarray, labels: np.ndarray, random_state: int, run: Run | None, stage: str,
