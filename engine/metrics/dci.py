@@ -264,10 +264,11 @@ def hist_gain_importance(model: HistGradientBoostingClassifier, num_features: in
 
 def dci_scores(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
                test_factors: np.ndarray, random_state: int, run: Run | None = None,
-               stage: str = "dci", estimator: str = DCI_ESTIMATORS[0]) -> dict[str, float]:
+               stage: str = "dci", estimator: str = DCI_ESTIMATORS[0], workers: int | None = None
+               ) -> dict[str, float]:
     """disentanglement, completeness, informativeness (= mean held-out accuracy) and the importance matrix."""
     importance, _, test_accuracy = gbt_importance(train_codes, train_factors, test_codes, test_factors,
-                                                  random_state, run, stage, estimator)
+                                                  random_state, run, stage, estimator, workers)
     return {
         "dci_disentanglement": disentanglement(importance),
         "dci_completeness": completeness(importance),

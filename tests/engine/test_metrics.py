@@ -281,11 +281,20 @@ def test_dci_in_worker_processes_stops_when_cancelled(monkeypatch):
     assert time.perf_counter() - started < 60
 
 
-def test_dci_workers_respect_the_thread_budget(monkeypatch):
+def test_dci_workers_respect_the_thread_budget_and_an_explicit_count(monkeypatch):
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
     assert dci_workers() == 1
     monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
     assert 1 <= dci_workers() <= 2
+    with pytest.raises(ValueError, match="dci_workers"):
+        MetricSizes(dci_workers=0)
+    seen = []
+    monkeypatch.setattr(dci_module, "gbt_importance",
+                        lambda *args: seen.append(args[-1]) or (np.eye(3), 1.0, 1.0))
+    source = GridSource(count=3, size=4)
+    compute_metrics(lambda f: f.astype(float), source, names=["dci"], seed=0,
+                    sizes=MetricSizes(train_points=40, test_points=20, dci_workers=3))
+    assert seen == [3]
 
 
 def test_dci_estimator_choice_is_checked():
