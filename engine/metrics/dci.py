@@ -118,7 +118,7 @@ def dci_workers() -> int:
     return max(1, min(2, cores, torch.get_num_threads()))
 
 
-PARALLEL_MIN_WORK = 500_000  # training rows × trees per boosting round below which one process fits every factor
+PARALLEL_MIN_WORK = 100_000  # training rows × trees per boosting round below which one process fits every factor
 
 
 def _fit_boosted_factors(codes: np.ndarray, factors: np.ndarray, random_state: int, run: Run | None, stage: str,
