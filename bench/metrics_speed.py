@@ -9,19 +9,27 @@ and the posterior means go to compute_metrics.
     .venv/bin/python bench/metrics_speed.py --quick              # MetricSizes.quick()
     .venv/bin/python bench/metrics_speed.py --dci-estimator hist   # DCI with the fast, approximate histogram trees
     .venv/bin/python bench/metrics_speed.py --compare-points 0     # skip the side-by-side DCI comparison
+    .venv/bin/python bench/metrics_speed.py --compare-previous 3f6fb17 --compare-points 10000
+                                    # also DCI alone with engine/metrics as of that commit, side by side
 
 After the suite, DCI alone is timed side by side on the same codes (the first --compare-points training points of
 a fresh sample, default 2,000): the default "exact" estimator against scikit-learn's GradientBoostingClassifier
 (the reference, "sklearn"), with the largest difference in importances and accuracies.
 Last lines: RESULT metrics_s=<seconds of compute_metrics> and, unless skipped,
 RESULT dci_points=<N> dci_exact_s=<s> dci_sklearn_s=<s> dci_speedup=<sklearn ÷ exact> dci_max_importance_diff=<x>
-dci_max_accuracy_diff=<x>.
+dci_max_accuracy_diff=<x>; with --compare-previous REV, before it:
+RESULT dci_points=<N> dci_previous_s=<s> dci_current_s=<s> dci_vs_previous=<previous ÷ current>
+dci_previous_max_importance_diff=<x> (engine/metrics at REV, extracted with `git archive` and imported as a separate
+package, against this tree's, both with their default estimator and workers, on the same codes).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compare-points", type=int, default=2_000, metavar="N",
                         help="time DCI alone on N points with the default estimator and with scikit-learn's "
                              "GradientBoostingClassifier, side by side (0: skip)")
+    parser.add_argument("--compare-previous", metavar="REV", default=None,
+                        help="time DCI alone (on --compare-points points) with engine/metrics as of git revision REV "
+                             "and with this tree's, side by side")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
@@ -89,18 +100,57 @@ def main(argv: list[str] | None = None) -> None:
     print(f"rows represented: {result['rows_represented']:,} in {represent_seconds[0]:.1f} s "
           f"(render + encode)")
     print(f"RESULT metrics_s={total:.1f}")
+    if args.compare_points and args.compare_previous:
+        compare_previous_dci(dataset, engine_represent, args.compare_points, args.seed, args.compare_previous)
     if args.compare_points:
         compare_dci(dataset, engine_represent, args.compare_points, args.seed)
 
 
-def compare_dci(dataset, represent, points: int, seed: int) -> None:
-    """DCI alone on `points` training / 1,000 test points: the default estimator and the reference, same codes."""
+def dci_sample(dataset, represent, points: int, seed: int) -> tuple[np.ndarray, ...]:
+    """(train codes, train factors, test codes, test factors): `points` training and 1,000 test points."""
     rng = np.random.default_rng([seed, 99])
     varying = varying_factors(dataset)
     train = dataset.sample_factors(points, rng)
     test = dataset.sample_factors(1_000, rng)
-    train_codes, test_codes = represent(train), represent(test)
-    train, test = train[:, varying], test[:, varying]
+    return represent(train), train[:, varying], represent(test), test[:, varying]
+
+
+def previous_metrics(revision: str, into: Path):
+    """engine/metrics as of `revision`, imported as the package `previous_metrics` (it imports nothing else of the
+    engine, so the copy runs on its own)."""
+    root = Path(__file__).resolve().parents[1]
+    archive = subprocess.run(["git", "-C", str(root), "archive", revision, "engine/metrics"], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    package = into / "engine" / "metrics"
+    spec = importlib.util.spec_from_file_location("previous_metrics", package / "__init__.py",
+                                                  submodule_search_locations=[str(package)])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["previous_metrics"] = module
+    spec.loader.exec_module(module)
+    return importlib.import_module("previous_metrics.dci")
+
+
+def compare_previous_dci(dataset, represent, points: int, seed: int, revision: str) -> None:
+    """DCI alone with the previous and the current engine/metrics on the same codes, one after the other."""
+    sample = dci_sample(dataset, represent, points, seed)
+    with tempfile.TemporaryDirectory() as folder:
+        previous = previous_metrics(revision, Path(folder))
+        runs = {}
+        for name, fit in (("previous", previous.gbt_importance), ("current", gbt_importance)):
+            started = time.perf_counter()
+            runs[name] = (fit(*sample, seed)[0], time.perf_counter() - started)
+    (imp_p, sec_p), (imp_c, sec_c) = runs["previous"], runs["current"]
+    diff = float(np.abs(imp_p - imp_c).max())
+    print(f"DCI alone on {points:,} points: engine/metrics at {revision} {sec_p:.1f} s, this tree {sec_c:.1f} s "
+          f"({sec_p / sec_c:.2f}× faster); largest |Δ importance| {diff:.1e}")
+    print(f"RESULT dci_points={points} dci_previous_s={sec_p:.2f} dci_current_s={sec_c:.2f} "
+          f"dci_vs_previous={sec_p / sec_c:.2f} dci_previous_max_importance_diff={diff:.2e}")
+
+
+def compare_dci(dataset, represent, points: int, seed: int) -> None:
+    """DCI alone on `points` training / 1,000 test points: the default estimator and the reference, same codes."""
+    train_codes, train, test_codes, test = dci_sample(dataset, represent, points, seed)
     runs = {}
     for estimator in ("exact", "sklearn"):
         started = time.perf_counter()

@@ -49,7 +49,8 @@ class MetricSizes:
     `dci_estimator` picks DCI's gradient-boosted trees: "exact" (the default: engine.metrics.gbt, equal to
     scikit-learn's GradientBoostingClassifier, the reference estimator, and ~10× faster), "sklearn" (the reference
     itself) or "hist" (histogram-based, approximate: it misreads redundant and noisy codes); see
-    metrics.dci.gbt_importance and docs/metrics.md.
+    metrics.dci.gbt_importance and docs/metrics.md. `dci_workers` caps the worker processes of the "exact" and
+    "sklearn" fits (None: metrics.dci.dci_workers(), at most 2 and no more than torch's threads; 1: in-process).
     """
 
     train_points: int = 10_000
@@ -60,6 +61,7 @@ class MetricSizes:
     dci_train_points: int | None = None
     chunk_rows: int = 8_192
     dci_estimator: str = DCI_ESTIMATORS[0]
+    dci_workers: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("train_points", "test_points", "variance_points", "chunk_rows"):
@@ -75,6 +77,8 @@ class MetricSizes:
         if self.dci_estimator not in DCI_ESTIMATORS:
             raise ValueError(f"MetricSizes.dci_estimator must be one of {', '.join(DCI_ESTIMATORS)}, "
                              f"got {self.dci_estimator!r}")
+        if self.dci_workers is not None and self.dci_workers < 1:
+            raise ValueError(f"MetricSizes.dci_workers must be ≥ 1 or None, got {self.dci_workers}")
         if self.dci_train_points is not None and not 10 <= self.dci_train_points <= self.train_points:
             raise ValueError(f"MetricSizes.dci_train_points must be in [10, train_points], "
                              f"got {self.dci_train_points}")

@@ -3,11 +3,17 @@ matrix R (D codes × K factors) of per-factor gradient-boosted trees."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
+import queue
+import subprocess
+import sys
 import threading
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
 
 import numpy as np
+import torch
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 
 from .core import DCI_ESTIMATORS, Run
@@ -75,8 +81,9 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
     - "hist": HistGradientBoostingClassifier on 255 quantile bins per code, importance = total split gain per
       code; NOT equivalent (docs/metrics.md): it gives a redundant copy of a code no importance (completeness 1
       where the reference falls below) and spreads more importance over noise (lower D and C).
-    The "exact" and "sklearn" fits run one factor per thread (`workers`, default: the cores this process may use);
-    results are identical to a sequential fit.
+    The "exact" and "sklearn" fits run one factor per worker process (`workers`, default `dci_workers()`), the
+    factors with most trees first, when the fit is large enough to repay the workers' start (about a second
+    each); results are identical to a sequential fit.
     """
     if estimator not in DCI_ESTIMATORS:
         raise ValueError(f"unknown DCI estimator {estimator!r}; choose from {', '.join(DCI_ESTIMATORS)}")
@@ -102,65 +109,128 @@ def gbt_importance(train_codes: np.ndarray, train_factors: np.ndarray, test_code
 
 
 def dci_workers() -> int:
-    """Cores this process may use (the threads of the boosted-tree fits)."""
+    """Worker processes for the boosted-tree fits: at most 2, and no more than the cores this process may use or
+    torch's intra-op threads (the budget the app or a sweep worker gave this process)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = os.cpu_count() or 1
+    return max(1, min(2, cores, torch.get_num_threads()))
+
+
+PARALLEL_MIN_WORK = 100_000  # training rows × trees per boosting round below which one process fits every factor
 
 
 def _fit_boosted_factors(codes: np.ndarray, factors: np.ndarray, random_state: int, run: Run | None, stage: str,
                          workers: int | None, reference: bool) -> tuple[list, list[np.ndarray]]:
-    """One boosted classifier per factor (engine.metrics.gbt, or GradientBoostingClassifier when `reference`), the
-    factors with most classes (most trees) started first.
+    """One boosted classifier per factor (engine.metrics.gbt, or GradientBoostingClassifier when `reference`).
 
-    Progress is the share of trees built so far; cancellation (and a failure in another factor) stops every fit
-    at its next boosting round."""
+    With more than one worker and enough work, the factors are fitted in spawned worker processes, the factors
+    with most classes (most trees) first; otherwise one after another here. Progress is the share of trees built
+    so far; cancellation stops every fit at its next boosting round."""
     num_factors = factors.shape[1]
-    classes = [len(np.unique(factors[:, k])) for k in range(num_factors)]
-    trees_per_round = [1 if c == 2 else c for c in classes]
+    trees_per_round = [1 if c == 2 else c for c in (len(np.unique(factors[:, k])) for k in range(num_factors))]
     total_trees = 100 * sum(trees_per_round)
-    done_rounds = [0] * num_factors
-    lock = threading.Lock()
-    abort = threading.Event()
-
-    def after_round(k: int, stage_index: int) -> bool:
-        if abort.is_set():
-            return True
-        if run is not None:
-            with lock:
-                done_rounds[k] = stage_index + 1
-                built = sum(r * t for r, t in zip(done_rounds, trees_per_round, strict=True))
-                run.report(stage, built / total_trees,
-                           f"DCI: gradient-boosted trees, {sum(r == 100 for r in done_rounds)}/{num_factors} "
-                           "factors done")
-        return False
-
-    def fit(k: int):
-        if reference:
-            model = GradientBoostingClassifier(random_state=random_state)
-            return model.fit(codes, factors[:, k], monitor=lambda i, _model, _locals: after_round(k, i))
-        return fit_boosted_trees(codes, factors[:, k], random_state, on_stage=lambda i: after_round(k, i))
-
     order = sorted(range(num_factors), key=lambda k: -trees_per_round[k])
     count = max(1, min(workers or dci_workers(), num_factors))
-    models: dict[int, object] = {}
-    if count == 1:
-        for k in order:
-            models[k] = fit(k)
+
+    def report(done_rounds: list[int]) -> None:
+        if run is not None:
+            built = sum(r * t for r, t in zip(done_rounds, trees_per_round, strict=True))
+            run.report(stage, built / total_trees,
+                       f"DCI: gradient-boosted trees, {sum(r >= 100 for r in done_rounds)}/{num_factors} factors done")
+
+    if count > 1 and len(codes) * sum(trees_per_round) >= PARALLEL_MIN_WORK:
+        models = _fit_in_processes(codes, factors, random_state, reference, order, count, report)
     else:
-        with ThreadPoolExecutor(max_workers=count, thread_name_prefix="dci") as pool:
-            futures = {pool.submit(fit, k): k for k in order}
-            try:
-                for future in as_completed(futures):
-                    models[futures[future]] = future.result()
-            except BaseException:
-                abort.set()
-                for future in futures:
-                    future.cancel()
-                raise
+        models = {}
+        done_rounds = [0] * num_factors
+        for k in order:
+            def after_round(i: int, k: int = k) -> bool:
+                done_rounds[k] = i + 1
+                report(done_rounds)
+                return False
+
+            models[k] = _fit_factor(codes, factors[:, k], random_state, reference, after_round)
     fitted = [models[k] for k in range(num_factors)]
     return fitted, [np.abs(m.feature_importances_) for m in fitted]
+
+
+def _fit_factor(codes: np.ndarray, labels: np.ndarray, random_state: int, reference: bool, after_round):
+    """One factor's classifier; `after_round(i)` runs after boosting round i and returns True to stop."""
+    if reference:
+        model = GradientBoostingClassifier(random_state=random_state)
+        return model.fit(codes, labels, monitor=lambda i, _model, _locals: after_round(i))
+    return fit_boosted_trees(codes, labels, random_state, on_stage=after_round)
+
+
+def _fit_in_processes(codes: np.ndarray, factors: np.ndarray, random_state: int, reference: bool, order: list[int],
+                      count: int, report) -> dict[int, object]:
+    """The factors in `order` on `count` worker processes (engine/metrics/_worker.py), each taking the next factor
+    when it finishes one. Plain subprocesses, not multiprocessing: a fork would copy the caller's Qt and torch
+    threads mid-flight, and a spawn re-imports the caller's main module. One reader thread per worker turns its
+    replies into queue items; this thread reports progress (where cancellation is noticed: report raises) and kills
+    the workers on cancellation or error."""
+    package_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])))
+    replies: queue.Queue = queue.Queue()
+    workers = [subprocess.Popen([sys.executable, "-m", "engine.metrics._worker"], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, env=env) for _ in range(count)]
+    readers = [threading.Thread(target=_read_replies, args=(worker, replies), daemon=True) for worker in workers]
+    for reader in readers:
+        reader.start()
+    pending = list(order)
+    busy: dict[int, subprocess.Popen] = {}
+    done_rounds = [0] * factors.shape[1]
+    models: dict[int, object] = {}
+
+    def give(worker: subprocess.Popen) -> None:
+        if pending:
+            k = pending.pop(0)
+            busy[k] = worker
+            pickle.dump((k, codes, factors[:, k], random_state, reference), worker.stdin,
+                        protocol=pickle.HIGHEST_PROTOCOL)
+            worker.stdin.flush()
+
+    try:
+        for worker in workers:
+            give(worker)
+        while busy:
+            try:
+                kind, k, payload = replies.get(timeout=0.25)
+            except queue.Empty:
+                report(done_rounds)
+                continue
+            if kind == "round":
+                done_rounds[k] = payload
+            elif kind == "done":
+                models[k] = payload
+                give(busy.pop(k))
+            elif kind == "error":
+                raise RuntimeError(f"DCI worker failed on factor {k}:\n{payload}")
+            else:  # a worker's pipe closed before it finished its factors
+                raise RuntimeError(f"a DCI worker process exited unexpectedly (code {payload})")
+            report(done_rounds)
+    finally:
+        for worker in workers:
+            if busy or pending:
+                worker.kill()
+            with contextlib.suppress(OSError):
+                worker.stdin.close()  # the end of its tasks: an idle worker exits
+        for worker, reader in zip(workers, readers, strict=True):
+            worker.wait()
+            reader.join()
+            worker.stdout.close()
+    return models
+
+
+def _read_replies(worker: subprocess.Popen, replies: queue.Queue) -> None:
+    """Queue a worker's replies until its pipe closes; then ("exit", −1, its exit code)."""
+    try:
+        while True:
+            replies.put(pickle.load(worker.stdout))
+    except (EOFError, OSError, pickle.UnpicklingError):
+        replies.put(("exit", -1, worker.wait()))
 
 
 def _fit_hist(codes: np.ndarray, labels: np.ndarray, random_state: int, run: Run | None, stage: str,
@@ -194,10 +264,11 @@ def hist_gain_importance(model: HistGradientBoostingClassifier, num_features: in
 
 def dci_scores(train_codes: np.ndarray, train_factors: np.ndarray, test_codes: np.ndarray,
                test_factors: np.ndarray, random_state: int, run: Run | None = None,
-               stage: str = "dci", estimator: str = DCI_ESTIMATORS[0]) -> dict[str, float]:
+               stage: str = "dci", estimator: str = DCI_ESTIMATORS[0], workers: int | None = None
+               ) -> dict[str, float]:
     """disentanglement, completeness, informativeness (= mean held-out accuracy) and the importance matrix."""
     importance, _, test_accuracy = gbt_importance(train_codes, train_factors, test_codes, test_factors,
-                                                  random_state, run, stage, estimator)
+                                                  random_state, run, stage, estimator, workers)
     return {
         "dci_disentanglement": disentanglement(importance),
         "dci_completeness": completeness(importance),

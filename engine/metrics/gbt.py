@@ -28,10 +28,12 @@ Equality with the reference (importances and predictions) is tested in tests/eng
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 from scipy.special import logit
 from scipy.stats import gmean
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
@@ -45,6 +47,7 @@ FEATURE_THRESHOLD = np.float32(1e-7)  # sklearn/tree/_partitioner.pxd: values cl
 EPSILON = np.finfo(np.float64).eps  # a node with impurity ≤ EPSILON is a leaf (sklearn/tree/_tree.pyx)
 RAND_R_MAX = 2147483647  # sklearn/utils/_random.pxd
 _FRAGILE = 1e-9  # a rival split or impurity this close (relative to its scale) could be decided by rounding
+_SMALL_NODE = 4  # near-equal splits of a node this small are decided by trying every order of its sum (4! = 24)
 _UINT32 = 0xFFFFFFFF
 
 
@@ -199,14 +202,30 @@ class _TreeGrower:
         F, n = self.XT.shape
         self.max_depth = max_depth
         order = np.argsort(self.XT, axis=1, kind="stable")
-        # (sample index, value) pairs in one 16-byte item, so a partition moves both with one copy
-        self.root_pairs = np.empty((F, n), dtype=np.complex128)
-        halves = self.root_pairs.view(np.int64).reshape(F, n, 2)
-        halves[..., 0] = order
-        halves.view(np.float64)[..., 1] = np.take_along_axis(self.XT, order, axis=1)
+        if n >= 2**31:
+            raise ValueError(f"at most 2**31 − 1 training points, got {n}")
+        # (int32 sample index, float32 value) pairs in one 8-byte item, so a partition moves both with one copy
+        self.root_pairs = np.empty((F, n), dtype=np.int64)
+        _pair_samples(self.root_pairs)[...] = order
+        _pair_values(self.root_pairs)[...] = np.take_along_axis(self.XT, order, axis=1)
         self.root_valid = _distinct_neighbours(_pair_values(self.root_pairs))
         self.root_ties = ~self.root_valid.all(axis=1)
         self.n_left = np.arange(1, n + 1, dtype=np.float64)
+        # work buffers for the approximate search (a fresh array per node would be mapped page by page)
+        self._samples = np.empty(F * n, dtype=np.int64)
+        self._samples_of: _Node | None = None
+        self._ordered = np.empty(F * n)
+        self._sums = torch.empty(F * n, dtype=torch.float64)
+
+    def _node_samples(self, node: _Node) -> np.ndarray:
+        """The sample indices of `node.pairs` (F × count), contiguous: a gather through them is several times
+        faster. Kept in one buffer for the node searched last (its partition reads them next)."""
+        F, count = node.pairs.shape
+        samples = self._samples[:F * count].reshape(F, count)
+        if self._samples_of is not node:
+            np.copyto(samples, _pair_samples(node.pairs))
+            self._samples_of = node
+        return samples
 
     def grow(self, r: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """(features per internal heap node (−1: leaf), thresholds, each sample's leaf, unnormalised importances).
@@ -263,17 +282,27 @@ class _TreeGrower:
             pairs_by_side = {1: None, 2: None}
             if node.depth + 1 < self.max_depth:
                 in_left[left_members] = True
-                mask = in_left[_pair_samples(node.pairs)]
+                mask = np.take(in_left, self._node_samples(node))
                 in_left[left_members] = False
                 for side, mask_side in ((2, ~mask), (1, mask)):
                     pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(children[side][0]))
                     pairs_by_side[side] = pairs
+            tied = np.flatnonzero(node.ties)
             for side in (2, 1):
                 members, total_c, impurity_c = children[side]
                 pairs = pairs_by_side[side]
-                valid_c = None if pairs is None else _distinct_neighbours(_pair_values(pairs))
-                child = _Node(members, pairs, valid_c, None if valid_c is None else ~valid_c.all(axis=1),
-                              node.depth + 1, 2 * node.heap + side, n_total, total_c, impurity_c)
+                valid_c = ties_c = None
+                if pairs is not None and len(tied) == F:
+                    valid_c = _distinct_neighbours(_pair_values(pairs))
+                    ties_c = ~valid_c.all(axis=1)
+                elif pairs is not None:  # a feature without equal neighbours in the node has none in its children
+                    valid_c = np.ones((F, len(members) - 1), dtype=bool)
+                    ties_c = np.zeros(F, dtype=bool)
+                    if len(tied):
+                        valid_c[tied] = _distinct_neighbours(_pair_values(pairs[tied]))
+                        ties_c[tied] = ~valid_c[tied].all(axis=1)
+                child = _Node(members, pairs, valid_c, ties_c, node.depth + 1, 2 * node.heap + side, n_total,
+                              total_c, impurity_c)
                 child.parent, child.side, child.exact = node, side, node.exact_last is not None
                 stack.append(child)
         importances = _tree_importances(features[None], node_n[None], node_impurity[None], F)[0]
@@ -283,6 +312,8 @@ class _TreeGrower:
         """(feature, position of the last left sample, whether a rival is within rounding) of the best split, or
         None when no feature has an allowed threshold. `exact`: sums in the reference's order (the node's members
         must be exact); it also records the order the reference's search leaves the samples in."""
+        if not exact:
+            return self._search_approximately(node, r, visited)
         count = len(node.members)
         values = _pair_values(node.pairs)
         perm = _pair_samples(node.pairs)
@@ -326,6 +357,53 @@ class _TreeGrower:
         runner_up = max(runner_up, same_row.max())
         scale = np.abs(ordered_r[0]).sum() ** 2 / count  # bounds every proxy
         return f, p, bool(runner_up >= best[k] - _FRAGILE * scale)
+
+    def _search_approximately(self, node: _Node, r: np.ndarray, visited: list[int]) -> tuple[int, int, bool] | None:
+        """`_search` with sums in any order: every proxy is shifted by the node's constant Σ²/n, which leaves its
+        argmax and its gaps to rivals as they were, and is formed in three passes,
+        Σ_left²/n_left + Σ_right²/n_right − Σ²/n = (Σ_left − n_left·Σ/n)² · n / (n_left·n_right);
+        a rival within rounding of the best sends the node to the exact search (except the same split of one or
+        two samples found in several features, decided here), so the order of sums is free (torch's cumulative
+        sum is several times faster than NumPy's)."""
+        F, count = node.pairs.shape
+        ordered_r = self._ordered[:F * count].reshape(F, count)  # residuals in each feature's sorted order
+        np.take(r, self._node_samples(node), out=ordered_r)
+        sums = self._sums[:F * count].view(F, count)
+        with torch.inference_mode():
+            torch.cumsum(torch.from_numpy(ordered_r), dim=1, out=sums)
+        left = sums.numpy()[:, :-1]
+        n_left = self.n_left[:count - 1]
+        left -= n_left * (node.total / count)
+        left *= left
+        left *= count / (n_left * (count - n_left))
+        if node.ties.any():  # proxies are ≥ 0: −1 marks a position no threshold may follow
+            np.copyto(left, -1.0, where=~node.valid)
+        position = left.argmax(axis=1)
+        visited = np.asarray(visited)
+        best = left[visited, position[visited]]
+        k = int(np.argmax(best))
+        if best[k] < 0:
+            return None
+        f, p = int(visited[k]), int(position[visited[k]])
+        bar = best[k] - _FRAGILE * np.abs(r[node.members]).sum() ** 2 / count  # Σ|r|²/n bounds every proxy
+        near = visited[best >= bar]
+        if len(near) == 1 and np.count_nonzero(left[f] >= bar) == 1:
+            return f, p, False
+        if np.count_nonzero(left[near] >= bar) > len(visited):  # many near-equal splits: no single split of a few
+            return f, p, True
+        rivals = [(int(g), int(q)) for g in near for q in np.flatnonzero(left[g] >= bar)]
+        # Rivals that send the same one or two samples left (the same split, found in several features): the
+        # reference sums them forward from the node's first sample, a + b = b + a, so their proxies are equal bit
+        # for bit and the first visited of them wins (strict >). Other near-ties are left to the exact search.
+        samples = self._node_samples(node)
+        lefts = {frozenset(samples[g, :q + 1].tolist()) for g, q in rivals}
+        if len(lefts) == 1 and all(q + 1 <= min(2, count - q - 1) for _, q in rivals):
+            return (*rivals[0], False)  # `visited` is in visit order
+        if count <= _SMALL_NODE and not node.ties[[g for g, _ in rivals]].any():
+            decided = _small_node_choice(r, node.members, samples, rivals)
+            if decided is not None:
+                return (*decided, False)
+        return f, p, True
 
     def _make_exact(self, node: _Node, r: np.ndarray) -> None:
         """Give `node` the reference's order of its samples (and the sums and impurity that follow from it)."""
@@ -429,13 +507,46 @@ class _Node:
     exact_last: np.ndarray | None = None  # the samples in the order the reference's split search leaves them
 
 
+def _small_node_choice(r: np.ndarray, members: np.ndarray, samples: np.ndarray, rivals: list[tuple[int, int]]
+                       ) -> tuple[int, int] | None:
+    """The reference's choice among near-equal splits (feature, last left position) of a node of a few samples,
+    in features without equal values there, or None when it depends on the node's sample order.
+
+    In such a feature the reference's Σ_left is the forward sum of the residuals in the feature's sorted order
+    (known here); its node sum Σ is formed in the node's sample order, which is not, so every order is tried:
+    proxy = Σ_left²/n_left + (Σ − Σ_left)²/n_right, the first rival in visit order with the largest wins."""
+    count = len(members)
+    left_sums = []
+    for g, q in rivals:
+        total_left = 0.0
+        for sample in samples[g, :q + 1]:
+            total_left += float(r[sample])
+        left_sums.append(total_left)
+    winners = set()
+    for order in itertools.permutations(members.tolist()):
+        total = 0.0
+        for sample in order:
+            total += float(r[sample])
+        best, choice = -np.inf, None
+        for (g, q), total_left in zip(rivals, left_sums, strict=True):
+            total_right = total - total_left
+            proxy = total_left * total_left / (q + 1) + total_right * total_right / (count - q - 1)
+            if proxy > best:
+                best, choice = proxy, (g, q)
+        winners.add(choice)
+        if len(winners) > 1:
+            return None
+    return winners.pop()
+
+
 def _pair_samples(pairs: np.ndarray) -> np.ndarray:
-    return pairs.view(np.int64).reshape(*pairs.shape, 2)[..., 0]
+    """The int32 sample indices of (sample, value) pairs (a view)."""
+    return pairs.view(np.int32).reshape(*pairs.shape, 2)[..., 0]
 
 
 def _pair_values(pairs: np.ndarray) -> np.ndarray:
-    """The float32 feature values (stored widened to float64, which is exact)."""
-    return pairs.imag
+    """The float32 feature values of (sample, value) pairs (a view)."""
+    return pairs.view(np.float32).reshape(*pairs.shape, 2)[..., 1]
 
 
 def _sequential_sum(values: np.ndarray) -> float:

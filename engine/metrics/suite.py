@@ -124,7 +124,8 @@ def compute_metrics(represent: Callable[[np.ndarray], np.ndarray], source: Facto
             elif name == "dci":
                 n = sizes.dci_train
                 result.update(dci_scores(train_codes[:n], train_factors[:n], test_codes, test_factors,
-                                         sklearn_seed(_stream(seed, name)), run, name, sizes.dci_estimator))
+                                         sklearn_seed(_stream(seed, name)), run, name, sizes.dci_estimator,
+                                         sizes.dci_workers))
             elif name == "sap":
                 result["sap"] = sap_score(train_codes, train_factors)
             elif name == "sap_discrete":

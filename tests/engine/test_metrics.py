@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import subprocess
+import sys
+import time
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+import torch
 from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier
 from sklearn.metrics import mutual_info_score
 
@@ -26,8 +32,9 @@ from engine.metrics import (
     mutual_info_matrix,
     sap_score,
 )
-from engine.metrics.core import CachedRepresent
-from engine.metrics.dci import dci_scores, gbt_importance, hist_gain_importance
+from engine.metrics import dci as dci_module
+from engine.metrics.core import CachedRepresent, Run
+from engine.metrics.dci import dci_scores, dci_workers, gbt_importance, hist_gain_importance
 from engine.metrics.mig import mig_per_factor
 
 SMALL = MetricSizes(train_points=400, test_points=200, batch_size=16, variance_points=400)
@@ -261,14 +268,33 @@ def test_redundant_code_lowers_completeness_and_the_fast_estimator_misses_it():
     assert hist["dci_completeness"] >= 0.99 > exact["dci_completeness"] + 0.1
 
 
-def test_reference_dci_in_parallel_is_identical_to_one_factor_at_a_time():
-    rng = np.random.default_rng(9)
-    factors = GridSource(count=3, size=5).sample_factors(400, rng)
+def test_dci_in_worker_processes_stops_when_cancelled(monkeypatch):
+    """Cancellation noticed by the polling thread stops every worker at its next boosting round."""
+    rng = np.random.default_rng(2)
+    factors = GridSource(count=3, size=6).sample_factors(300, rng)
     codes = mixed_codes(factors, rng)
-    one, train_one, test_one = gbt_importance(codes, factors, codes, factors, 5, workers=1)
-    two, train_two, test_two = gbt_importance(codes, factors, codes, factors, 5, workers=3)
-    np.testing.assert_array_equal(one, two)
-    assert (train_one, test_one) == (train_two, test_two)
+    monkeypatch.setattr(dci_module, "PARALLEL_MIN_WORK", 0)
+    run = Run(None, lambda: True, {"dci": 1.0})
+    started = time.perf_counter()
+    with pytest.raises(MetricsCancelled):
+        gbt_importance(codes, factors, codes, factors, 0, run=run, workers=2)
+    assert time.perf_counter() - started < 60
+
+
+def test_dci_workers_respect_the_thread_budget_and_an_explicit_count(monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert dci_workers() == 1
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert 1 <= dci_workers() <= 2
+    with pytest.raises(ValueError, match="dci_workers"):
+        MetricSizes(dci_workers=0)
+    seen = []
+    monkeypatch.setattr(dci_module, "gbt_importance",
+                        lambda *args: seen.append(args[-1]) or (np.eye(3), 1.0, 1.0))
+    source = GridSource(count=3, size=4)
+    compute_metrics(lambda f: f.astype(float), source, names=["dci"], seed=0,
+                    sizes=MetricSizes(train_points=40, test_points=20, dci_workers=3))
+    assert seen == [3]
 
 
 def test_dci_estimator_choice_is_checked():
@@ -446,3 +472,31 @@ def test_bad_inputs_give_clear_errors():
         [rng.integers(0, 4, n), np.zeros(n, dtype=np.int64), rng.integers(0, 4, n)])
     result = compute_metrics(identity, constant, names=("mig", "sap"), sizes=SMALL)
     assert result["factor_names"] == ["factor0", "factor2"] and result["mig"] >= 0.9
+
+
+def test_dci_in_worker_processes_equals_one_process_and_leaves_an_unguarded_script_alone(tmp_path):
+    """The factors fitted by two worker processes (plain subprocesses of engine/metrics/_worker.py, forced here by
+    lowering the size threshold) give the importances and accuracies of one process, bit for bit, with progress
+    rising to 1; and a caller's script without an `if __name__ == "__main__"` guard is not run again by them (a
+    multiprocessing spawn would import it in every worker)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import numpy as np\n"
+        "from engine.metrics import dci\n"
+        "from engine.metrics.core import Run\n"
+        "print('script body ran')\n"
+        "rng = np.random.default_rng(0)\n"
+        "factors = rng.integers(0, 2, size=(200, 2))\n"
+        "codes = np.column_stack([factors + 0.4 * rng.normal(size=factors.shape), rng.normal(size=200)])\n"
+        "one = dci.gbt_importance(codes, factors, codes, factors, 5, workers=1)\n"
+        "dci.PARALLEL_MIN_WORK = 0\n"
+        "fractions = []\n"
+        "run = Run(lambda fraction, message: fractions.append(fraction), None, {'dci': 1.0})\n"
+        "two = dci.gbt_importance(codes, factors, codes, factors, 5, run=run, workers=2)\n"
+        "print('identical', np.array_equal(one[0], two[0]) and one[1:] == two[1:])\n"
+        "print('progress', fractions == sorted(fractions) and fractions[-1] == 1.0)\n")
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]), OMP_NUM_THREADS="1")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("script body ran") == 1
+    assert "identical True" in done.stdout and "progress True" in done.stdout, done.stdout

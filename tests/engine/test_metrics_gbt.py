@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier
+from sklearn.tree import DecisionTreeRegressor
 
-from engine.metrics import completeness, disentanglement
+from engine.metrics import completeness, disentanglement, gbt
 from engine.metrics.dci import gbt_importance
 from engine.metrics.gbt import _partition_like_reference, fit_boosted_trees
 
@@ -126,3 +127,42 @@ def test_stopping_early_and_bad_input():
         fit_boosted_trees(codes, labels[:10], 0)
     with pytest.raises(ValueError, match="2-D"):
         fit_boosted_trees(codes[:, 0], labels, 0)
+
+
+def test_near_ties_in_small_nodes_are_decided_as_the_reference_decides(monkeypatch):
+    """Splits of 2–5 samples where several features give the same or the mirrored split (copied and permuted
+    columns): the choice made without the reference's sample order (the same one-or-two-sample split: first
+    visited feature; a node of ≤ 4 samples: every order of its sum tried) equals DecisionTreeRegressor's."""
+    decided, exact_searches = [0], [0]
+    small_node_choice = gbt._small_node_choice
+
+    def counting_choice(*args):
+        choice = small_node_choice(*args)
+        decided[0] += choice is not None
+        return choice
+
+    search = gbt._TreeGrower._search
+
+    def counting_search(self, node, r, visited, exact):
+        exact_searches[0] += exact
+        return search(self, node, r, visited, exact)
+
+    monkeypatch.setattr(gbt, "_small_node_choice", counting_choice)
+    monkeypatch.setattr(gbt._TreeGrower, "_search", counting_search)
+    rng = np.random.default_rng(3)
+    for trial in range(300):
+        n = int(rng.integers(2, 6))
+        base = rng.normal(size=n)
+        columns = [base, base.copy(), rng.permutation(base), -base, rng.normal(size=n)]
+        X = np.column_stack(columns).astype(np.float32)
+        r = rng.choice([-0.3, 0.1, 0.7], size=n) if trial % 3 == 0 else rng.normal(size=n)
+        seed = trial
+        reference = DecisionTreeRegressor(max_depth=1, random_state=seed).fit(X, r).tree_
+        features, thresholds, _, _ = gbt._TreeGrower(X, 1).grow(
+            r, np.random.RandomState(seed).randint(0, gbt.RAND_R_MAX))
+        expected = reference.feature[0] if reference.node_count > 1 else -1
+        assert features[0] == expected, (trial, n)
+        if expected >= 0:
+            assert thresholds[0] == reference.threshold[0]
+    assert decided[0] >= 100, "nodes of a few samples were decided by trying the orders of their sum"
+    assert exact_searches[0] < 100, "most near-ties were decided without the exact search"
