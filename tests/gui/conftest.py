@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from PySide6.QtCore import QThread, QThreadPool
+from PySide6.QtCore import QCoreApplication, QEvent, QThread, QThreadPool
 from PySide6.QtWidgets import QMessageBox
 
 from gui.app import guard_singleton_refcounts
@@ -31,6 +31,27 @@ def gui_thread_gc(qapp):
     install_gui_thread_gc(qapp, freeze_after_ms=-1)  # tests must see every leftover collected
     yield
     gc.enable()
+
+
+@pytest.fixture(autouse=True)
+def widgets_are_deleted_by_qt_not_by_the_garbage_collector(qtbot, monkeypatch):
+    """qtbot.addWidget holds a widget only weakly, and pytest-qt's deleteLater, posted outside any event loop, is
+    never carried out by processEvents: a test's panel (a parentless, Python-owned widget) was left to the cyclic
+    collector, which destroyed it from gc.collect and crashed in ~QGraphicsScene (a core dump of such a crash: a
+    LatentMapPanel deallocated by the collector, QGraphicsScene::clear() calling through a null pointer). So every
+    widget given to qtbot is kept alive until pytest-qt has closed it and asked for its deletion, and that deletion
+    is then carried out here, by Qt, parents before their wrappers go."""
+    kept = []
+    add_widget = qtbot.addWidget
+
+    def keep(widget, *, before_close_func=None):
+        kept.append(widget)
+        add_widget(widget, before_close_func=before_close_func)
+
+    monkeypatch.setattr(qtbot, "addWidget", keep)
+    yield
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    kept.clear()
 
 
 @pytest.fixture(autouse=True)
