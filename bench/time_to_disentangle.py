@@ -13,7 +13,8 @@ easier rungs of the ladder instead (position only: squares of one scale and orie
 being that world's `<world>-disentangle` preset unless `--recipe` names another.
 
 `--steps N` makes the budget N optimiser steps per recipe (scored every `--score-every-steps`) instead of minutes:
-on a shared machine wall time says little, a step count says the same everywhere.
+on a shared machine wall time says little, a step count says the same everywhere. Steps arrive in the session's
+metric events, 25 at a time, so a budget or mark is reached at the first multiple of 25 at or after it.
 
 Last line: RESULT seconds_to_mig_0_2=<s|inf> seconds_to_mig_0_3=<s|inf> mig_end=<x> reference_mig_end=<x> minutes=<m>
 (with --steps: RESULT steps_to_mig_0_2=<n|inf> steps_to_mig_0_3=<n|inf> mig_end=<x> reference_mig_end=<x> steps=<n>)
