@@ -12,7 +12,12 @@ easier rungs of the ladder instead (position only: squares of one scale and orie
 `--dataset WORLD` trains both on another factor world (colour/noisy dSprites, xyobject, shapes3d), the contender
 being that world's `<world>-disentangle` preset unless `--recipe` names another.
 
+`--steps N` makes the budget N optimiser steps per recipe (scored every `--score-every-steps`) instead of minutes:
+on a shared machine wall time says little, a step count says the same everywhere. Steps arrive in the session's
+metric events, 25 at a time, so a budget or mark is reached at the first multiple of 25 at or after it.
+
 Last line: RESULT seconds_to_mig_0_2=<s|inf> seconds_to_mig_0_3=<s|inf> mig_end=<x> reference_mig_end=<x> minutes=<m>
+(with --steps: RESULT steps_to_mig_0_2=<n|inf> steps_to_mig_0_3=<n|inf> mig_end=<x> reference_mig_end=<x> steps=<n>)
 """
 
 from __future__ import annotations
@@ -73,16 +78,19 @@ def score(session: TrainingSession, names: tuple[str, ...] = ("mig",)) -> dict:
         model.train(was_training)
 
 
-def train_curve(label: str, config: TrainConfig, seconds: float, score_every: float, log) -> list[dict]:
-    """Train for `seconds` of training wall time, scoring MIG every `score_every` seconds of it."""
+def train_curve(label: str, config: TrainConfig, seconds: float, score_every: float, log,
+                steps: int = 0, score_every_steps: int = 0) -> list[dict]:
+    """Train for `seconds` of training wall time, scoring MIG every `score_every` seconds of it — or, with `steps`,
+    for that many optimiser steps, scoring every `score_every_steps` (a budget that load cannot change)."""
     session = TrainingSession(config)
     info = session.info()
     log(f"== {label}: {config.family} {config.hparams} batch {config.batch_size} lr {config.lr:g} "
         f"on {info['dataset']} ({info['train_size']} images), {info['parameters']} parameters")
     events = session.run()
     trained, next_score, curve = 0.0, score_every, []
+    next_score_step = score_every_steps
     last_terms: dict = {}
-    while trained < seconds:
+    while (session.step < steps) if steps else (trained < seconds):
         began = time.perf_counter()
         event = next(events, None)
         trained += time.perf_counter() - began
@@ -92,8 +100,11 @@ def train_curve(label: str, config: TrainConfig, seconds: float, score_every: fl
             raise SystemExit(f"{label} failed: {event.message}")
         if isinstance(event, StepMetrics):
             last_terms = event.terms
-        if trained >= next_score or trained >= seconds:
+        due = (session.step >= next_score_step or session.step >= steps) if steps else \
+            (trained >= next_score or trained >= seconds)
+        if due:
             next_score += score_every
+            next_score_step += score_every_steps
             mig = score(session)["mig"]
             kl = session.last_kl_per_latent
             active = int((kl > 0.1).sum()) if kl is not None else 0
@@ -115,13 +126,18 @@ def train_curve(label: str, config: TrainConfig, seconds: float, score_every: fl
     return curve
 
 
-def first_reaching(curve: list[dict], level: float) -> float:
-    return next((row["seconds"] for row in curve if row["mig"] >= level), math.inf)
+def first_reaching(curve: list[dict], level: float, key: str = "seconds") -> float:
+    return next((row[key] for row in curve if row["mig"] >= level), math.inf)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--minutes", type=float, default=15.0, help="training wall time per recipe (default 15)")
+    ap.add_argument("--steps", type=int, default=0, help="train each recipe for this many optimiser steps instead "
+                    "of --minutes (a budget that machine load does not change; e.g. 7000 ≈ 5 idle minutes of the "
+                    "world presets, docs/results.md)")
+    ap.add_argument("--score-every-steps", type=int, default=0, help="with --steps: steps between scores "
+                    "(default: steps/10)")
     ap.add_argument("--quick", action="store_true", help="a short form (1 minute each) that prints the RESULT line")
     ap.add_argument("--recipe", default=None, help="contender: preset name or run TOML (default: the world's "
                     "<world>-disentangle preset, else dsprites-disentangle)")
@@ -141,6 +157,9 @@ def main(argv: list[str] | None = None) -> int:
     minutes = 1.0 if args.quick else args.minutes
     seconds = minutes * 60.0
     every = args.score_every or seconds / 10.0
+    if args.steps < 0 or args.score_every_steps < 0:
+        raise SystemExit("--steps and --score-every-steps must be positive")
+    every_steps = args.score_every_steps or max(1, args.steps // 10)
     spec = args.dataset or RUNGS[args.rung]
     dataset = load_dataset(spec)
     if dataset.factor_spec is None:
@@ -161,20 +180,30 @@ def main(argv: list[str] | None = None) -> int:
         else:
             contender.hparams[name] = value
     contender.validate()
-    print(f"# {minutes:g} min per recipe, {spec} ({len(dataset)} images), torch threads "
+    budget = f"{args.steps:,} steps" if args.steps else f"{minutes:g} min"
+    print(f"# {budget} per recipe, {spec} ({len(dataset)} images), torch threads "
           f"{args.threads or torch.get_num_threads()}", flush=True)
-    curves = {"contender": train_curve(f"contender {args.recipe}", contender, seconds, every, print)}
+    curves = {"contender": train_curve(f"contender {args.recipe}", contender, seconds, every, print, args.steps,
+                                       every_steps)}
     if not args.no_reference:
         reference = replace(REFERENCE, **common)
-        curves["reference"] = train_curve("reference (disentanglement_lib β-VAE)", reference, seconds, every, print)
+        curves["reference"] = train_curve("reference (disentanglement_lib β-VAE)", reference, seconds, every, print,
+                                          args.steps, every_steps)
     if args.json:
         with args.json.open("a", encoding="utf-8") as fh:
-            fh.write(json.dumps({"recipe": args.recipe, "dataset": spec, "minutes": minutes, "set": args.set,
+            fh.write(json.dumps({"recipe": args.recipe, "dataset": spec, "minutes": minutes, "steps": args.steps,
+                                 "set": args.set,
                                  "threads": args.threads, "curves": curves}) + "\n")
     ours = curves["contender"]
     ref_end = curves["reference"][-1]["mig"] if "reference" in curves else math.nan
-    print(f"RESULT seconds_to_mig_0_2={first_reaching(ours, 0.2):g} seconds_to_mig_0_3={first_reaching(ours, 0.3):g} "
-          f"mig_end={ours[-1]['mig']:.3f} reference_mig_end={ref_end:.3f} minutes={minutes:g}")
+    if args.steps:
+        print(f"RESULT steps_to_mig_0_2={first_reaching(ours, 0.2, 'steps'):g} "
+              f"steps_to_mig_0_3={first_reaching(ours, 0.3, 'steps'):g} mig_end={ours[-1]['mig']:.3f} "
+              f"reference_mig_end={ref_end:.3f} steps={args.steps}")
+    else:
+        print(f"RESULT seconds_to_mig_0_2={first_reaching(ours, 0.2):g} "
+              f"seconds_to_mig_0_3={first_reaching(ours, 0.3):g} mig_end={ours[-1]['mig']:.3f} "
+              f"reference_mig_end={ref_end:.3f} minutes={minutes:g}")
     return 0
 
 

@@ -131,6 +131,20 @@ def test_the_small_examples_are_shipped():
     assert {"mnist-cvae", "mnist-vae-2d"} <= {e.name for e in SHIPPED}
 
 
+def test_every_embedded_factor_world_ships_an_example():
+    """File → Examples opens a trained model of each world (issue 22), made by scripts/make_examples.py."""
+    from engine.data import available_datasets
+
+    worlds = {"dsprites", "color-dsprites", "noisy-dsprites", "xyobject", "shapes3d"}
+    assert worlds <= {row["name"] for row in available_datasets() if row["status"] == "embedded"}
+    shipped = {e.dataset.partition("?")[0]: e for e in SHIPPED}
+    assert worlds <= set(shipped), f"no example for {sorted(worlds - set(shipped))}"
+    for world in worlds - {"dsprites"}:
+        example = shipped[world]
+        assert example.family == "beta-tcvae" and "mig" in example.scores, world
+        assert f"--preset {world}-disentangle" in example.command, world
+
+
 @pytest.mark.parametrize("example", SHIPPED, ids=[e.name for e in SHIPPED])
 def test_shipped_example_loads_small_and_float16(example):
     assert example.path.is_file() and example.path.stat().st_size <= MAX_EXAMPLE_BYTES
