@@ -69,8 +69,8 @@ EXAMPLES: dict[str, dict] = {
                   "--seed", "0", "--threads", "1"],
         "eval": MNIST_EVAL, "needs_preset": "mnist-vae"},
     "shapes3d-disentangle": {
-        "description": "3-D shapes (our procedural room), the world's recipe at its 5-minute budget: floor and wall "
-                       "hue have latents of their own, the small object barely registers",
+        "description": "3-D shapes (our procedural room), the world's recipe at its 5-minute budget: orientation has "
+                       "a latent of its own, floor and wall hue share three, the small object barely registers",
         "train": world_train("shapes3d-disentangle"), "eval": WORLD_EVAL, "needs_preset": "shapes3d-disentangle"},
     "color-dsprites-disentangle": {
         "description": "Colour dSprites (a random colour per sprite, a nuisance), the world's recipe at its 5-minute "
