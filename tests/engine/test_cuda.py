@@ -192,7 +192,10 @@ def _trains_with_previews(session: TrainingSession) -> list:
 def test_bf16_training_on_cuda(family):
     session = TrainingSession(config(family=family, hparams={**TINY, **EXTRA.get(family, {})}, precision="bf16",
                                      preview_every_s=0.05), load_dataset("digits"))
-    _trains_with_previews(session)
+    events = _trains_with_previews(session)
+    assert session.step == 30 and session.device.type == "cuda"
+    assert sum(isinstance(e, StepMetrics) for e in events) >= 3, "a metrics pull every 10 of the 30 steps"
+    assert all(p.dtype == torch.float32 for p in session.model.parameters()), "bf16 autocast keeps float32 weights"
 
 
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")

@@ -107,13 +107,23 @@ def test_conditional_denoising_and_codebook_functions_on_a_device(digits, monkey
     images = digits.images_at(torch.arange(4, device=DEVICE))
     labels = digits.labels_at(torch.arange(4, device=DEVICE))
     with HostReads():
-        explore.conditional_grid(cvae, 2, seed=0)
-        explore.conditional_images(cvae, 2, classes=[1, 2], seed=0)
-        explore.analogies(cvae, images, labels, classes=[0, 3])
-        explore.interpolate(cvae, images[:2], images[2:], 4, ya=labels[:2], yb=labels[2:])
-        explore.denoise_triplets(dae, images, seed=2)
+        outputs = {
+            "conditional_grid": explore.conditional_grid(cvae, 2, seed=0),
+            "conditional_images": explore.conditional_images(cvae, 2, classes=[1, 2], seed=0),
+            "analogies": explore.analogies(cvae, images, labels, classes=[0, 3]),
+            "interpolate": explore.interpolate(cvae, images[:2], images[2:], 4, ya=labels[:2], yb=labels[2:]),
+            "denoise_triplets": explore.denoise_triplets(dae, images, seed=2),
+        }
         positions = explore.code_positions(vq)
-        explore.codebook_traversal(vq, images[0], positions - 1, k=3)
+        outputs["codebook_traversal"] = explore.codebook_traversal(vq, images[0], positions - 1, k=3)
+    grid = outputs.pop("conditional_grid")  # the one host image: the tiled grid the panel paints
+    assert grid.dtype == np.uint8 and grid.ndim == 2
+    expected = {"conditional_images": (4, 1, 8, 8), "analogies": (8, 1, 8, 8), "interpolate": (8, 1, 8, 8),
+                "codebook_traversal": (3, 1, 8, 8)}
+    for name, shape in expected.items():
+        assert outputs[name].device == DEVICE and tuple(outputs[name].shape) == shape, name
+    assert len(outputs["denoise_triplets"]) == 3
+    assert all(t.device == DEVICE and tuple(t.shape) == (4, 1, 8, 8) for t in outputs["denoise_triplets"])
 
 
 def test_evaluation_and_the_probe_on_a_device(world):
