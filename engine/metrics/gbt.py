@@ -33,7 +33,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 from scipy.special import logit
 from scipy.stats import gmean
 from sklearn._loss.loss import HalfBinomialLoss, HalfMultinomialLoss
@@ -198,6 +197,9 @@ class _TreeGrower:
     of different features (e.g. a copied code) compare as they do in the reference."""
 
     def __init__(self, Xf: np.ndarray, max_depth: int):
+        from ._gbt_kernels import partition_pairs, split_scores  # numba loads at the first fit, not at app start
+
+        self._split_scores, self._partition_pairs = split_scores, partition_pairs
         self.XT = np.ascontiguousarray(Xf.T)
         F, n = self.XT.shape
         self.max_depth = max_depth
@@ -214,8 +216,9 @@ class _TreeGrower:
         # work buffers for the approximate search (a fresh array per node would be mapped page by page)
         self._samples = np.empty(F * n, dtype=np.int64)
         self._samples_of: _Node | None = None
-        self._ordered = np.empty(F * n)
-        self._sums = torch.empty(F * n, dtype=torch.float64)
+        self._proxies = np.empty(F * n)
+        self._positions = np.empty(F, dtype=np.int64)
+        self._no_valid = np.ones((1, 1), dtype=bool)
 
     def _node_samples(self, node: _Node) -> np.ndarray:
         """The sample indices of `node.pairs` (F × count), contiguous: a gather through them is several times
@@ -247,7 +250,6 @@ class _TreeGrower:
                      square / n - (total / n) ** 2.0)
         root.exact = True
         stack = [root]
-        in_left = np.zeros(n, dtype=bool)
         while stack:
             node = stack.pop()
             count = len(node.members)
@@ -281,12 +283,10 @@ class _TreeGrower:
             left_members = children[1][0]
             pairs_by_side = {1: None, 2: None}
             if node.depth + 1 < self.max_depth:
-                in_left[left_members] = True
-                mask = np.take(in_left, self._node_samples(node))
-                in_left[left_members] = False
-                for side, mask_side in ((2, ~mask), (1, mask)):
-                    pairs = np.compress(mask_side.ravel(), node.pairs.ravel()).reshape(F, len(children[side][0]))
-                    pairs_by_side[side] = pairs
+                pairs_by_side[1] = np.empty((F, len(left_members)), dtype=np.int64)
+                pairs_by_side[2] = np.empty((F, len(children[2][0])), dtype=np.int64)
+                self._partition_pairs(node.pairs, _pair_samples(node.pairs), node.goes_left, pairs_by_side[1],
+                                pairs_by_side[2])
             tied = np.flatnonzero(node.ties)
             for side in (2, 1):
                 members, total_c, impurity_c = children[side]
@@ -360,25 +360,16 @@ class _TreeGrower:
 
     def _search_approximately(self, node: _Node, r: np.ndarray, visited: list[int]) -> tuple[int, int, bool] | None:
         """`_search` with sums in any order: every proxy is shifted by the node's constant Σ²/n, which leaves its
-        argmax and its gaps to rivals as they were, and is formed in three passes,
-        Σ_left²/n_left + Σ_right²/n_right − Σ²/n = (Σ_left − n_left·Σ/n)² · n / (n_left·n_right);
-        a rival within rounding of the best sends the node to the exact search (except the same split of one or
-        two samples found in several features, decided here), so the order of sums is free (torch's cumulative
-        sum is several times faster than NumPy's)."""
+        argmax and its gaps to rivals as they were, and is formed in one compiled pass per feature
+        (_gbt_kernels.split_scores), Σ_left²/n_left + Σ_right²/n_right − Σ²/n = (Σ_left − n_left·Σ/n)² · n /
+        (n_left·n_right); a rival within rounding of the best sends the node to the exact search (except the same
+        split of one or two samples found in several features, decided here), so the order of sums is free."""
         F, count = node.pairs.shape
-        ordered_r = self._ordered[:F * count].reshape(F, count)  # residuals in each feature's sorted order
-        np.take(r, self._node_samples(node), out=ordered_r)
-        sums = self._sums[:F * count].view(F, count)
-        with torch.inference_mode():
-            torch.cumsum(torch.from_numpy(ordered_r), dim=1, out=sums)
-        left = sums.numpy()[:, :-1]
-        n_left = self.n_left[:count - 1]
-        left -= n_left * (node.total / count)
-        left *= left
-        left *= count / (n_left * (count - n_left))
-        if node.ties.any():  # proxies are ≥ 0: −1 marks a position no threshold may follow
-            np.copyto(left, -1.0, where=~node.valid)
-        position = left.argmax(axis=1)
+        left = self._proxies[:F * (count - 1)].reshape(F, count - 1)
+        position = self._positions
+        use_valid = bool(node.ties.any())  # proxies are ≥ 0: −1 marks a position no threshold may follow
+        self._split_scores(_pair_samples(node.pairs), r, node.total, node.valid if use_valid else self._no_valid,
+                     use_valid, left, position)
         visited = np.asarray(visited)
         best = left[visited, position[visited]]
         k = int(np.argmax(best))

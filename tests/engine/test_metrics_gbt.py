@@ -166,3 +166,52 @@ def test_near_ties_in_small_nodes_are_decided_as_the_reference_decides(monkeypat
             assert thresholds[0] == reference.threshold[0]
     assert decided[0] >= 100, "nodes of a few samples were decided by trying the orders of their sum"
     assert exact_searches[0] < 100, "most near-ties were decided without the exact search"
+
+
+def test_compiled_split_scores_are_the_shifted_proxies_of_every_position():
+    """_gbt_kernels.split_scores against the formula in NumPy: (Σ_left − n_left·Σ/n)²·n/(n_left·n_right), −1 where
+    no threshold may follow, and each row's first maximum (equal proxies: the earliest position)."""
+    from engine.metrics._gbt_kernels import split_scores
+
+    rng = np.random.default_rng(5)
+    count, F = 57, 4
+    r = rng.normal(size=200)
+    r[:100] = 0.25  # equal residuals give equal proxies at several positions
+    samples = np.stack([rng.permutation(200)[:count] for _ in range(F)]).astype(np.int32)
+    valid = rng.random((F, count - 1)) > 0.3
+    total = r[samples[0]].sum()
+    for use_valid in (False, True):
+        out, position = np.empty((F, count - 1)), np.empty(F, dtype=np.int64)
+        split_scores(samples, r, total, valid, use_valid, out, position)
+        n_left = np.arange(1, count)
+        left = np.cumsum(r[samples], axis=1)[:, :-1]
+        expected = (left - n_left * total / count) ** 2 * count / (n_left * (count - n_left))
+        if use_valid:
+            expected = np.where(valid, expected, -1.0)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-15)
+        np.testing.assert_array_equal(position, out.argmax(axis=1))
+    flat = np.full(200, 0.5)  # every proxy 0: the first position of each row
+    split_scores(samples, flat, flat[samples[0]].sum(), valid, False, out, position)
+    assert (position == 0).all()
+
+
+def test_compiled_partition_keeps_each_sides_sorted_order():
+    """_gbt_kernels.partition_pairs equals a stable filter of every feature's pairs by the samples' side."""
+    from engine.metrics._gbt_kernels import partition_pairs
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(300, 3)).astype(np.float32)
+    order = np.argsort(X.T, axis=1, kind="stable")
+    pairs = np.empty((3, 300), dtype=np.int64)
+    gbt._pair_samples(pairs)[...] = order
+    gbt._pair_values(pairs)[...] = np.take_along_axis(X.T, order, axis=1)
+    goes_left = X[:, 1] <= 0.2
+    n_left = int(goes_left.sum())
+    left, right = np.empty((3, n_left), dtype=np.int64), np.empty((3, 300 - n_left), dtype=np.int64)
+    partition_pairs(pairs, gbt._pair_samples(pairs), goes_left, left, right)
+    for f in range(3):
+        side = goes_left[order[f]]
+        np.testing.assert_array_equal(left[f], pairs[f][side])
+        np.testing.assert_array_equal(right[f], pairs[f][~side])
+        assert (np.diff(gbt._pair_values(left)[f]) >= 0).all() and set(gbt._pair_samples(left)[f]) == set(
+            np.flatnonzero(goes_left))
