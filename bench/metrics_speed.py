@@ -20,13 +20,15 @@ RESULT dci_points=<N> dci_exact_s=<s> dci_sklearn_s=<s> dci_speedup=<sklearn ÷ 
 dci_max_accuracy_diff=<x>; with --compare-previous REV, before it:
 RESULT dci_points=<N> dci_previous_s=<s> dci_current_s=<s> dci_vs_previous=<previous ÷ current>
 dci_previous_max_importance_diff=<x> (engine/metrics at REV, extracted with `git archive` and imported as a separate
-package, against this tree's, both with their default estimator and workers, on the same codes).
+package, against this tree's, both with their default estimator, one factor at a time in this process — DCI's
+worker processes would run this tree's code for both — on the same codes).
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
+import inspect
 import subprocess
 import sys
 import tempfile
@@ -138,8 +140,10 @@ def compare_previous_dci(dataset, represent, points: int, seed: int, revision: s
         previous = previous_metrics(revision, Path(folder))
         runs = {}
         for name, fit in (("previous", previous.gbt_importance), ("current", gbt_importance)):
+            # in this process: DCI's worker processes would run this tree's engine/metrics for both
+            in_process = {"workers": 1} if "workers" in inspect.signature(fit).parameters else {}
             started = time.perf_counter()
-            runs[name] = (fit(*sample, seed)[0], time.perf_counter() - started)
+            runs[name] = (fit(*sample, seed, **in_process)[0], time.perf_counter() - started)
     (imp_p, sec_p), (imp_c, sec_c) = runs["previous"], runs["current"]
     diff = float(np.abs(imp_p - imp_c).max())
     print(f"DCI alone on {points:,} points: engine/metrics at {revision} {sec_p:.1f} s, this tree {sec_c:.1f} s "
