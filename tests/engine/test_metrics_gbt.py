@@ -3,6 +3,8 @@ importances, raw predictions and labels, and DCI's D, C and I within 1e-6 of the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from sklearn.ensemble import GradientBoostingClassifier
@@ -215,3 +217,17 @@ def test_compiled_partition_keeps_each_sides_sorted_order():
         np.testing.assert_array_equal(right[f], pairs[f][~side])
         assert (np.diff(gbt._pair_values(left)[f]) >= 0).all() and set(gbt._pair_samples(left)[f]) == set(
             np.flatnonzero(goes_left))
+
+
+def test_numba_loads_at_the_first_fit_not_with_the_metrics_package():
+    """The app imports engine.metrics at start (the Evaluation tab): the compiler must not come with it."""
+    import subprocess
+    import sys
+
+    script = ("import sys, numpy as np; import engine.metrics; assert 'numba' not in sys.modules; "
+              "from engine.metrics.gbt import fit_boosted_trees; assert 'numba' not in sys.modules; "
+              "fit_boosted_trees(np.arange(8.0)[:, None], np.arange(8) % 2, 0, n_estimators=2); "
+              "assert 'numba' in sys.modules; print('ok')")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=str(Path(__file__).resolve().parents[2]))
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr
