@@ -39,7 +39,8 @@ DSPRITES_EVAL = ["--iwae-k", "0", "--metrics", "all", "--dci-train", "500", "--s
 # BetaVAE score ~8 s (docs/results.md reports both from separate evaluations)
 WORLD_EVAL = ["--iwae-k", "0", "--metrics", "mig,dci,sap,factor_vae", "--metric-sizes", "quick", "--dci-estimator",
               "hist", "--seed", "0"]
-# 7,000 steps ≈ the steps the world presets make in 5 minutes on the idle 2-core machine (docs/results.md)
+# 7,000 steps: the budget first estimated (from the 256-wide nets) for 5 minutes on the idle 2-core machine; the
+# 128-wide presets were later measured at ~11,800 steps in those 5 minutes (docs/results.md)
 WORLD_STEPS = "7000"
 
 
@@ -69,8 +70,9 @@ EXAMPLES: dict[str, dict] = {
                   "--seed", "0", "--threads", "1"],
         "eval": MNIST_EVAL, "needs_preset": "mnist-vae"},
     "shapes3d-disentangle": {
-        "description": "3-D shapes (our procedural room), the world's recipe at its 5-minute budget: orientation has "
-                       "a latent of its own, floor and wall hue share three, the small object barely registers",
+        "description": "3-D shapes (our procedural room), the world's recipe (β = 16, 6 latents) at 7,000 steps: "
+                       "orientation and the floor, wall and object hues get latents of their own; scale and shape "
+                       "barely register",
         "train": world_train("shapes3d-disentangle"), "eval": WORLD_EVAL, "needs_preset": "shapes3d-disentangle"},
     "color-dsprites-disentangle": {
         "description": "Colour dSprites (a random colour per sprite, a nuisance), the world's recipe at its 5-minute "
