@@ -518,7 +518,8 @@ def train_config(args: argparse.Namespace):
     family = _model_file_family(args) or args.model
     if family and family != config.family:
         changes["family"] = family
-        changes["hparams"] = {}
+        changes["hparams"] = _network_settings(config.hparams, config.family, family)
+        changes["description"] = ""  # the preset's description names its own family
     if args.dataset and (args.preset or args.config):
         changes["dataset"] = args.dataset
         changes["fallback"] = []
@@ -541,6 +542,30 @@ def train_config(args: argparse.Namespace):
     if args.sets:
         config.hparams.update(_coerce_sets(config.family, args.sets))
     return config
+
+
+def _network_settings(hparams: dict[str, Any], old_family: str, new_family: str) -> dict[str, Any]:
+    """The settings of `hparams` that mean the same in both families — the shared network and likelihood
+    (latent_dim, backbone, hidden, decoder, likelihood, σ, …) — so `--preset P --model F` trains F on P's network;
+    each family's own terms (β, γ, estimator, …) are dropped, since a name like γ means different things."""
+    from .errors import ConfigError
+    from .models import model_class
+    from .models.base import COMMON_HPARAMS
+
+    def own(family: str) -> set[str] | None:
+        try:
+            cls = model_class(family)
+        except ConfigError:
+            return None
+        return {h.name for h in cls.all_hparams()} - common | {h.name for h in cls.hparams_spec}
+
+    common = {h.name for h in COMMON_HPARAMS}
+    old_own, new_own = own(old_family), own(new_family)
+    if new_own is None:
+        return {}
+    new_names = {h.name for h in model_class(new_family).all_hparams()}
+    return {k: v for k, v in hparams.items()
+            if k in common and k in new_names and k not in new_own and k not in (old_own or set())}
 
 
 def _model_file_family(args: argparse.Namespace) -> str | None:

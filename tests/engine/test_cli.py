@@ -214,3 +214,23 @@ def test_disentangling_presets_train_across_epoch_ends(preset, dataset, tmp_path
     code, text, _ = in_process(capsys, "eval", str(out / "checkpoints" / "last.safetensors"), "--iwae-k", "0",
                                "--metrics", "mig", "--metric-sizes", "quick", "--json")
     assert code == 0 and 0.0 <= json.loads(text)["metrics"]["mig"] <= 1.0
+
+
+def test_another_family_on_a_preset_keeps_the_preset_s_network_not_its_own_terms():
+    """`--preset P --model F` trains F on P's network and likelihood; P's family terms (β, γ, the TC estimator)
+    and its description do not carry over (γ means a weight in β-TCVAE and a capacity penalty in capacity-vae)."""
+    from engine.cli import build_parser, train_config
+    from engine.presets import load_preset
+
+    preset = load_preset("noisy-dsprites-disentangle")
+    args = build_parser("train").parse_args(["train", "--preset", "noisy-dsprites-disentangle", "--model",
+                                             "capacity-vae", "--set", "c_max=10", "--out", "x"])
+    config = train_config(args)
+    assert config.family == "capacity-vae" and config.description == ""
+    for name in ("latent_dim", "backbone", "hidden", "decoder", "broadcast_width", "likelihood", "sigma"):
+        assert config.hparams[name] == preset.hparams[name], name
+    assert config.hparams["c_max"] == 10
+    assert "gamma" not in config.hparams and "beta" not in config.hparams and "estimator" not in config.hparams
+    same = train_config(build_parser("train").parse_args(["train", "--preset", "noisy-dsprites-disentangle",
+                                                          "--out", "x"]))
+    assert same.hparams == preset.hparams and same.description == preset.description
