@@ -552,20 +552,18 @@ def _network_settings(hparams: dict[str, Any], old_family: str, new_family: str)
     from .models import model_class
     from .models.base import COMMON_HPARAMS
 
-    def own(family: str) -> set[str] | None:
+    def own_names(family: str) -> set[str]:
         try:
-            cls = model_class(family)
-        except ConfigError:
-            return None
-        return {h.name for h in cls.all_hparams()} - common | {h.name for h in cls.hparams_spec}
+            return {h.name for h in model_class(family).hparams_spec}
+        except ConfigError:  # unknown here: the session reports it
+            return set()
 
-    common = {h.name for h in COMMON_HPARAMS}
-    old_own, new_own = own(old_family), own(new_family)
-    if new_own is None:
+    try:
+        new_names = {h.name for h in model_class(new_family).all_hparams()}
+    except ConfigError:
         return {}
-    new_names = {h.name for h in model_class(new_family).all_hparams()}
-    return {k: v for k, v in hparams.items()
-            if k in common and k in new_names and k not in new_own and k not in (old_own or set())}
+    shared = new_names & {h.name for h in COMMON_HPARAMS} - own_names(old_family) - own_names(new_family)
+    return {k: v for k, v in hparams.items() if k in shared}
 
 
 def _model_file_family(args: argparse.Namespace) -> str | None:

@@ -286,7 +286,7 @@ class _TreeGrower:
                 pairs_by_side[1] = np.empty((F, len(left_members)), dtype=np.int64)
                 pairs_by_side[2] = np.empty((F, len(children[2][0])), dtype=np.int64)
                 self._partition_pairs(node.pairs, _pair_samples(node.pairs), node.goes_left, pairs_by_side[1],
-                                pairs_by_side[2])
+                                      pairs_by_side[2])
             tied = np.flatnonzero(node.ties)
             for side in (2, 1):
                 members, total_c, impurity_c = children[side]
@@ -369,7 +369,7 @@ class _TreeGrower:
         position = self._positions
         use_valid = bool(node.ties.any())  # proxies are ≥ 0: −1 marks a position no threshold may follow
         self._split_scores(_pair_samples(node.pairs), r, node.total, node.valid if use_valid else self._no_valid,
-                     use_valid, left, position)
+                           use_valid, left, position)
         visited = np.asarray(visited)
         best = left[visited, position[visited]]
         k = int(np.argmax(best))
