@@ -37,17 +37,25 @@ def mlp(sizes: list[int], final_activation: bool = False) -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class MLPEncoder(nn.Module):
-    """x (n×C×H×W) [+ extra n×E] → features (n×hidden) through `depth` ReLU layers."""
+def input_pool(pool: int) -> nn.Module:
+    """k×k average pooling in front of an encoder (no parameters, so checkpoints keep their keys): i.i.d. pixel
+    noise falls by a factor k while a shape larger than k pixels keeps its contrast."""
+    return nn.AvgPool2d(pool) if pool > 1 else nn.Identity()
 
-    def __init__(self, shape: tuple[int, int, int], hidden: int, depth: int, extra_in: int = 0) -> None:
+
+class MLPEncoder(nn.Module):
+    """x (n×C×H×W) [→ k×k average pool] [+ extra n×E] → features (n×hidden) through `depth` ReLU layers."""
+
+    def __init__(self, shape: tuple[int, int, int], hidden: int, depth: int, extra_in: int = 0,
+                 pool: int = 1) -> None:
         super().__init__()
         c, h, w = shape
         self.out_features = hidden
-        self.net = mlp([c * h * w + extra_in] + [hidden] * depth, final_activation=True)
+        self.pool = input_pool(pool)
+        self.net = mlp([c * (h // pool) * (w // pool) + extra_in] + [hidden] * depth, final_activation=True)
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        flat = x.flatten(1)
+        flat = self.pool(x).flatten(1)
         if extra is not None:
             flat = torch.cat([flat, extra], 1)
         return self.net(flat)
@@ -89,12 +97,15 @@ def conv_feature_sizes(height: int, width: int, blocks: int) -> list[tuple[int, 
 
 
 class ConvEncoder(nn.Module):
-    """x → `blocks` × (Conv2d 4×4 stride 2, ReLU) → flatten [+ extra] → `depth` ReLU layers of `hidden` units."""
+    """x [→ k×k average pool] → `blocks` × (Conv2d 4×4 stride 2, ReLU) → flatten [+ extra] → `depth` ReLU layers
+    of `hidden` units."""
 
     def __init__(self, shape: tuple[int, int, int], hidden: int, depth: int, blocks: int, base: int,
-                 extra_in: int = 0) -> None:
+                 extra_in: int = 0, pool: int = 1) -> None:
         super().__init__()
         c, h, w = shape
+        h, w = h // pool, w // pool
+        self.pool = input_pool(pool)
         sizes = conv_feature_sizes(h, w, blocks)
         if min(sizes[-1]) < 1:
             raise ConfigError(f"conv_blocks must be in [0, {auto_conv_blocks(h, w) + 1}] for {h}×{w} images "
@@ -110,7 +121,7 @@ class ConvEncoder(nn.Module):
         self.fc = mlp([in_ch * fh * fw + extra_in] + [hidden] * depth, final_activation=True)
 
     def forward(self, x: torch.Tensor, extra: torch.Tensor | None = None) -> torch.Tensor:
-        flat = self.conv(x).flatten(1)
+        flat = self.conv(self.pool(x)).flatten(1)
         if extra is not None:
             flat = torch.cat([flat, extra], 1)
         return self.fc(flat)
@@ -197,17 +208,26 @@ def resolve_backbone(shape: tuple[int, int, int], choice: str) -> str:
     return "conv" if min(shape[1], shape[2]) >= CONV_MIN_SIZE else "mlp"
 
 
-def _conv_plan(shape: tuple[int, int, int], hp: dict[str, Any]) -> tuple[int, int]:
-    blocks = int(hp.get("conv_blocks", 0)) or auto_conv_blocks(shape[1], shape[2])
+def _conv_plan(shape: tuple[int, int, int], hp: dict[str, Any], pool: int = 1) -> tuple[int, int]:
+    blocks = int(hp.get("conv_blocks", 0)) or auto_conv_blocks(shape[1] // pool, shape[2] // pool)
     return blocks, max(8, int(hp["hidden"]) // 8)
+
+
+def encoder_pool(shape: tuple[int, int, int], hp: dict[str, Any]) -> int:
+    """The `encoder_pool` factor k, checked against the image: k must divide both sides."""
+    pool = int(hp.get("encoder_pool", 1))
+    if shape[1] % pool or shape[2] % pool:
+        raise ConfigError(f"encoder_pool must divide the image size {shape[1]}×{shape[2]}, got {pool}")
+    return pool
 
 
 def build_encoder(shape: tuple[int, int, int], hp: dict[str, Any], extra_in: int = 0) -> nn.Module:
     """The family's feature extractor: module(x, extra=None) → n×out_features (out_features = hidden)."""
+    pool = encoder_pool(shape, hp)
     if resolve_backbone(shape, hp["backbone"]) == "conv":
-        blocks, base = _conv_plan(shape, hp)
-        return ConvEncoder(shape, hp["hidden"], hp["depth"], blocks, base, extra_in)
-    return MLPEncoder(shape, hp["hidden"], hp["depth"], extra_in)
+        blocks, base = _conv_plan(shape, hp, pool)
+        return ConvEncoder(shape, hp["hidden"], hp["depth"], blocks, base, extra_in, pool)
+    return MLPEncoder(shape, hp["hidden"], hp["depth"], extra_in, pool)
 
 
 def build_decoder(shape: tuple[int, int, int], hp: dict[str, Any], in_dim: int) -> nn.Module:

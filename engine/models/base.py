@@ -95,6 +95,9 @@ COMMON_HPARAMS: tuple[HyperParam, ...] = (
     HyperParam("hidden", int, 256, 8, 4096, "Width of the hidden layers (MLP units / conv base channels×8)."),
     HyperParam("depth", int, 2, 1, 6, "Number of fully connected hidden layers (MLP; after the conv stack for conv)."),
     HyperParam("conv_blocks", int, 0, 0, 6, "Conv backbone: stride-2 blocks (4×4 kernels), 0 = auto (down to ≤ 4×4)."),
+    HyperParam("encoder_pool", int, 1, 1, 8, "Average-pool the encoder's input k×k first (1 = off): i.i.d. pixel "
+               "noise falls by k while shapes larger than k pixels keep their contrast; it must divide the image "
+               "size."),
     HyperParam("decoder", str, "same", choices=("same", "mlp", "conv", "broadcast"),
                help="Decoder network: same as the backbone, MLP, conv, or the spatial broadcast decoder "
                     "(z tiled over the image with x/y coordinates, a per-pixel MLP; Watters et al. 2019)."),

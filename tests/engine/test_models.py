@@ -499,3 +499,27 @@ def test_applies_when_names_a_choice_of_another_hparam(family):
             controller, value = param.applies_when
             assert controller in params and controller != param.name
             assert params[controller].choices and value in params[controller].choices
+
+
+# --- encoder input pooling -----------------------------------------------------------------------------------
+@pytest.mark.parametrize("backbone", ["mlp", "conv"])
+def test_encoder_pool_feeds_the_encoder_the_k_by_k_block_means(backbone):
+    """encoder_pool = k: the encoder equals the same network built for the (H/k)×(W/k) image, fed the mean of
+    each k×k block — checked with the weights copied from one to the other."""
+    pooled = create_model("vae", (3, 32, 32), backbone=backbone, hidden=32, latent_dim=3, encoder_pool=4)
+    small = create_model("vae", (3, 8, 8), backbone=backbone, hidden=32, latent_dim=3)
+    small.encoder.load_state_dict(pooled.encoder.state_dict())
+    x = torch.rand(5, 3, 32, 32)
+    blocks = x.view(5, 3, 8, 4, 8, 4).mean((3, 5))
+    torch.testing.assert_close(pooled.encoder(x), small.encoder(blocks), atol=1e-5, rtol=1e-5)
+    assert pooled.decode(pooled.encode(x).z).shape == x.shape  # the decoder still paints the full image
+
+
+def test_encoder_pool_keeps_checkpoint_keys_and_refuses_a_factor_that_does_not_divide_the_image():
+    plain = create_model("vae", (1, 28, 28), backbone="mlp", hidden=16, latent_dim=2)
+    pooled_by_one = create_model("vae", (1, 28, 28), backbone="mlp", hidden=16, latent_dim=2, encoder_pool=1)
+    assert plain.state_dict().keys() == pooled_by_one.state_dict().keys()
+    assert create_model("vae", (1, 28, 28), backbone="mlp", hidden=16, latent_dim=2,
+                        encoder_pool=2).state_dict().keys() == plain.state_dict().keys()
+    with pytest.raises(ConfigError, match="encoder_pool must divide the image size 28×28, got 3"):
+        create_model("vae", (1, 28, 28), backbone="mlp", hidden=16, latent_dim=2, encoder_pool=3)
