@@ -168,3 +168,23 @@ def test_eval_reproduces_the_manifest_scores(example, capsys):
     scores = {**{k: v for k, v in result.items() if isinstance(v, int | float)}, **(result.get("metrics") or {})}
     for key, recorded in example.scores.items():
         assert scores[key] == pytest.approx(recorded, abs=0.02), key
+
+
+def test_make_examples_keeps_a_hand_written_note_only_for_the_same_run(examples):
+    """`make examples --reuse` takes a finished run again: the manifest's note about that run (same training
+    command) stays; a different command means a retrained model, whose old note would describe another run."""
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "scripts" / "make_examples.py"
+    spec = importlib.util.spec_from_file_location("make_examples_under_test", script)
+    make_examples = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_examples)
+    manifest = json.loads((examples / MANIFEST_NAME).read_text(encoding="utf-8"))
+    manifest["examples"][0]["note"] = "trained in two parts"
+    (examples / MANIFEST_NAME).write_text(json.dumps(manifest), encoding="utf-8")
+    same = manifest["examples"][0]["command"]
+    assert make_examples.note_of_same_run(examples, "tiny", same) == "trained in two parts"
+    assert make_examples.note_of_same_run(examples, "tiny", same + " --max-steps 11800") is None
+    assert make_examples.note_of_same_run(examples, "gone", same) is None
+    assert make_examples.note_of_same_run(examples, "never-made", same) is None
