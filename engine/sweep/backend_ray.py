@@ -136,6 +136,12 @@ class RayBackend:
                 ray.kill(channel)
 
 
+def _asked_to_stop(channel: Any) -> bool:
+    """The channel's stop flag, awaited as a Python future: a task blocked in `ray.get` lends its CPU back to Ray,
+    which then starts queued runs beside it (4 runs at once on 2 CPUs), while a future's wait holds it."""
+    return bool(channel.stopped.remote().future().result())
+
+
 def _last_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[-1] if text else type(exc).__name__
@@ -169,16 +175,14 @@ def _ray_job(job: RunJob, channel: Any) -> tuple[dict[str, Any], np.ndarray | No
     """One run as a Ray task: events go to the channel; a watcher thread turns the channel's stop into a stop."""
     import threading
 
-    import ray
-
-    if ray.get(channel.stopped.remote()):
+    if _asked_to_stop(channel):
         return None
     control = Control()
     done = threading.Event()
 
     def watch() -> None:
         while not done.wait(STOP_POLL_S):
-            if ray.get(channel.stopped.remote()):
+            if _asked_to_stop(channel):
                 control.stop()
                 return
 

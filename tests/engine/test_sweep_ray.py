@@ -58,3 +58,17 @@ def test_stopping_a_ray_sweep_stops_the_runs_in_flight(ray_instance, tmp_path):
     assert isinstance(done, SweepDone) and done.reason == "stopped"
     assert done.records and all(r["status"] == "stopped" and r["steps"] < 100_000 for r in done.records)
     assert len(done.records) <= 2, "runs that had not started are not started after the stop"
+
+
+@pytest.mark.slow
+def test_a_ray_sweep_runs_no_more_runs_at_once_than_the_instance_has_cpus(ray_instance, tmp_path):
+    """Four 1-CPU runs on 2 CPUs: never more than two at once (each run's span: its folder's config.toml, written as
+    it starts, to its last checkpoint). A run task that blocked in `ray.get` to read the stop flag lent its CPU back
+    to Ray, which started the queued runs beside it."""
+    runs = plan_sweep(tiny_config(), parse_grid("beta=1,2,4,8"), out_dir=tmp_path, max_steps=3000)
+    events = list(SweepRunner(runs, out_dir=tmp_path, metrics=(), traversals=False, backend=RayBackend()).run())
+    assert isinstance(events[-1], SweepDone) and events[-1].reason == "completed"
+    spans = [((tmp_path / run.name / "config.toml").stat().st_mtime_ns,
+              (tmp_path / run.name / "checkpoints" / "last.safetensors").stat().st_mtime_ns) for run in runs]
+    at_once = max(sum(start <= t < end for start, end in spans) for t, _ in spans)
+    assert at_once <= 2, spans
