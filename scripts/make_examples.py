@@ -150,8 +150,9 @@ def make(name: str, spec: dict, folder: Path, reuse: bool = False) -> dict:
              "seed": _seed_of(spec["train"]), "steps": int(meta["step"]),
              "epochs": int(meta.get("epoch", 0)), "wall_s": round(wall, 1), "machine": machine(),
              "dataset": meta["dataset"]["spec"], "family": meta["family"], "bytes": size, "scores": {}}
-    if spec.get("note") or kept_note:
-        entry["note"] = spec.get("note") or kept_note
+    note = spec.get("note") or kept_note
+    if note:
+        entry["note"] = note
     manifest = folder / MANIFEST_NAME
     before = manifest.read_text(encoding="utf-8") if manifest.is_file() else None
     write_manifest(folder, {name: entry})
